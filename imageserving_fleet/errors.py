@@ -1,0 +1,81 @@
+"""One exception hierarchy for both programs; the CLIs map it to exit codes at the edge.
+
+    ImageServingError                  anything the user can act on; str() is the message
+    ├── UsageError                     bad arguments (agent exit 2, fleet exit 5)
+    ├── ConfigError                    bad agent configuration: file, line, key (agent exit 6)
+    ├── SupervisorError                talking to or through the Server Supervisor
+    │   ├── NotRunningError            no supervisor answers on the socket
+    │   ├── NoAnswerError              it is there but did not answer in time (status exit 4)
+    │   └── ComponentError             a component failed to start or stop (exit 1)
+    ├── InventoryError                 bad inventory: file, line (fleet exit 1)
+    │   └── PatternError               bad or empty --limit pattern (fleet exit 1)
+    └── HostError                      one host's failure; never ends a fleet run
+        └── UnreachableError           could not run the agent there: reason is a short code
+
+Functions raise these; they never return error strings. Stdlib only: the status client imports it.
+"""
+
+from __future__ import annotations
+
+
+class ImageServingError(Exception):
+    """Base of every error the product reports to a user."""
+
+
+class UsageError(ImageServingError):
+    """The command line asks for something that does not exist (an unknown component id...)."""
+
+
+class ConfigError(ImageServingError):
+    """An agent configuration file is invalid; carries the file, line and key."""
+
+    def __init__(self, message: str, *, path: str | None = None, line: int | None = None,
+                 key: str | None = None) -> None:
+        self.path, self.line, self.key = path, line, key
+        where = ""
+        if path:
+            where = path + (f":{line}" if line else "")
+        if key:
+            where = f"{where}: {key}" if where else key
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class SupervisorError(ImageServingError):
+    """Something went wrong talking to the Server Supervisor."""
+
+
+class NotRunningError(SupervisorError):
+    """No Server Supervisor is running for this home."""
+
+
+class NoAnswerError(SupervisorError):
+    """The Server Supervisor did not answer in time."""
+
+
+class ComponentError(SupervisorError):
+    """A component failed to start or to stop; the message names it and its log file."""
+
+
+class InventoryError(ImageServingError):
+    """An inventory file is invalid; carries the file and, when known, the line."""
+
+    def __init__(self, message: str, *, path: str | None = None, line: int | None = None) -> None:
+        self.path, self.line = path, line
+        where = (path + (f":{line}" if line else "")) if path else ""
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class PatternError(InventoryError):
+    """A --limit pattern is malformed or matches no host."""
+
+
+class HostError(ImageServingError):
+    """One host failed; the fleet records it and goes on with the others."""
+
+    def __init__(self, host: str, reason: str, detail: str = "") -> None:
+        self.host, self.reason, self.detail = host, reason, detail
+        super().__init__(f"{host}: {reason}" + (f": {detail}" if detail else ""))
+
+
+class UnreachableError(HostError):
+    """The agent could not be run on the host (DNS, refused, timeout, auth, host key, missing)."""
