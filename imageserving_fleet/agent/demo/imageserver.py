@@ -1,0 +1,370 @@
+"""The demo Image Server ("is"): renders small PNG images for anyone who asks over TCP.
+
+One request per line (UTF-8), any number of requests per connection:
+
+    PING                             ->  PONG
+    RENDER <width> <height> <name>   ->  OK <nbytes>, then exactly <nbytes> bytes of PNG
+    anything else                    ->  ERR <reason>   (the connection stays usable)
+
+The picture is a pure function of (width, height, name), so the same request always returns the
+same bytes. Rendered images stay in an in-memory LRU cache, which gives the process real memory for
+the supervisor's status to report.
+
+This module also holds the small serving shell the SVG server and the Platform Server share: port
+selection, the line-protocol server, and the signal handling that turns SIGTERM into a clean exit 0.
+Only the standard library is imported, and little of it, so the process listens within milliseconds.
+
+Run it with ``python -m imageserving_fleet.agent.demo.imageserver [--port N]``
+(port: ``--port``, else ``IMAGESERVING_IS_PORT``, else 27345).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import socketserver
+import struct
+import sys
+import threading
+import time
+import zlib
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+
+HOST = "127.0.0.1"
+DEFAULT_PORT = 27345
+PORT_ENV = "IMAGESERVING_IS_PORT"
+
+MAX_SIDE = 2000  # the same default limit as Image Serving's attribute::MaxPix
+MAX_NAME = 256
+MAX_LINE = 4096  # longer request lines are refused and the connection closed: no unbounded buffering
+CACHE_MAX_BYTES = 64 * 1024 * 1024
+CACHE_MAX_ENTRIES = 4096
+
+# Both mean "stop now, cleanly": SIGTERM from the supervisor, SIGINT from a person at a terminal.
+STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
+
+
+class RequestError(ValueError):
+    """A request the server refuses; its message goes back to the client after ``ERR``."""
+
+
+# --------------------------------------------------------------------------- the shared shell
+
+
+def log(who: str, message: str) -> None:
+    """Write one timestamped line to stderr, which the supervisor collects into the component's log."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    print(f"{stamp} {who}: {message}", file=sys.stderr, flush=True)
+
+
+def port_number(text: str) -> int:
+    """Parse a TCP port (0 asks the kernel for a free one), or raise with a message for the user."""
+    if not (text.isascii() and text.isdigit()) or not 0 <= int(text) <= 65535:
+        # argparse shows an ArgumentTypeError's own message, where a ValueError gets a generic one.
+        raise argparse.ArgumentTypeError(f"not a TCP port number: {text!r}")
+    return int(text)
+
+
+def make_parser(description: str, env_name: str, default_port: int) -> argparse.ArgumentParser:
+    """Build the command line every demo service shares: ``--port`` over an environment variable."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument(
+        "--port",
+        type=port_number,
+        default=None,
+        help=f"TCP port on {HOST} (default: ${env_name}, else {default_port}; 0 picks a free port)",
+    )
+    return parser
+
+
+def resolve_port(parser: argparse.ArgumentParser, cli_port: int | None, env_name: str, default: int) -> int:
+    """Choose a port: the command line wins, then the environment, then the built-in default."""
+    if cli_port is not None:
+        return cli_port
+    raw = os.environ.get(env_name, "").strip()
+    if not raw:
+        return default
+    try:
+        return port_number(raw)
+    except argparse.ArgumentTypeError as exc:
+        parser.error(f"{env_name}: {exc}")  # exits 2, like any other usage error
+
+
+def block_stop_signals() -> None:
+    """Route SIGTERM/SIGINT to :func:`serve`'s ``sigwait`` instead of asynchronous handlers.
+
+    Call it first thing in ``main``, before any thread exists, so every thread inherits the mask.
+    A Python signal handler could fire in the middle of the accept loop or a lock; waiting for
+    the signal synchronously in the main thread has no such race.
+    """
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+
+
+def serve(server: socketserver.TCPServer, label: str) -> int:
+    """Serve until SIGTERM or SIGINT, then stop accepting, finish in-flight requests and return 0."""
+    host, port = server.socket.getsockname()[:2]  # the real port, also when 0 was asked for
+    # The accept loop wakes every poll_interval to notice shutdown(): 0.1 s keeps SIGTERM prompt
+    # while costing nothing measurable when idle.
+    acceptor = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="accept", daemon=True
+    )
+    acceptor.start()
+    # Supervisors and tests wait for this exact line: it is printed only once the socket listens.
+    print(f"{label} listening on {host}:{port}", flush=True)
+    signum = signal.sigwait(STOP_SIGNALS)
+    log(label, f"{signal.Signals(signum).name} received, shutting down")
+    server.shutdown()
+    acceptor.join()
+    server.server_close()
+    log(label, "stopped")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    return 0
+
+
+def listen_or_exit(label: str, factory: Callable[[], socketserver.TCPServer], port: int) -> int:
+    """Create the server and serve it; a port that cannot be bound is a clear message and exit 1."""
+    try:
+        server = factory()
+    except OSError as exc:
+        log(label, f"cannot listen on {HOST}:{port}: {exc.strerror or exc}")
+        return 1
+    return serve(server, label)
+
+
+class DrainingTCPServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
+    """A thread-per-connection TCP server whose close lets in-flight replies finish, then returns.
+
+    Every demo server derives from it: closing stops listening, ends the read side of each open
+    connection (so a client that keeps an idle connection open cannot hold the shutdown until its
+    read timeout), and joins the handler threads, which still finish the reply they are writing.
+    """
+
+    allow_reuse_address = True  # a restarted server must rebind while old connections are in TIME_WAIT
+    daemon_threads = False  # so server_close() joins the handler threads instead of abandoning them
+    block_on_close = True
+
+    def __init__(self, address: tuple[str, int], handler: type[socketserver.BaseRequestHandler]) -> None:
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(address, handler)
+
+    def process_request(self, request: socket.socket, client_address: tuple[str, int]) -> None:  # type: ignore[override]
+        # Called by the accept loop, which shutdown() has stopped before server_close() runs,
+        # so no connection can slip in after server_close() took its snapshot.
+        with self._connections_lock:
+            self._connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: socket.socket) -> None:  # type: ignore[override]
+        with self._connections_lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def server_close(self) -> None:
+        # Wake idle readers first: ThreadingMixIn.server_close() joins the handler threads.
+        with self._connections_lock:
+            connections = list(self._connections)
+        for conn in connections:
+            try:
+                conn.shutdown(socket.SHUT_RD)
+            except OSError:
+                pass  # the peer closed it already: nothing left to wake
+        super().server_close()
+
+
+class LineServer(DrainingTCPServer):
+    """A server for one-line requests: ``answer`` turns a request line into the full reply bytes."""
+
+    def __init__(self, address: tuple[str, int], answer: Callable[[bytes], bytes], label: str) -> None:
+        self.answer = answer
+        self.label = label
+        super().__init__(address, LineHandler)
+
+
+class LineHandler(socketserver.StreamRequestHandler):
+    """Read request lines from one client and write each reply in a single send."""
+
+    timeout = 30  # a silent client must not hold a thread forever
+    server: LineServer
+
+    def handle(self) -> None:
+        try:
+            while True:
+                line = self.rfile.readline(MAX_LINE + 1)
+                if not line:
+                    return
+                if len(line) > MAX_LINE:
+                    # The rest of the line is still in flight; we cannot find the next request.
+                    self.wfile.write(b"ERR request line longer than %d bytes\n" % MAX_LINE)
+                    return
+                self.wfile.write(self.server.answer(line))
+        except OSError:
+            return  # timeout, reset or broken pipe: the client is gone, nothing to answer
+
+
+def parse_render(rest: str, max_text: int, noun: str = "name") -> tuple[int, int, str]:
+    """Parse ``<width> <height> <text...>`` (the text may contain spaces) or raise RequestError."""
+    parts = rest.split(maxsplit=2)
+    if len(parts) < 3:
+        raise RequestError(f"usage: RENDER <width> <height> <{noun}>")
+    sides = []
+    for label, value in zip(("width", "height"), parts[:2], strict=True):
+        if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= MAX_SIDE:
+            raise RequestError(f"{label} must be an integer from 1 to {MAX_SIDE}, not {value[:16]!r}")
+        sides.append(int(value))
+    text = parts[2].strip()
+    if len(text) > max_text:
+        raise RequestError(f"{noun} longer than {max_text} characters")
+    if not text.isprintable():
+        raise RequestError(f"{noun} contains control characters")
+    return sides[0], sides[1], text
+
+
+def answer_line(
+    line: bytes, render: Callable[[int, int, str], bytes], max_text: int, noun: str = "name"
+) -> bytes:
+    """Turn one request line into the full reply: PONG, OK plus body, or ERR with a reason."""
+    try:
+        text = line.decode("utf-8").rstrip("\r\n")
+    except UnicodeDecodeError:
+        return b"ERR request is not UTF-8\n"
+    word, _, rest = text.strip().partition(" ")
+    command = word.upper()
+    if command == "PING" and not rest.strip():
+        return b"PONG\n"
+    if command == "RENDER":
+        try:
+            width, height, name = parse_render(rest, max_text, noun)
+            body = render(width, height, name)
+        except RequestError as exc:
+            return f"ERR {exc}\n".encode()
+        return b"OK %d\n" % len(body) + body
+    if not word:
+        return b"ERR empty request (expected PING or RENDER)\n"
+    return f"ERR unknown request {word[:32]!r} (expected PING or RENDER)\n".encode()
+
+
+# --------------------------------------------------------------------------- the Image Server
+
+
+class ImageCache:
+    """A thread-safe least-recently-used cache of rendered images, bounded in bytes and entries."""
+
+    def __init__(self, max_bytes: int = CACHE_MAX_BYTES, max_entries: int = CACHE_MAX_ENTRIES) -> None:
+        self.max_bytes = max_bytes
+        self.max_entries = max_entries
+        self.size_bytes = 0
+        self.hits = 0
+        self.misses = 0
+        self._items: OrderedDict[tuple[int, int, str], bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[int, int, str]) -> bytes | None:
+        """Return the cached image for ``key`` (and mark it recently used), or None."""
+        with self._lock:
+            value = self._items.get(key)
+            if value is None:
+                self.misses += 1
+                return None
+            self._items.move_to_end(key)
+            self.hits += 1
+            return value
+
+    def put(self, key: tuple[int, int, str], value: bytes) -> None:
+        """Store an image, evicting the least recently used ones beyond the limits."""
+        if len(value) > self.max_bytes:
+            return  # would evict everything and still not fit
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self.size_bytes -= len(old)
+            self._items[key] = value
+            self.size_bytes += len(value)
+            while self.size_bytes > self.max_bytes or len(self._items) > self.max_entries:
+                _, evicted = self._items.popitem(last=False)
+                self.size_bytes -= len(evicted)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+def _png_chunk(tag: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
+
+
+def render_png(width: int, height: int, name: str) -> bytes:
+    """Draw a checkerboard with a vertical fade whose colours and tile size come from ``name``.
+
+    Rows are built with bytes repetition rather than pixel by pixel, so even a 2000x2000 image
+    takes milliseconds of Python time; zlib does the rest.
+    """
+    seed = zlib.crc32(name.encode("utf-8"))
+    tile = 8 + seed % 24
+    first = (seed & 0xFF, (seed >> 8) & 0xFF, (seed >> 16) & 0xFF)
+    second = tuple(255 - c for c in first)  # the complement, so neighbouring tiles always contrast
+    repeats = width // (2 * tile) + 1
+    rows = []
+    for y in range(height):
+        fade = 256 - (y * 128) // height  # from full colour at the top to half at the bottom
+        a = bytes(c * fade >> 8 for c in first)
+        b = bytes(c * fade >> 8 for c in second)
+        pair = a * tile + b * tile if (y // tile) % 2 == 0 else b * tile + a * tile
+        rows.append(b"\x00" + (pair * repeats)[: 3 * width])  # filter byte 0: the row as is
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB, no interlace
+    return b"".join(
+        (
+            b"\x89PNG\r\n\x1a\n",
+            _png_chunk(b"IHDR", header),
+            _png_chunk(b"tEXt", b"Title\x00" + name.encode("latin-1", "replace")),
+            _png_chunk(b"IDAT", zlib.compress(b"".join(rows), 6)),
+            _png_chunk(b"IEND", b""),
+        )
+    )
+
+
+class ImageServer(LineServer):
+    """The Image Server: answers the line protocol, rendering through an :class:`ImageCache`."""
+
+    def __init__(self, address: tuple[str, int], cache: ImageCache | None = None) -> None:
+        self.cache = cache if cache is not None else ImageCache()
+        super().__init__(address, self._answer, "Image Server")
+
+    def _answer(self, line: bytes) -> bytes:
+        return answer_line(line, self.render, MAX_NAME)
+
+    def render(self, width: int, height: int, name: str) -> bytes:
+        """Return the PNG for a request, from the cache when it was rendered before."""
+        key = (width, height, name)
+        image = self.cache.get(key)
+        if image is None:
+            image = render_png(width, height, name)
+            self.cache.put(key, image)
+            log(self.label, f"rendered {name!r} {width}x{height}: {len(image)} bytes")
+        return image
+
+    def server_close(self) -> None:
+        super().server_close()
+        cache = self.cache
+        log(
+            self.label,
+            f"cache: {len(cache)} images, {cache.size_bytes} bytes, {cache.hits} hits, {cache.misses} misses",
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the Image Server in the foreground until SIGTERM or SIGINT; return the exit status."""
+    block_stop_signals()
+    parser = make_parser(
+        "Demo Image Server: renders PNG images over a line protocol.", PORT_ENV, DEFAULT_PORT
+    )
+    args = parser.parse_args(argv)
+    port = resolve_port(parser, args.port, PORT_ENV, DEFAULT_PORT)
+    return listen_or_exit("Image Server", lambda: ImageServer((HOST, port)), port)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
