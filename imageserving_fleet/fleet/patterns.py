@@ -1,0 +1,177 @@
+"""Select hosts with an Ansible `--limit` pattern, as small pure steps: split → order → evaluate.
+
+    webservers:dbservers          union (`,` works too, and is the separator when present)
+    webservers:&staging           intersection
+    webservers:!phoenix           exclusion
+    a:b:&c:!d:!e                  (a ∪ b) ∩ c − d − e: unions first, then `&`, then `!`,
+                                  wherever they stand in the pattern
+    is0*.example.com  web*        shell globs (fnmatch), on group names and on host names
+    ~(web|db).*\\.example\\.com     a regular expression, anchored at the start (re.match, as Ansible)
+    all  *                        every host
+    webservers[0] [-1] [0:2] [1:] subscripts into a term's hosts; ranges include their end
+
+A term that names a group selects the group's hosts (its children's included); a term that names a
+host selects it. The result is always in inventory order, and matching nothing is a PatternError.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import ipaddress
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..errors import PatternError
+from .inventory import Host, Inventory
+
+__all__ = ["Subscript", "apply_subscript", "evaluate", "match_term", "order_terms", "select", "split_pattern",
+           "split_subscript"]
+
+# A host name, possibly with [x:y] ranges and a :port, which a ':' inside must not split.
+_LABEL = r"(?:[\w-]|\[[a-z0-9]*:[a-z0-9]*(?::\d+)?\])+"
+_ADDRESS = re.compile(rf"{_LABEL}(?:\.{_LABEL})*(?::\d+)?", re.IGNORECASE)
+_BRACKETED_IPV6 = re.compile(r"\[([0-9a-f:.%]+)\](?::\d+)?", re.IGNORECASE)
+# Ansible's ':'-splitting: runs of anything but whitespace, ':' and brackets, or whole [...] groups.
+_COLON_TERMS = re.compile(r"(?:[^\s:\[\]]|\[[^\]]*\])+")
+_SUBSCRIPT = re.compile(r"(.+)\[(?:(-?\d+)|(\d+):(\d*))\]")
+_GLOB_CHARS = frozenset("*?[")
+
+
+@dataclass(frozen=True)
+class Subscript:
+    """`[start]` when `end` is None; else `[start:end]`, inclusive, `end` -1 meaning the last host."""
+
+    start: int
+    end: int | None = None
+
+
+def select(inventory: Inventory, pattern: str) -> list[Host]:
+    """Takes an inventory and a --limit pattern, returns the matching hosts in inventory order.
+
+    Raises PatternError when the pattern is empty or malformed, or matches no host.
+    """
+    terms = split_pattern(pattern)
+    if not terms:
+        raise PatternError("empty host pattern")
+    hosts = evaluate(inventory, order_terms(terms))
+    if not hosts:
+        raise PatternError(f"pattern {pattern!r} matches no host")
+    return hosts
+
+
+def split_pattern(pattern: str) -> list[str]:
+    """Takes a pattern string, returns its terms, each still carrying its `&` or `!`.
+
+    With a comma anywhere, commas separate; otherwise colons do, except inside `[...]` and in what
+    is one address (`host:2222`, `www[01:50].example.com`, an IPv6 address), as Ansible does.
+    """
+    if "," in pattern:
+        terms = pattern.split(",")
+    elif _is_one_address(pattern.strip()):
+        terms = [pattern]
+    else:
+        terms = _COLON_TERMS.findall(pattern)
+    return [term.strip() for term in terms if term.strip()]
+
+
+def _is_one_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+        return True
+    except ValueError:
+        pass
+    bracketed = _BRACKETED_IPV6.fullmatch(text)
+    if bracketed:
+        return _is_one_address(bracketed.group(1))
+    return bool(_ADDRESS.fullmatch(text))
+
+
+def order_terms(terms: Sequence[str]) -> list[str]:
+    """Takes terms in the order written, returns unions first, then `&` terms, then `!` terms.
+
+    With no union term at all (`!phoenix`, `&staging`), `all` is put first, so they act on everything.
+    """
+    unions = [t for t in terms if t[0] not in "&!"]
+    intersections = [t for t in terms if t[0] == "&"]
+    exclusions = [t for t in terms if t[0] == "!"]
+    return (unions or ["all"]) + intersections + exclusions
+
+
+def evaluate(inventory: Inventory, terms: Sequence[str]) -> list[Host]:
+    """Takes ordered terms, returns the hosts they select, in inventory order (possibly none)."""
+    chosen: set[str] = set()
+    for term in terms:
+        operator, body = (term[0], term[1:]) if term[0] in "&!" else ("", term)
+        if not body:
+            raise PatternError(f"{term!r} in a host pattern lacks a group or host name")
+        if operator == "" and inventory.has_host(body):
+            chosen.add(body)  # an exact host name is that host, even if a group has its name (Ansible)
+            continue
+        names = {h.name for h in match_term(inventory, body)}
+        if operator == "&":
+            chosen &= names
+        elif operator == "!":
+            chosen -= names
+        else:
+            chosen |= names
+    return [h for h in inventory.hosts if h.name in chosen]
+
+
+def match_term(inventory: Inventory, term: str) -> list[Host]:
+    """Takes one term without `&`/`!`, returns its hosts in inventory order, subscript applied.
+
+    Groups are tried first; host names too when no group matched, or when the term is a glob,
+    a regex or contains a dot (so `*.example.com` reaches hosts even if a group name matches).
+    """
+    expr, subscript = split_subscript(term)
+    names: set[str] = set()
+    if expr.startswith("~") or _GLOB_CHARS.intersection(expr):
+        matches = _compile(expr).match
+        matched_groups = [g for g in inventory.groups if matches(g)]
+        for group in matched_groups:
+            names.update(inventory.groups[group])
+        names.update(h.name for h in inventory.hosts if matches(h.name))
+    else:
+        if expr in inventory.groups:
+            names.update(inventory.groups[expr])
+        if (expr not in inventory.groups or "." in expr) and inventory.has_host(expr):
+            names.add(expr)
+    hosts = [h for h in inventory.hosts if h.name in names]
+    return apply_subscript(hosts, subscript, term)
+
+
+def _compile(expr: str) -> re.Pattern[str]:
+    """Takes a glob or a `~regex`, returns a compiled regex to `.match` names with."""
+    if not expr.startswith("~"):
+        return re.compile(fnmatch.translate(expr))
+    try:
+        return re.compile(expr[1:])
+    except re.error as exc:
+        raise PatternError(f"invalid regular expression in host pattern {expr!r}: {exc}") from None
+
+
+def split_subscript(term: str) -> tuple[str, Subscript | None]:
+    """Takes a term, returns it without a trailing `[i]` / `[i:j]` / `[i:]` and that subscript.
+
+    A `~regex` term never has one: its brackets belong to the regex.
+    """
+    match = None if term.startswith("~") else _SUBSCRIPT.fullmatch(term)
+    if not match:
+        return term, None
+    expr, index, start, end = match.groups()
+    if index is not None:
+        return expr, Subscript(int(index))
+    return expr, Subscript(int(start), int(end) if end else -1)
+
+
+def apply_subscript(hosts: list[Host], subscript: Subscript | None, term: str) -> list[Host]:
+    """Takes a term's hosts and its subscript, returns the hosts the subscript picks."""
+    if subscript is None or not hosts:
+        return hosts
+    if subscript.end is None:
+        if not -len(hosts) <= subscript.start < len(hosts):
+            raise PatternError(f"subscript in {term!r} is out of range: it matches {len(hosts)} host(s)")
+        return [hosts[subscript.start]]
+    end = len(hosts) - 1 if subscript.end == -1 else subscript.end
+    return hosts[subscript.start:end + 1]
