@@ -1,0 +1,228 @@
+"""The `imageserving` commands (Typer). Each parses, calls agent.control, prints via render.emit."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Annotated, Optional
+
+import typer
+
+from .. import __version__
+from ..errors import ConfigError, ImageServingError, SupervisorError, UsageError
+from . import control
+from .config import AgentConfig, load_config, resolve_path
+from .home import Home
+from .render import emit
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    help="Control the Server Supervisor and the Image Serving components of this host "
+         "(ps: Platform Server, is: Image Server, svg: SVG server).",
+)
+
+
+class Settings:
+    def __init__(self, home: str | None, config: str | None, as_json: bool) -> None:
+        self.home = Home.resolve(home)
+        self.config_path = str(resolve_path(config))
+        self.as_json = as_json
+
+    def config(self) -> AgentConfig:
+        return load_config(self.config_path)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"imageserving {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _options(
+    ctx: typer.Context,
+    config: Annotated[Optional[str], typer.Option("--config", envvar="IMAGESERVING_CONFIG", metavar="PATH",
+                                                  help="Agent configuration (YAML). Default: "
+                                                       "/etc/imageserving/agent.yaml, else the demo stack.")] = None,
+    home: Annotated[Optional[str], typer.Option("--home", envvar="IMAGESERVING_HOME", metavar="DIR",
+                                                help="State root (run/, logs/). Default: ~/.imageserving")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine output (status JSON, schema 1) on stdout.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    ctx.obj = Settings(home, config, as_json)
+
+
+def _ids(settings: Settings, ids: list[str]) -> list[str]:
+    return control.normalize_ids(ids, settings.config().ids)
+
+
+def _finish(settings: Settings, outcome: control.Outcome, table: bool = True) -> None:
+    raise typer.Exit(emit(outcome, settings.as_json, table))
+
+
+@app.command()
+def start(ctx: typer.Context) -> None:
+    """Start the Server Supervisor (detached) and all components, in start order."""
+    s: Settings = ctx.obj
+    _finish(s, control.start(s.home, s.config()))  # a bad file is refused before anything starts
+
+
+@app.command("inicio", hidden=True)
+def inicio(ctx: typer.Context) -> None:
+    start(ctx)
+
+
+@app.command()
+def stop(ctx: typer.Context) -> None:
+    """Stop all components (reverse order), then the Server Supervisor."""
+    s: Settings = ctx.obj
+    _finish(s, control.stop(s.home), table=False)
+
+
+@app.command()
+def restart(ctx: typer.Context,
+            component: Annotated[Optional[str], typer.Argument(help="ps, is or svg; none: everything, "
+                                                                     "with a new supervisor")] = None) -> None:
+    """Restart one component (the others keep their pids), or everything and the supervisor."""
+    s: Settings = ctx.obj
+    config = s.config()  # a bad file is refused before anything stops
+    ids = control.normalize_ids([component], config.ids) if component else []
+    _finish(s, control.restart(s.home, config, ids))
+
+
+@app.command("reiniciar", hidden=True)
+def reiniciar(ctx: typer.Context, component: Annotated[Optional[str], typer.Argument()] = None) -> None:
+    restart(ctx, component)
+
+
+@app.command()
+def status(ctx: typer.Context,
+           components: Annotated[Optional[list[str]], typer.Argument(help="ps, is, svg (default: all)")] = None
+           ) -> None:
+    """Uptime and current memory of each component and of the supervisor."""
+    s: Settings = ctx.obj
+    ids = _ids(s, components or [])
+    _finish(s, control.status(s.home, ids))
+
+
+@app.command()
+def supervise(ctx: typer.Context) -> None:
+    """Run the Server Supervisor in the foreground (systemd Type=simple, containers)."""
+    s: Settings = ctx.obj
+    config = s.config()
+    s.home.prepare()
+    sys.stdout.flush()
+    # Replace this process: the long-lived daemon must not carry Typer, yaml and their imports.
+    argv = control.daemon_argv(s.home, control.write_config_json(s.home, config))
+    os.execv(argv[0], argv)
+
+
+@app.command()
+def logs(ctx: typer.Context,
+         name: Annotated[str, typer.Argument(help="ps, is, svg or supervisor")] = "supervisor",
+         lines: Annotated[int, typer.Option("-n", "--lines", help="How many last lines.")] = 20,
+         follow: Annotated[bool, typer.Option("-f", "--follow", help="Keep printing new lines.")] = False) -> None:
+    """Print the end of a component's log (its stdout and stderr) or of the supervisor's."""
+    s: Settings = ctx.obj
+    key = name.lower()
+    if key != "supervisor":
+        try:
+            key = _ids(s, [key])[0]
+        except ConfigError:
+            pass  # a broken config must not hide the logs that explain it
+    path = s.home.log("Supervisor" if key == "supervisor" else key)
+    if not os.path.exists(path):
+        raise UsageError(f"no log yet: {path}")
+    sys.stdout.write("".join(_tail(path, lines)))
+    sys.stdout.flush()
+    if follow:
+        _follow(path)
+
+
+def _tail(path: str, n: int) -> list[str]:
+    with open(path, "rb") as fh:
+        fh.seek(0, os.SEEK_END)
+        size = fh.tell()
+        fh.seek(max(0, size - max(n, 1) * 400))
+        data = fh.read().decode(errors="replace").splitlines(keepends=True)
+    return data[-n:] if n > 0 else []
+
+
+def _follow(path: str) -> None:
+    fh = open(path, "rb")
+    fh.seek(0, os.SEEK_END)
+    inode = os.fstat(fh.fileno()).st_ino
+    try:
+        while True:
+            chunk = fh.read()
+            if chunk:
+                sys.stdout.write(chunk.decode(errors="replace"))
+                sys.stdout.flush()
+                continue
+            time.sleep(0.25)
+            try:
+                if os.stat(path).st_ino != inode:  # rotated: follow the new file
+                    fh.close()
+                    fh = open(path, "rb")
+                    inode = os.fstat(fh.fileno()).st_ino
+            except FileNotFoundError:
+                pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        fh.close()
+
+
+config_app = typer.Typer(help="Check a configuration without starting anything.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("check")
+def config_check(ctx: typer.Context,
+                 path: Annotated[Optional[str], typer.Argument(help="Default: the file start would use.")] = None
+                 ) -> None:
+    """Validate a configuration: exit 0 when valid, 6 with file, line and key when not."""
+    s: Settings = ctx.obj
+    cfg = load_config(path or s.config_path)
+    if s.as_json:
+        import json
+
+        print(json.dumps({"path": cfg.path, "valid": True, "components": list(cfg.ids)}))
+        return
+    order = " → ".join(", ".join(g) for g in cfg.priorities())
+    print(f"{cfg.path}: valid; {len(cfg.components)} components, start order: {order}")
+
+
+def run(args: list[str]) -> None:
+    """Runs the Typer app on already-hoisted argv and maps our errors to LSB exit codes."""
+    try:
+        code = app(args=args, prog_name="imageserving", standalone_mode=False)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except ConfigError as exc:
+        sys.stderr.write(f"imageserving: invalid configuration: {exc}\n")
+        sys.exit(control.BAD_CONFIG)
+    except UsageError as exc:
+        sys.stderr.write(f"imageserving: {exc}\n")
+        sys.exit(control.BAD_ARGS)
+    except SupervisorError as exc:
+        sys.stderr.write(f"imageserving: {exc}\n")
+        sys.exit(control.FAILED)
+    except ImageServingError as exc:
+        sys.stderr.write(f"imageserving: {exc}\n")
+        sys.exit(control.FAILED)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:  # click's usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(130)
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(control.BAD_ARGS)
+        raise
+    sys.exit(code if isinstance(code, int) else 0)

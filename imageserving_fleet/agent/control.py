@@ -1,0 +1,206 @@
+"""What `imageserving start|stop|restart|status` do, as library calls that return an Outcome.
+
+The CLI only parses, calls one of these and prints; exit codes follow the LSB init-script rules.
+Stdlib only at import time, so the status path stays light; config loading imports yaml lazily.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+TYPE_CHECKING = False  # not `from typing`: importing typing costs the status path 8 ms
+
+from ..errors import ComponentError, NotRunningError, SupervisorError, UsageError
+from . import client
+from .home import Home
+
+# LSB exit codes
+OK, FAILED, BAD_ARGS, NOT_RUNNING, NO_ANSWER, BAD_CONFIG, STATUS_NOT_RUNNING = 0, 1, 2, 3, 4, 6, 7
+START_TIMEOUT = 30.0  # seconds for a new supervisor to take its lock and open its socket
+
+
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .config import AgentConfig
+
+
+class Outcome:
+    """The result of one command: what to tell the user, the status document and the exit code.
+
+    A plain class, not a dataclass: importing dataclasses costs the status path 6 ms.
+    """
+
+    __slots__ = ("code", "message", "status")
+
+    def __init__(self, code: int, message: str, status: dict[str, Any] | None = None) -> None:
+        self.code, self.message, self.status = code, message, status
+
+    def __repr__(self) -> str:
+        return f"Outcome({self.code}, {self.message!r})"
+
+
+def down_status(message: str = "Server Supervisor is not running") -> dict[str, Any]:
+    import socket
+    from datetime import datetime, timezone
+
+    from .. import __version__
+
+    return {"schema": 1, "host": socket.gethostname(), "agent_version": __version__,
+            "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "supervisor": {"state": "STOPPED"}, "components": [], "message": message}
+
+
+def normalize_ids(ids: list[str], valid: tuple[str, ...] | None) -> list[str]:
+    """Component ids are case-insensitive; an unknown one is a usage error listing the valid ones."""
+    out = [i.lower() for i in ids]
+    if valid is not None:
+        for i in out:
+            if i not in valid:
+                raise UsageError(f"unknown component {i!r}; valid ids: {', '.join(valid)}")
+    return out
+
+
+def status(home: Home, ids: list[str], timeout: float = 10.0) -> Outcome:
+    """Asks the supervisor for the status of some or all components; exit 0/1/3/4 as LSB says."""
+    try:
+        reply = client.request(home, {"cmd": "status", "ids": ids}, timeout=timeout)
+    except NotRunningError as exc:
+        return Outcome(NOT_RUNNING, str(exc), down_status(str(exc)))
+    except SupervisorError as exc:  # NoAnswerError and its kin: it is there but says nothing useful
+        return Outcome(NO_ANSWER, str(exc))
+    if reply.get("status") != "ok":
+        return Outcome(int(reply.get("code", BAD_ARGS)), str(reply.get("reason", "error")))
+    doc = reply["result"]
+    down = [c["id"] for c in doc["components"] if c["state"] != "RUNNING"]
+    if down:
+        return Outcome(FAILED, f"not RUNNING: {', '.join(down)}", doc)
+    return Outcome(OK, "", doc)
+
+
+def write_config_json(home: Home, config: AgentConfig) -> str:
+    """Hands a validated config to the daemon as JSON (atomically), so it never imports yaml."""
+    import json
+
+    from .config import to_dict
+
+    path = os.path.join(home.run, "config.json")
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as fh:
+        json.dump(to_dict(config), fh)
+    os.replace(tmp, path)
+    return path
+
+
+def daemon_argv(home: Home, config_json: str) -> list[str]:
+    return [sys.executable, "-m", "imageserving_fleet.agent.daemon", "--home", home.root,
+            "--config-json", config_json]
+
+
+def _launch(home: Home, config: AgentConfig) -> str:
+    """Starts a detached supervisor; returns its notify line (`READY pid`, `ALREADY pid`)."""
+    import select
+    import subprocess
+
+    read_fd, write_fd = os.pipe()
+    argv = daemon_argv(home, write_config_json(home, config)) + ["--notify-fd", str(write_fd)]
+    with open(home.log("Supervisor"), "ab") as errlog:
+        subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errlog,
+                         pass_fds=(write_fd,), start_new_session=True, close_fds=True)
+    os.close(write_fd)
+    line = b""
+    end = time.monotonic() + START_TIMEOUT
+    try:
+        while not line.endswith(b"\n"):
+            left = end - time.monotonic()
+            if left <= 0 or not select.select([read_fd], [], [], left)[0]:
+                raise ComponentError(f"the Server Supervisor did not start within {START_TIMEOUT:g}s;"
+                                     f" see {home.log('Supervisor')}")
+            chunk = os.read(read_fd, 4096)
+            if not chunk:
+                break
+            line += chunk
+    finally:
+        os.close(read_fd)
+    text = line.decode(errors="replace").strip()
+    if not text:
+        raise ComponentError(f"the Server Supervisor exited at start; see {home.log('Supervisor')}")
+    if text.startswith("ERROR "):
+        raise ComponentError(f"the Server Supervisor could not start: {text[6:]}")
+    return text
+
+
+def _wait_reply(home: Home, payload: dict[str, Any]) -> Outcome:
+    reply = client.request(home, payload, timeout=None)
+    doc = reply.get("result")
+    if reply.get("status") != "ok":
+        return Outcome(int(reply.get("code", FAILED)), str(reply.get("reason", "failed")), doc)
+    return Outcome(OK, "", doc)
+
+
+def start(home: Home, config: AgentConfig, ids: list[str] | None = None) -> Outcome:
+    """Starts the supervisor when needed, then (all or some) components in start order."""
+    import fcntl
+
+    home.prepare()
+    with open(home.start_lock, "a") as lock:  # concurrent starters queue here: one supervisor
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        was_running = client.is_running(home)
+        if not was_running:
+            _launch(home, config)
+    before = status(home, ids or [])
+    if was_running and before.code == OK:
+        return Outcome(OK, "already running", before.status)
+    out = _wait_reply(home, {"cmd": "start", "ids": ids or []})
+    if out.code == OK:
+        names = ", ".join(c["id"] for c in (out.status or {}).get("components", []))
+        out.message = f"started: {names}" if was_running else f"Server Supervisor started; {names} RUNNING"
+    return out
+
+
+def stop(home: Home, ids: list[str] | None = None) -> Outcome:
+    """Stops components in reverse order; without ids, the supervisor too (and waits for it to exit)."""
+    try:
+        pid = int(client.request(home, {"cmd": "ping"}, timeout=10.0)["pid"])
+    except NotRunningError:
+        return Outcome(OK, "already stopped: Server Supervisor is not running", down_status())
+    out = _wait_reply(home, {"cmd": "stop", "ids": ids or [], "shutdown": not ids})
+    if not ids:
+        _wait_gone(pid)
+        if out.code == OK:
+            out.status, out.message = down_status("stopped"), "stopped"
+    elif out.code == OK:
+        out.message = f"stopped: {', '.join(ids)}"
+    return out
+
+
+def restart(home: Home, config: AgentConfig, ids: list[str] | None = None) -> Outcome:
+    """One component: stop then start it, the others untouched; none: a whole new supervisor."""
+    if ids:
+        try:
+            out = _wait_reply(home, {"cmd": "restart", "ids": ids})
+        except NotRunningError:
+            return Outcome(STATUS_NOT_RUNNING, "Server Supervisor is not running; use `imageserving start`")
+        if out.code == OK:
+            out.message = f"restarted: {', '.join(ids)}"
+        return out
+    stopped = stop(home)
+    if stopped.code != OK:
+        return stopped
+    out = start(home, config)
+    if out.code == OK:
+        out.message = "restarted: " + out.message
+    return out
+
+
+def _wait_gone(pid: int, timeout: float = 10.0) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        except PermissionError:
+            return
+        time.sleep(0.02)

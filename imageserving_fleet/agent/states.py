@@ -1,0 +1,271 @@
+"""The component state machine: a pure function of (record, config, event, monotonic time).
+
+`step()` returns the new record and the actions the supervisor must carry out (spawn, signal,
+kill); it never touches a process, a clock or a file, so every rule here is a table-driven test.
+
+    STOPPED ──start──▶ STARTING ──ready ≥ start_delay──▶ RUNNING
+       ▲                │  ▲  exit / ready_timeout          │ crash: at once if first or ran
+       │                ▼  │                                ▼ ≥ reset_after, else BACKOFF
+       │             BACKOFF ──start_retries failures──▶ FATAL (only start/restart clears it)
+       └── STOPPING ◀──stop── STARTING | RUNNING        EXITED (clean exit, restart policy says so)
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, replace
+
+from .config import ComponentConfig
+
+
+class State(enum.StrEnum):
+    """supervisord's state names, which operators already know."""
+
+    STOPPED = "STOPPED"
+    STARTING = "STARTING"
+    RUNNING = "RUNNING"
+    BACKOFF = "BACKOFF"
+    STOPPING = "STOPPING"
+    EXITED = "EXITED"
+    FATAL = "FATAL"
+
+
+S = State
+TRANSITIONS: dict[State, frozenset[State]] = {
+    S.STOPPED: frozenset({S.STARTING}),
+    S.STARTING: frozenset({S.RUNNING, S.BACKOFF, S.FATAL, S.STOPPING}),
+    S.RUNNING: frozenset({S.STARTING, S.BACKOFF, S.STOPPING, S.EXITED}),
+    S.BACKOFF: frozenset({S.STARTING, S.STOPPED}),
+    S.STOPPING: frozenset({S.STOPPED, S.STARTING}),
+    S.EXITED: frozenset({S.STARTING, S.STOPPED}),
+    S.FATAL: frozenset({S.STARTING, S.STOPPED}),
+}
+ACTIVE = frozenset({S.STARTING, S.RUNNING, S.STOPPING})  # states in which processes may exist
+
+
+# Events: what happened.
+@dataclass(frozen=True)
+class Start:
+    """An operator (or the start sequence) asks for the component to run; clears FATAL."""
+
+
+@dataclass(frozen=True)
+class Stop:
+    """An operator asks for the component to stop."""
+
+
+@dataclass(frozen=True)
+class Restart:
+    """Stop if running, then start again; counted as a restart."""
+
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Spawned:
+    pid: int
+
+
+@dataclass(frozen=True)
+class SpawnFailed:
+    error: str
+
+
+@dataclass(frozen=True)
+class Exited:
+    """The component's main process ended; `how` reads like `exit 3` or `signal KILL`."""
+
+    pid: int
+    how: str
+    clean: bool  # exit status 0
+
+
+@dataclass(frozen=True)
+class ReadyOk:
+    """The readiness check passed once."""
+
+
+@dataclass(frozen=True)
+class TreeGone:
+    """While stopping: no process of the component's tree is left."""
+
+
+@dataclass(frozen=True)
+class Tick:
+    """Time passed; timers (ready timeout, backoff, stop timeout) are checked against `now`."""
+
+
+Event = Start | Stop | Restart | Spawned | SpawnFailed | Exited | ReadyOk | TreeGone | Tick
+
+
+# Actions: what the supervisor must do.
+@dataclass(frozen=True)
+class Spawn:
+    pass
+
+
+@dataclass(frozen=True)
+class Signal:
+    """Send the stop signal to the process group and every descendant."""
+
+    signo: int
+
+
+@dataclass(frozen=True)
+class KillTree:
+    """SIGKILL the group and every descendant, including those that left the group."""
+
+
+Action = Spawn | Signal | KillTree
+
+KILL_GRACE = 5.0  # seconds to wait for SIGKILLed processes to be reaped
+
+
+@dataclass(frozen=True)
+class Proc:
+    """The supervisor's record of one component. Times are time.monotonic() seconds."""
+
+    state: State = S.STOPPED
+    pid: int | None = None
+    spawned_at: float | None = None
+    running_since: float | None = None
+    deadline: float | None = None   # ready timeout, backoff end or stop timeout, by state
+    ready_ok: bool = False
+    fails: int = 0                  # consecutive failures to reach RUNNING
+    level: int = 0                  # backoff level of quick crashes
+    restarts: int = 0
+    last_exit: str | None = None
+    message: str = ""
+    killed: bool = False            # SIGKILL already sent while stopping
+    then_start: bool = False        # a restart: start again once stopped
+
+
+def step(p: Proc, cfg: ComponentConfig, ev: Event, now: float) -> tuple[Proc, list[Action]]:
+    """Takes a record, its config, an event and the monotonic time; returns the new record and actions."""
+    new, actions = _step(p, cfg, ev, now)
+    if new.state != p.state and new.state not in TRANSITIONS[p.state]:
+        raise AssertionError(f"{cfg.id}: illegal transition {p.state} -> {new.state} on {ev}")
+    return new, actions
+
+
+def _step(p: Proc, cfg: ComponentConfig, ev: Event, now: float) -> tuple[Proc, list[Action]]:
+    st = p.state
+    if isinstance(ev, Start):
+        if st in (S.STARTING, S.RUNNING):
+            return p, []
+        if st == S.STOPPING:
+            return replace(p, then_start=True), []
+        return _spawn(replace(p, fails=0, level=0, message=""), cfg, now, counted=False)
+    if isinstance(ev, Restart):
+        if st in (S.STARTING, S.RUNNING):
+            return _stop(replace(p, then_start=True, message=ev.reason), cfg, now)
+        if st == S.STOPPING:
+            return replace(p, then_start=True), []
+        return _spawn(replace(p, fails=0, level=0, message=ev.reason), cfg, now, counted=True)
+    if isinstance(ev, Stop):
+        if st in (S.STARTING, S.RUNNING):
+            return _stop(replace(p, then_start=False, message=""), cfg, now)
+        if st == S.STOPPING:
+            return replace(p, then_start=False), []
+        if st in (S.BACKOFF, S.EXITED, S.FATAL):
+            return replace(p, state=S.STOPPED, deadline=None, pid=None), []
+        return p, []
+    if isinstance(ev, Spawned):
+        return (replace(p, pid=ev.pid), []) if st == S.STARTING else (p, [])
+    if isinstance(ev, SpawnFailed):
+        return _failed(replace(p, pid=None, last_exit="spawn failed"), cfg, now, f"cannot start: {ev.error}")
+    if isinstance(ev, Exited):
+        if ev.pid != p.pid:
+            return p, []  # a process we already gave up on (killed after a timeout)
+        p = replace(p, pid=None, last_exit=ev.how)
+        if st == S.STARTING:
+            return _failed(p, cfg, now, f"exited while starting ({ev.how})")
+        if st == S.RUNNING:
+            return _crashed(p, cfg, ev, now)
+        return p, []  # STOPPING: wait for TreeGone
+    if isinstance(ev, ReadyOk):
+        if st != S.STARTING:
+            return p, []
+        return _maybe_running(replace(p, ready_ok=True), cfg, now)
+    if isinstance(ev, TreeGone):
+        if st != S.STOPPING:
+            return p, []
+        stopped = replace(p, state=S.STOPPED, pid=None, deadline=None, killed=False)
+        if p.then_start:
+            return _spawn(replace(stopped, then_start=False, fails=0, level=0), cfg, now, counted=True)
+        return stopped, []
+    # Tick
+    if st == S.STARTING:
+        if p.pid is not None and cfg.ready is None:
+            p = replace(p, ready_ok=True)  # no check: alive for start_delay is enough
+        if p.deadline is not None and now >= p.deadline and not (p.ready_ok and _aged(p, cfg, now)):
+            failed, acts = _failed(replace(p, pid=None), cfg, now,
+                                   f"not ready after {cfg.ready_timeout:g}s"
+                                   + (f" ({cfg.ready.describe()})" if cfg.ready else ""))
+            return failed, [KillTree(), *acts]
+        return _maybe_running(p, cfg, now)
+    if st == S.BACKOFF and p.deadline is not None and now >= p.deadline:
+        return _spawn(p, cfg, now, counted=True)
+    if st == S.STOPPING and p.deadline is not None and now >= p.deadline:
+        if not p.killed:
+            return replace(p, killed=True, deadline=now + KILL_GRACE,
+                           message=f"did not stop within {cfg.stop_timeout:g}s, killed"), [KillTree()]
+        return replace(p, deadline=None, message=f"still alive {KILL_GRACE:g}s after SIGKILL"), []
+    return p, []
+
+
+def next_deadline(p: Proc, cfg: ComponentConfig) -> float | None:
+    """Takes a record; returns the monotonic time at which a Tick can change it, if any."""
+    if p.state == S.STARTING and p.ready_ok and p.spawned_at is not None:
+        return min(p.spawned_at + cfg.start_delay, p.deadline or float("inf"))
+    if p.state in (S.STARTING, S.BACKOFF, S.STOPPING):
+        return p.deadline
+    return None
+
+
+def _aged(p: Proc, cfg: ComponentConfig, now: float) -> bool:
+    return p.spawned_at is not None and now - p.spawned_at >= cfg.start_delay
+
+
+def _maybe_running(p: Proc, cfg: ComponentConfig, now: float) -> tuple[Proc, list[Action]]:
+    if p.state == S.STARTING and p.pid is not None and p.ready_ok and _aged(p, cfg, now):
+        return replace(p, state=S.RUNNING, running_since=now, deadline=None, fails=0, message=""), []
+    return p, []
+
+
+def _spawn(p: Proc, cfg: ComponentConfig, now: float, *, counted: bool) -> tuple[Proc, list[Action]]:
+    return replace(p, state=S.STARTING, pid=None, spawned_at=now, running_since=None, ready_ok=False,
+                   deadline=now + cfg.ready_timeout, killed=False, then_start=False,
+                   restarts=p.restarts + (1 if counted else 0)), [Spawn()]
+
+
+def _stop(p: Proc, cfg: ComponentConfig, now: float) -> tuple[Proc, list[Action]]:
+    return replace(p, state=S.STOPPING, deadline=now + cfg.stop_timeout, killed=False), [Signal(cfg.stop_signal)]
+
+
+def _failed(p: Proc, cfg: ComponentConfig, now: float, why: str) -> tuple[Proc, list[Action]]:
+    """A start attempt failed: back off and retry, or give up after start_retries."""
+    fails = p.fails + 1
+    if fails >= cfg.start_retries:
+        return replace(p, state=S.FATAL, fails=fails, deadline=None, running_since=None,
+                       message=f"{why}; gave up after {fails} failed start(s)"), []
+    level = max(p.level, 1)
+    delay = cfg.backoff.delay(level)
+    return replace(p, state=S.BACKOFF, fails=fails, level=level + 1, deadline=now + delay, running_since=None,
+                   message=f"{why}; retry {fails}/{cfg.start_retries - 1} in {delay:g}s"), []
+
+
+def _crashed(p: Proc, cfg: ComponentConfig, ev: Exited, now: float) -> tuple[Proc, list[Action]]:
+    """A RUNNING component ended on its own: restart at once, back off, or leave it EXITED."""
+    if cfg.restart == "never" or (cfg.restart == "on-failure" and ev.clean):
+        return replace(p, state=S.EXITED, running_since=None,
+                       message=f"exited ({ev.how}); restart policy {cfg.restart}"), [KillTree()]
+    ran = now - (p.running_since if p.running_since is not None else now)
+    level = 0 if ran >= cfg.backoff.reset_after else p.level
+    delay = cfg.backoff.delay(level)
+    p = replace(p, level=level + 1, message=f"restarted after {ev.how}")
+    if delay <= 0:
+        spawned, acts = _spawn(p, cfg, now, counted=True)
+        return spawned, [KillTree(), *acts]
+    return replace(p, state=S.BACKOFF, deadline=now + delay, running_since=None,
+                   message=f"crashed ({ev.how}) {level + 1} times quickly; restart in {delay:g}s"), [KillTree()]

@@ -1,0 +1,128 @@
+"""The status document (schema 1) that the agent prints and the fleet reads.
+
+Stdlib only: the agent's status client and the fleet controller both import it. Readers ignore
+fields they do not know, so newer agents and older controllers keep working together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+SCHEMA = 1
+COMPONENT_IDS = ("ps", "is", "svg")  # the fleet's table columns; an agent may run others
+STATES = ("STOPPED", "STARTING", "RUNNING", "BACKOFF", "STOPPING", "EXITED", "FATAL")
+
+
+class SchemaError(ValueError):
+    """A status document is not schema-1 JSON (a lying or broken agent)."""
+
+
+@dataclass(frozen=True)
+class ComponentStatus:
+    """One component as the supervisor sees it."""
+
+    id: str
+    description: str = ""
+    state: str = "STOPPED"
+    pid: int | None = None
+    uptime_s: float | None = None
+    rss_bytes: int | None = None
+    restarts: int = 0
+    last_exit: str | None = None
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class SupervisorStatus:
+    """The Server Supervisor itself."""
+
+    state: str = "STOPPED"
+    pid: int | None = None
+    uptime_s: float | None = None
+    rss_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class AgentStatus:
+    """What `imageserving status --json` prints."""
+
+    host: str
+    agent_version: str
+    time: str
+    supervisor: SupervisorStatus
+    components: tuple[ComponentStatus, ...] = ()
+    message: str = ""
+    schema: int = SCHEMA
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def component(self, cid: str) -> ComponentStatus | None:
+        return next((c for c in self.components if c.id == cid), None)
+
+    @property
+    def all_running(self) -> bool:
+        return self.supervisor.state == "RUNNING" and all(c.state == "RUNNING" for c in self.components)
+
+    def to_dict(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "schema": self.schema, "host": self.host, "agent_version": self.agent_version,
+            "time": self.time, "supervisor": _drop_none(asdict(self.supervisor)),
+            "components": [asdict(c) for c in self.components], "message": self.message,
+        }
+        return doc
+
+
+def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in d.items() if v is not None}
+
+
+def _typed(d: dict[str, Any], name: str, kind: type | tuple[type, ...], default: Any, where: str) -> Any:
+    value = d.get(name, default)
+    if value is None or (isinstance(value, kind) and not isinstance(value, bool)):
+        return value
+    raise SchemaError(f"{where}.{name}: expected {getattr(kind, '__name__', kind)}, got {value!r:.40}")
+
+
+def _component(d: Any, i: int) -> ComponentStatus:
+    where = f"components[{i}]"
+    if not isinstance(d, dict) or not isinstance(d.get("id"), str):
+        raise SchemaError(f"{where}: expected an object with an id")
+    state = d.get("state", "STOPPED")
+    if state not in STATES:
+        raise SchemaError(f"{where}.state: unknown state {state!r:.40}")
+    return ComponentStatus(
+        id=d["id"], description=str(d.get("description") or ""), state=state,
+        pid=_typed(d, "pid", int, None, where),
+        uptime_s=_typed(d, "uptime_s", (int, float), None, where),
+        rss_bytes=_typed(d, "rss_bytes", int, None, where),
+        restarts=_typed(d, "restarts", int, 0, where) or 0,
+        last_exit=None if d.get("last_exit") is None else str(d["last_exit"]),
+        message=str(d.get("message") or ""),
+    )
+
+
+def parse_status(doc: Any) -> AgentStatus:
+    """Takes decoded JSON; returns an AgentStatus or raises SchemaError saying what is wrong."""
+    if not isinstance(doc, dict):
+        raise SchemaError("status is not a JSON object")
+    if doc.get("schema") != SCHEMA:
+        raise SchemaError(f"unsupported status schema {doc.get('schema')!r:.20} (expected {SCHEMA})")
+    sup = doc.get("supervisor")
+    if not isinstance(sup, dict) or sup.get("state") not in STATES:
+        raise SchemaError("supervisor: expected an object with a known state")
+    comps = doc.get("components", [])
+    if not isinstance(comps, list):
+        raise SchemaError("components: expected a list")
+    known = {"schema", "host", "agent_version", "time", "supervisor", "components", "message"}
+    return AgentStatus(
+        host=str(doc.get("host", "")), agent_version=str(doc.get("agent_version", "")),
+        time=str(doc.get("time", "")),
+        supervisor=SupervisorStatus(
+            state=sup["state"], pid=_typed(sup, "pid", int, None, "supervisor"),
+            uptime_s=_typed(sup, "uptime_s", (int, float), None, "supervisor"),
+            rss_bytes=_typed(sup, "rss_bytes", int, None, "supervisor"),
+        ),
+        components=tuple(_component(c, i) for i, c in enumerate(comps)),
+        message=str(doc.get("message") or ""),
+        extra={k: v for k, v in doc.items() if k not in known},
+    )

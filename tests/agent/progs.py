@@ -1,0 +1,70 @@
+"""Small real programs for the supervisor tests: `python progs.py MODE [PORT]`.
+
+listen PORT     bind 127.0.0.1:PORT, say so, and serve until killed
+crash           exit 1 at once
+crash-later S   run S seconds, then exit 1
+clean-exit      exit 0 at once
+stubborn PORT   ignore SIGTERM; fork a grandchild that leaves the process group (setsid), ignores
+                SIGTERM too and holds PORT; sleep forever
+leak MB         allocate MB MiB, then sleep
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+import time
+
+
+def hold(port: int) -> socket.socket:
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", port))
+    s.listen(16)
+    return s
+
+
+def serve_forever(s: socket.socket) -> None:
+    while True:
+        conn, _ = s.accept()
+        conn.close()
+
+
+def main() -> None:
+    mode = sys.argv[1]
+    arg = sys.argv[2] if len(sys.argv) > 2 else ""
+    if mode == "listen":
+        s = hold(int(arg))
+        print(f"listening on {arg}", flush=True)
+        serve_forever(s)
+    elif mode == "crash":
+        print("crashing", flush=True)
+        sys.exit(1)
+    elif mode == "crash-later":
+        time.sleep(float(arg))
+        sys.exit(1)
+    elif mode == "clean-exit":
+        sys.exit(0)
+    elif mode == "stubborn":
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if os.fork() == 0:
+            os.setsid()
+            s = hold(int(arg))
+            print(f"grandchild {os.getpid()} holds {arg}", flush=True)
+            serve_forever(s)
+        while True:
+            time.sleep(3600)
+    elif mode == "leak":
+        blob = bytearray(int(arg) * 2**20)
+        for i in range(0, len(blob), 4096):
+            blob[i] = 1
+        while True:
+            time.sleep(3600)
+    else:
+        sys.exit(f"unknown mode {mode}")
+
+
+if __name__ == "__main__":
+    main()
