@@ -216,13 +216,13 @@ def run(args: list[str]) -> None:
         sys.exit(control.FAILED)
     except KeyboardInterrupt:
         sys.exit(130)
-    except Exception as exc:  # click's usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.exceptions.Abort):
-            sys.exit(130)
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(control.BAD_ARGS)
-        raise
+    except typer.Abort:
+        sys.exit(130)
+    except typer.exceptions.TyperException as exc:  # usage errors (Typer ships its own click)
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            sys.stderr.write(f"imageserving: {exc}\n")
+        sys.exit(control.BAD_ARGS)
     sys.exit(code if isinstance(code, int) else 0)

@@ -54,6 +54,11 @@ def _fast_status(args: list[str]) -> int | None:
 
 def main(argv: list[str] | None = None) -> None:
     args = hoist(list(sys.argv[1:] if argv is None else argv), GLOBAL_WITH_VALUE, GLOBAL_FLAGS)
+    if "--version" in args[: args.index("--") if "--" in args else None]:  # the fleet's ping: keep it instant
+        from .. import __version__
+
+        sys.stdout.write(f"imageserving {__version__}\n")
+        sys.exit(0)
     code = _fast_status(args)
     if code is not None:
         sys.stdout.flush()

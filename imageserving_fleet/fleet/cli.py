@@ -1,0 +1,239 @@
+"""The `imageserving-fleet` commands (Typer). Each parses, calls the fleet library, prints."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from .. import __version__
+from ..errors import InventoryError, UsageError
+from . import remote
+from .results import HostResult, Result, exit_code, fleet_document, summarize
+from .rolling import rolling_restart
+from .runner import Interrupted, Job
+from .session import DEFAULT_FORKS, RunSettings
+from .target import FleetOptions, Target
+
+EXIT_BEFORE_HOSTS, EXIT_BAD_OPTIONS, EXIT_INTERRUPTED = 1, 5, 99
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    help="Run the Image Serving agent on every host of an Ansible inventory, in parallel over SSH, "
+         "and aggregate what each reports.",
+)
+# A pipe or cron mail has no width: give the table room rather than cutting states to "RUN…".
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, highlight=False)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"imageserving-fleet {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _options(
+    ctx: typer.Context,
+    inventory: Annotated[Optional[list[str]], typer.Option(
+        "-i", "--inventory", metavar="PATH",
+        help="Ansible inventory (YAML, INI or a directory); repeatable. Env IMAGESERVING_INVENTORY. "
+             "Default ./inventory/hosts.yml, else localhost only.")] = None,
+    limit: Annotated[Optional[str], typer.Option("-l", "--limit", metavar="PATTERN",
+                                                 help="Ansible host pattern, e.g. 'web*:&prod:!web03'.")] = None,
+    forks: Annotated[int, typer.Option("-f", "--forks", help="Hosts worked on at once.")] = DEFAULT_FORKS,
+    timeout: Annotated[Optional[float], typer.Option(
+        "--timeout", metavar="S", help="Whole per-host deadline (default 30 for status/ping/report, "
+                                       "300 for start/stop/restart).")] = None,
+    connect_timeout: Annotated[float, typer.Option("--connect-timeout", metavar="S")] = 10.0,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout (schema 1).")] = False,
+    user: Annotated[Optional[str], typer.Option("-u", "--user", help="Remote user for every host.")] = None,
+    private_key: Annotated[Optional[str], typer.Option("--private-key", metavar="PATH")] = None,
+    ssh_config: Annotated[Optional[str], typer.Option("--ssh-config", metavar="PATH",
+                                                      help="Default ~/.ssh/config.")] = None,
+    host_key_policy: Annotated[str, typer.Option(
+        "--host-key-policy", help="reject (default): unknown keys refused; accept-new: record them; warn. "
+                                  "A changed key is always refused.")] = "reject",
+    become: Annotated[bool, typer.Option("-b", "--become", help="Run the agent through sudo.")] = False,
+    ask_become_pass: Annotated[bool, typer.Option(
+        "-K", "--ask-become-pass", help="Prompt for the sudo password (or set IMAGESERVING_BECOME_PASS).")] = False,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Print only what is wrong.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True)] = False,
+) -> None:
+    options = FleetOptions(user=user, private_key=private_key, ssh_config=ssh_config,
+                           host_key_policy=host_key_policy, connect_timeout=connect_timeout, become=become)
+    ctx.obj = RunSettings(inventories=list(inventory or []), limit=limit, forks=forks, timeout=timeout,
+                          options=options, as_json=as_json, quiet=quiet, ask_become_pass=ask_become_pass)
+
+
+# ------------------------------------------------------------------ helpers
+def _progress(settings: RunSettings, total: int) -> tuple[Callable[[HostResult], None] | None, Callable[[], None]]:
+    """A progress bar on stderr, only when it is a terminal (never in cron mail or a pipe)."""
+    if settings.quiet or settings.as_json or not sys.stderr.isatty() or total < 2:
+        return None, lambda: None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   console=err, transient=True)
+    task = bar.add_task("hosts", total=total)
+    bar.start()
+
+    def advance(res: HostResult) -> None:
+        bar.update(task, advance=1, description=f"{res.host}: {res.result}")
+
+    return advance, bar.stop
+
+
+def _report(settings: RunSettings, command: str, results: Sequence[HostResult]) -> int:
+    code = exit_code(summarize(results))
+    if settings.as_json:
+        sys.stdout.write(json.dumps(fleet_document(command, results)) + "\n")
+        return code
+    from .render import print_results
+
+    shown = [r for r in results if r.result != Result.OK] if settings.quiet else list(results)
+    if settings.quiet and not shown:
+        return code
+    print_results(out, shown)
+    return code
+
+
+def _run(ctx: typer.Context, command: str, job_or_fn: Job | Callable[..., list[HostResult]]) -> None:
+    settings: RunSettings = ctx.obj
+    targets = settings.targets()
+    advance, stop = _progress(settings, len(targets))
+    fleet = settings.fleet(command, targets, on_result=advance)
+    try:
+        if isinstance(job_or_fn, Job):
+            results = fleet.run(targets, job_or_fn)
+        else:
+            results = job_or_fn(fleet, targets)
+    except Interrupted as exc:
+        stop()
+        _report(settings, command, exc.results)
+        err.print("interrupted: the report above is partial")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    finally:
+        stop()
+        fleet.close()
+        fleet.connector.close()
+    raise typer.Exit(_report(settings, command, results))
+
+
+def _component(cid: Optional[str]) -> list[str]:
+    return [remote.check_id(cid)] if cid else []
+
+
+# ----------------------------------------------------------------- commands
+@app.command()
+def status(ctx: typer.Context,
+           component: Annotated[Optional[str], typer.Argument(help="ps, is or svg (default: all)")] = None) -> None:
+    """State, uptime and memory of every component on every host."""
+    _run(ctx, "status", Job("status", ("status", *_component(component), "--json")))
+
+
+@app.command()
+def start(ctx: typer.Context) -> None:
+    """Start the Server Supervisor and all components on every host."""
+    _run(ctx, "start", Job("start", ("start", "--json")))
+
+
+@app.command()
+def stop(ctx: typer.Context) -> None:
+    """Stop all components and the Server Supervisor on every host."""
+    _run(ctx, "stop", Job("stop", ("stop", "--json")))
+
+
+@app.command()
+def restart(ctx: typer.Context,
+            component: Annotated[Optional[str], typer.Argument(help="ps, is or svg (default: everything)")] = None,
+            serial: Annotated[Optional[str], typer.Option(
+                "--serial", metavar="N|N%", help="Rolling restart: batches of N hosts (or N% of them); the "
+                                                 "next batch starts when this one is all RUNNING.")] = None,
+            max_fail_percentage: Annotated[float, typer.Option(
+                "--max-fail-percentage", metavar="P", help="Stop the rolling restart when more than P% of a "
+                                                            "batch fails (default 0: any failure).")] = 0.0,
+            ) -> None:
+    """Restart one component or everything; rolling with --serial."""
+    ids = _component(component)
+    cid = ids[0] if ids else None
+    if not 0 <= max_fail_percentage <= 100:
+        raise UsageError("--max-fail-percentage must be between 0 and 100")
+    if serial is not None:
+        from .rolling import parse_serial
+
+        parse_serial(serial)  # a usage error before any host is contacted
+
+    def run(fleet, targets: Sequence[Target]) -> list[HostResult]:  # type: ignore[no-untyped-def]
+        def on_batch(i: int, n: int, names: list[str]) -> None:
+            if not settings.quiet and not settings.as_json and n > 1:
+                err.print(f"batch {i}/{n}: {', '.join(names)}")
+
+        return rolling_restart(fleet, targets, cid, serial, max_fail_percentage, on_batch)
+
+    settings: RunSettings = ctx.obj
+    _run(ctx, "restart", run)
+
+
+@app.command()
+def ping(ctx: typer.Context) -> None:
+    """Reachability and agent version of every host."""
+    _run(ctx, "ping", Job("version", ("--version",)))
+
+
+@app.command()
+def hosts(ctx: typer.Context) -> None:
+    """The matched hosts and their connection settings (contacts nothing)."""
+    settings: RunSettings = ctx.obj
+    targets = settings.targets()
+    rows = [{"host": t.name, "address": t.address, "connection": t.connection, "become": t.become,
+             "become_user": t.become_user, "home": t.home, "config": t.config,
+             "agent": t.agent_command or f"{t.venv}/bin/imageserving (else imageserving on PATH)"} for t in targets]
+    if settings.as_json:
+        sys.stdout.write(json.dumps({"schema": 1, "command": "hosts", "hosts": rows}) + "\n")
+        return
+    from rich.table import Table
+
+    table = Table(header_style="bold")
+    for col in ("host", "address", "connection", "become", "home", "config", "agent"):
+        table.add_column(col, overflow="fold")
+    for row in rows:
+        table.add_row(*(str(row[c]) if row[c] not in (None, False) else "-" for c in
+                        ("host", "address", "connection", "become", "home", "config", "agent")))
+    out.print(table)
+    out.print(f"{len(rows)} host(s)")
+
+
+def _show_usage_error(exc: Exception) -> None:
+    show = getattr(exc, "show", None)
+    if callable(show):
+        show()
+    else:
+        err.print(f"imageserving-fleet: {exc}", markup=False)
+
+
+def run(args: list[str]) -> None:
+    """Runs the Typer app on already-hoisted argv; maps our errors to the documented exit codes."""
+    try:
+        code = app(args=args, prog_name="imageserving-fleet", standalone_mode=False)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except InventoryError as exc:
+        err.print(f"imageserving-fleet: {exc}", markup=False)
+        sys.exit(EXIT_BEFORE_HOSTS)
+    except UsageError as exc:
+        err.print(f"imageserving-fleet: {exc}", markup=False)
+        sys.exit(EXIT_BAD_OPTIONS)
+    except (KeyboardInterrupt, typer.Abort):
+        err.print("interrupted")
+        sys.exit(EXIT_INTERRUPTED)
+    except typer.exceptions.TyperException as exc:  # usage errors (Typer ships its own click)
+        _show_usage_error(exc)
+        sys.exit(EXIT_BAD_OPTIONS)
+    sys.exit(code if isinstance(code, int) else 0)

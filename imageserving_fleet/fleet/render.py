@@ -1,0 +1,78 @@
+"""Turn fleet results into what a person reads: a rich table and the recap line."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from ..schema import COMPONENT_IDS
+from ..units import format_duration, format_size
+from .results import HostResult, Result, summarize
+
+RESULT_STYLE = {Result.OK: "green", Result.DEGRADED: "yellow", Result.FAILED: "red",
+                Result.UNREACHABLE: "magenta", Result.SKIPPED: "dim"}
+STATE_STYLE = {"RUNNING": "green", "STARTING": "yellow", "BACKOFF": "yellow", "STOPPING": "yellow",
+               "FATAL": "bold red", "EXITED": "red", "STOPPED": "dim"}
+
+
+def component_ids(results: Sequence[HostResult]) -> list[str]:
+    """ps, is, svg first, then any other component a host reports, in order of appearance."""
+    seen = [c for c in COMPONENT_IDS]
+    for r in results:
+        for comp in (r.status or {}).get("components", []):
+            if comp.get("id") not in seen:
+                seen.append(comp["id"])
+    present = {c.get("id") for r in results for c in (r.status or {}).get("components", [])}
+    return [c for c in seen if c in present] or list(COMPONENT_IDS)
+
+
+def _cell(comp: dict | None) -> Text:
+    if comp is None:
+        return Text("-", style="dim")
+    state = str(comp.get("state", "?"))
+    text = Text(state, style=STATE_STYLE.get(state, ""))
+    if comp.get("uptime_s") is not None:
+        text.append(f" {format_duration(comp['uptime_s'])}")
+    if comp.get("rss_bytes") is not None:
+        text.append(f" {format_size(comp['rss_bytes'])}", style="cyan")
+    if comp.get("restarts"):
+        text.append(f" ↻{comp['restarts']}", style="yellow")
+    return text
+
+
+def results_table(results: Sequence[HostResult], title: str | None = None) -> Table:
+    ids = component_ids(results)
+    table = Table(title=title, show_lines=False, header_style="bold", expand=False)
+    table.add_column("host", no_wrap=True)
+    table.add_column("result", no_wrap=True)
+    for cid in ids:
+        table.add_column(cid, no_wrap=True)
+    table.add_column("reason", overflow="fold")
+    for r in results:
+        reason = r.reason
+        if "agent_version" in r.extra:
+            reason = f"agent {r.extra['agent_version']}" + (f"; {reason}" if reason else "")
+        table.add_row(Text(r.host), Text(str(r.result), style=RESULT_STYLE[r.result]),
+                      *(_cell(r.component(cid)) for cid in ids), Text(reason))
+    return table
+
+
+def print_results(console: Console, results: Sequence[HostResult], title: str | None = None) -> None:
+    if results:
+        console.print(results_table(results, title))
+    console.print(recap(results))
+
+
+def recap(results: Sequence[HostResult]) -> Text:
+    s = summarize(results)
+    text = Text()
+    for key, value, style in (("hosts", s.hosts, "bold"), ("ok", s.ok, "green"), ("degraded", s.degraded, "yellow"),
+                              ("failed", s.failed, "red"), ("unreachable", s.unreachable, "magenta"),
+                              ("skipped", s.skipped, "dim")):
+        if text:
+            text.append(" ")
+        text.append(f"{key}={value}", style=style if value and key != "hosts" else ("bold" if key == "hosts" else ""))
+    return text

@@ -1,0 +1,133 @@
+"""Per-host results and their aggregation: pure functions from agent output to fleet verdicts."""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..schema import SchemaError, parse_status
+
+AGENT_MISSING = 127  # what sh says when the command is not found
+
+
+class Result(enum.StrEnum):
+    """The verdict for one host, worst last."""
+
+    OK = "ok"
+    DEGRADED = "degraded"
+    FAILED = "failed"
+    UNREACHABLE = "unreachable"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True)
+class HostResult:
+    """One host's outcome: the verdict, why, the agent's status document (raw), how long it took."""
+
+    host: str
+    result: Result
+    reason: str = ""
+    status: dict[str, Any] | None = None
+    elapsed_s: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"host": self.host, "result": str(self.result), "reason": self.reason,
+                               "status": self.status, "elapsed_s": round(self.elapsed_s, 3)}
+        doc.update(self.extra)
+        return doc
+
+    def component(self, cid: str) -> dict[str, Any] | None:
+        for comp in (self.status or {}).get("components", []):
+            if comp.get("id") == cid:
+                return comp
+        return None
+
+
+@dataclass(frozen=True)
+class Summary:
+    hosts: int = 0
+    ok: int = 0
+    degraded: int = 0
+    failed: int = 0
+    unreachable: int = 0
+    skipped: int = 0
+
+    def line(self) -> str:
+        return (f"hosts={self.hosts} ok={self.ok} degraded={self.degraded} failed={self.failed} "
+                f"unreachable={self.unreachable} skipped={self.skipped}")
+
+
+def summarize(results: Iterable[HostResult]) -> Summary:
+    counts = {r.value: 0 for r in Result}
+    n = 0
+    for res in results:
+        counts[res.result.value] += 1
+        n += 1
+    return Summary(hosts=n, **counts)
+
+
+def exit_code(summary: Summary) -> int:
+    """Ansible's codes without the overloading: 4 unreachable wins over 2 failed/degraded."""
+    if summary.unreachable:
+        return 4
+    if summary.failed or summary.degraded or summary.skipped:
+        return 2
+    return 0
+
+
+def _last_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    line = lines[-1] if lines else ""
+    return line.removeprefix("imageserving: ")[:300]
+
+
+def classify(host: str, command: str, exit_status: int, stdout: bytes, stderr: bytes,
+             elapsed: float) -> HostResult:
+    """Takes what the agent did on a host; returns the verdict (never raises on lying output)."""
+    err = stderr.decode(errors="replace")
+    if exit_status == AGENT_MISSING:
+        return HostResult(host, Result.UNREACHABLE, f"agent missing: {_last_line(err) or 'imageserving not found'}",
+                          elapsed_s=elapsed)
+    doc: dict[str, Any] | None = None
+    text = stdout.decode(errors="replace").strip()
+    if text:
+        try:
+            raw = json.loads(text)
+            parse_status(raw)
+            doc = raw
+        except ValueError as exc:  # JSONDecodeError and SchemaError are both ValueErrors
+            kind = "bad status" if isinstance(exc, SchemaError) else "bad JSON"
+            return HostResult(host, Result.FAILED, f"{kind}: {str(exc)[:200]}; output began {text[:60]!r}",
+                              elapsed_s=elapsed)
+    message = _last_line(err)
+    if doc is None:
+        return HostResult(host, Result.FAILED, f"agent error (exit {exit_status})" + (f": {message}" if message else ""),
+                          elapsed_s=elapsed)
+    down = [c["id"] for c in doc.get("components", []) if c.get("state") != "RUNNING"]
+    supervisor_up = doc.get("supervisor", {}).get("state") == "RUNNING"
+    if command == "stop":
+        if exit_status == 0:
+            return HostResult(host, Result.OK, "", doc, elapsed)
+        return HostResult(host, Result.FAILED, message or f"stop failed (exit {exit_status})", doc, elapsed)
+    if not supervisor_up:
+        return HostResult(host, Result.FAILED, message or doc.get("message") or "Server Supervisor is not running",
+                          doc, elapsed)
+    if exit_status not in (0, 1) or (command != "status" and exit_status != 0):
+        return HostResult(host, Result.FAILED, message or f"{command} failed (exit {exit_status})", doc, elapsed)
+    if down:
+        states = ", ".join(f"{c['id']} {c.get('state')}" for c in doc["components"] if c["id"] in down)
+        return HostResult(host, Result.DEGRADED, f"not RUNNING: {states}", doc, elapsed)
+    return HostResult(host, Result.OK, "", doc, elapsed)
+
+
+def fleet_document(command: str, results: Sequence[HostResult]) -> dict[str, Any]:
+    """The --json document of a fleet run, hosts in inventory order."""
+    s = summarize(results)
+    return {"schema": 1, "command": command,
+            "summary": {"hosts": s.hosts, "ok": s.ok, "degraded": s.degraded, "failed": s.failed,
+                        "unreachable": s.unreachable, "skipped": s.skipped},
+            "hosts": [r.to_dict() for r in results]}

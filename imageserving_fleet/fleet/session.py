@@ -1,0 +1,95 @@
+"""One fleet run's setup, shared by every command: inventory, selected targets, connector, pool.
+
+Built from the parsed CLI options; every failure before a host is contacted raises an
+InventoryError (exit 1) or UsageError (exit 5), never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import UsageError
+from .inventory import Inventory, default_inventory, load_inventory
+from .patterns import select
+from .results import HostResult
+from .runner import Fleet
+from .target import FleetOptions, Target, make_target
+from .transport import Connector
+
+DEFAULT_INVENTORY = Path("inventory/hosts.yml")
+DEFAULT_FORKS = 50
+STATUS_TIMEOUT = 30.0       # status, ping: a few hundred ms is normal; 30 s is a dead host
+ACTION_TIMEOUT = 300.0      # start, stop, restart: stop_timeout (60 s) twice, and readiness
+
+
+@dataclass
+class RunSettings:
+    """What the global options say, before anything is read or contacted."""
+
+    inventories: list[str] = field(default_factory=list)
+    limit: str | None = None
+    forks: int = DEFAULT_FORKS
+    timeout: float | None = None
+    options: FleetOptions = field(default_factory=FleetOptions)
+    as_json: bool = False
+    quiet: bool = False
+    ask_become_pass: bool = False
+
+    def inventory_paths(self) -> list[str]:
+        if self.inventories:
+            return self.inventories
+        env = os.environ.get("IMAGESERVING_INVENTORY")
+        if env:
+            return [p for p in env.split(os.pathsep) if p]
+        return [str(DEFAULT_INVENTORY)] if DEFAULT_INVENTORY.exists() else []
+
+    def load(self) -> Inventory:
+        paths = self.inventory_paths()
+        return load_inventory(paths) if paths else default_inventory()
+
+    def targets(self) -> list[Target]:
+        """The matched hosts, in inventory order, as connection targets."""
+        inventory = self.load()
+        hosts = select(inventory, self.limit) if self.limit else list(inventory.hosts)
+        return [make_target(h.name, h.vars, self.options) for h in hosts]
+
+    def deadline_for(self, command: str) -> float:
+        if self.timeout is not None:
+            return self.timeout
+        return STATUS_TIMEOUT if command in ("status", "ping", "report") else ACTION_TIMEOUT
+
+    def become_password(self, targets: Sequence[Target]) -> str | None:
+        """From IMAGESERVING_BECOME_PASS or a prompt (-K); never from argv."""
+        if not any(t.become for t in targets):
+            return None
+        env = os.environ.get("IMAGESERVING_BECOME_PASS")
+        if env:
+            return env
+        if self.ask_become_pass:
+            import getpass
+
+            return getpass.getpass("BECOME password: ")
+        return None
+
+    def fleet(self, command: str, targets: Sequence[Target],
+              on_result: Callable[[HostResult], None] | None = None) -> Fleet:
+        if self.forks < 1:
+            raise UsageError(f"--forks must be at least 1, got {self.forks}")
+        _raise_fd_limit(len(targets))
+        return Fleet(Connector(self.options), forks=self.forks, timeout=self.deadline_for(command),
+                     become_password=self.become_password(targets), on_result=on_result)
+
+
+def _raise_fd_limit(hosts: int) -> None:
+    """Several fds per connection: lift the soft limit to the hard one (parallel-ssh#311)."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ImportError, ValueError, OSError):
+        pass
