@@ -1,0 +1,245 @@
+"""How to reach one host: its connection settings, merged from inventory variables and CLI options.
+
+Pure: takes data (the host's inventory variables, the CLI options) and returns a frozen `Target`;
+no file, socket or environment is touched, so the `hosts` command and the tests can use it freely.
+What ~/.ssh/config adds on top (HostName, IdentityFile, ProxyJump...) is resolved later, once per
+run, by `transport.Connector`, because reading that file is I/O.
+
+Precedence, as with Ansible driving OpenSSH: the CLI's --user/--private-key, then the host's
+`ansible_*` variables, then options inside `ansible_ssh_common_args`, then ssh_config, then defaults.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from imageserving_fleet.errors import UsageError
+
+HOST_KEY_POLICIES = ("reject", "accept-new", "warn")
+DEFAULT_VENV = "~/.imageserving/venv"
+
+# Ansible's names for its SSH connection plugins all mean "ssh" to us; "smart" is its old default.
+_CONNECTIONS = {
+    "ssh": "ssh", "paramiko": "ssh", "paramiko_ssh": "ssh", "smart": "ssh", "local": "local",
+}
+_TRUE = {"true", "yes", "on", "1", "y", "t"}
+_FALSE = {"false", "no", "off", "0", "n", "f", ""}
+# OpenSSH client options that take an argument (from ssh(1)); needed to skip them correctly.
+_SSH_OPTS_WITH_ARG = set("BbcDEeFIiJLlmOoPpQRSWw")
+# Short options we translate to their ssh_config keyword; the others are accepted and ignored.
+_SSH_SHORT_TO_KEYWORD = {"p": "port", "l": "user", "i": "identityfile", "J": "proxyjump", "F": "-F"}
+
+
+@dataclass(frozen=True)
+class FleetOptions:
+    """The CLI-level connection settings shared by every host of a run; all optional."""
+
+    user: str | None = None
+    private_key: str | None = None
+    ssh_config: str | None = None  # None: ~/.ssh/config when it exists (and /etc/ssh/ssh_config)
+    host_key_policy: str = "reject"  # reject | accept-new | warn
+    connect_timeout: float = 10.0
+    become: bool = False
+
+    def __post_init__(self) -> None:
+        if self.host_key_policy not in HOST_KEY_POLICIES:
+            raise UsageError(f"--host-key-policy must be one of {', '.join(HOST_KEY_POLICIES)}, "
+                             f"got {self.host_key_policy!r}")
+        if not self.connect_timeout > 0:
+            raise UsageError(f"--connect-timeout must be more than 0 seconds, got {self.connect_timeout!r}")
+
+
+@dataclass(frozen=True)
+class Target:
+    """One host as the fleet will reach it: where, as whom, through what, and where the agent is."""
+
+    name: str  # the inventory name, used in every report and error
+    hostname: str  # what to connect to (ansible_host); ssh_config's HostName may still map it
+    port: int
+    user: str | None  # None: ssh_config's User, else the local user name
+    key_file: str | None  # an explicit private key; None: IdentityFile, ssh-agent, default keys
+    connection: str  # "ssh" | "local"
+    common_args: tuple[str, ...]  # ansible_ssh_common_args (+ ansible_ssh_extra_args), split
+    become: bool
+    become_user: str | None
+    agent_command: str | None  # imageserving_command
+    venv: str  # imageserving_venv
+    home: str | None  # imageserving_home
+    config: str | None  # imageserving_config
+    # False when the port is only the default 22, so ssh_config's Port may still apply.
+    port_explicit: bool = True
+
+    @property
+    def address(self) -> str:
+        """`user@host:port` as a person would write it (user and port only when known/non-default)."""
+        user = f"{self.user}@" if self.user else ""
+        host = f"[{self.hostname}]" if ":" in self.hostname else self.hostname
+        return f"{user}{host}" + (f":{self.port}" if self.port != 22 else "")
+
+
+def make_target(name: str, vars: Mapping[str, Any], options: FleetOptions) -> Target:
+    """Takes a host's inventory name and merged variables plus the CLI options; returns its Target.
+
+    Raises UsageError naming the host and the variable when a value cannot be used.
+    """
+    var = _VarReader(name, vars)
+    connection_name = var.text("ansible_connection") or "ssh"
+    connection = _CONNECTIONS.get(connection_name.removeprefix("ansible.builtin."))
+    if connection is None:
+        raise UsageError(f"host {name}: ansible_connection {connection_name!r} is not supported "
+                         f"(use ssh or local)")
+    common_args = var.args("ansible_ssh_common_args") + var.args("ansible_ssh_extra_args")
+    try:
+        from_args = ssh_options(common_args)
+    except ValueError as exc:
+        raise UsageError(f"host {name}: ansible_ssh_common_args: {exc}") from None
+
+    port = var.port("ansible_port") or var.port("ansible_ssh_port")
+    port_explicit = port is not None
+    if port is None and "port" in from_args:
+        port, port_explicit = _port(from_args["port"][0]), True
+    user = (options.user or var.text("ansible_user") or var.text("ansible_ssh_user")
+            or (from_args["user"][0] if "user" in from_args else None))
+    key_file = (options.private_key or var.text("ansible_ssh_private_key_file")
+                or var.text("ansible_private_key_file"))
+    return Target(
+        name=name,
+        hostname=var.text("ansible_host") or var.text("ansible_ssh_host") or name,
+        port=port or 22,
+        user=user,
+        key_file=key_file,
+        connection=connection,
+        common_args=common_args,
+        become=var.flag("ansible_become", default=options.become),
+        become_user=var.text("ansible_become_user"),
+        agent_command=var.text("imageserving_command"),
+        venv=var.text("imageserving_venv") or DEFAULT_VENV,
+        home=var.text("imageserving_home"),
+        config=var.text("imageserving_config"),
+        port_explicit=port_explicit,
+    )
+
+
+def ssh_options(args: Sequence[str]) -> dict[str, list[str]]:
+    """Takes OpenSSH client arguments (`-o Port=2222 -J bastion -i key`); returns keyword -> values.
+
+    Keywords are ssh_config's, lower-cased (`-p` gives "port", `-J` "proxyjump", `-F` "-F"); values
+    keep the order given (OpenSSH uses the first, except IdentityFile where all count). Flags
+    without meaning for us (-C, -v, -q, -A...) are accepted and ignored. Raises ValueError.
+    """
+    found: dict[str, list[str]] = {}
+    items = list(args)
+    i = 0
+    while i < len(items):
+        arg = items[i]
+        i += 1
+        if not arg.startswith("-") or arg == "-":
+            raise ValueError(f"unexpected argument {arg!r} (only options such as -o Key=Value)")
+        j = 1
+        while j < len(arg):
+            letter = arg[j]
+            if letter not in _SSH_OPTS_WITH_ARG:
+                j += 1
+                continue
+            value = arg[j + 1:]
+            if not value:
+                if i >= len(items):
+                    raise ValueError(f"option -{letter} needs a value")
+                value = items[i]
+                i += 1
+            if letter == "o":
+                key, val = _split_o(value)
+                found.setdefault(key, []).append(val)
+            elif letter in _SSH_SHORT_TO_KEYWORD:
+                found.setdefault(_SSH_SHORT_TO_KEYWORD[letter], []).append(value)
+            break
+    if "port" in found:
+        _port(found["port"][0])
+    return found
+
+
+def _split_o(value: str) -> tuple[str, str]:
+    """Takes the value of `-o` (`Key=Value` or `Key Value`); returns (lower-cased key, value)."""
+    text = value.strip()
+    for index, char in enumerate(text):
+        if char == "=" or char.isspace():
+            key, rest = text[:index], text[index:].lstrip()
+            if rest.startswith("="):
+                rest = rest[1:].lstrip()
+            if key and rest:
+                return key.lower(), rest
+            break
+    raise ValueError(f"-o {value!r} is not Key=Value")
+
+
+def _port(value: object) -> int:
+    """Takes a port as YAML or an argument gives it; returns it as an int or raises ValueError."""
+    if isinstance(value, bool):  # YAML's `yes` is a bool, and bool is an int in Python
+        raise ValueError(f"expected a port number 1-65535, got {value!r}")
+    try:
+        port = int(str(value).strip()) if not isinstance(value, int) else value
+    except ValueError:
+        raise ValueError(f"expected a port number 1-65535, got {value!r}") from None
+    if not 0 < port < 65536:
+        raise ValueError(f"expected a port number 1-65535, got {value!r}")
+    return port
+
+
+class _VarReader:
+    """Reads typed values out of one host's variables, raising UsageError that names both."""
+
+    def __init__(self, host: str, vars: Mapping[str, Any]) -> None:
+        self.host, self.vars = host, vars
+
+    def _fail(self, key: str, why: str) -> UsageError:
+        return UsageError(f"host {self.host}: {key}: {why}")
+
+    def text(self, key: str) -> str | None:
+        value = self.vars.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise self._fail(key, f"expected a string, got {value!r}")
+        text = str(value).strip()
+        if "{{" in text or "{%" in text:
+            # Ansible would render this with Jinja; passing it on verbatim would connect to nonsense.
+            raise self._fail(key, f"templated values are not supported here: {text!r}")
+        return text or None
+
+    def port(self, key: str) -> int | None:
+        value = self.vars.get(key)
+        if value is None:
+            return None
+        try:
+            return _port(value)
+        except ValueError as exc:
+            raise self._fail(key, str(exc)) from None
+
+    def flag(self, key: str, *, default: bool) -> bool:
+        value = self.vars.get(key)
+        if value is None:
+            return default
+        if isinstance(value, bool):
+            return value
+        word = str(value).strip().lower()
+        if word in _TRUE:
+            return True
+        if word in _FALSE:
+            return False
+        raise self._fail(key, f"expected a boolean (true/false, yes/no), got {value!r}")
+
+    def args(self, key: str) -> tuple[str, ...]:
+        value = self.vars.get(key)
+        if value is None:
+            return ()
+        if isinstance(value, list | tuple) and all(isinstance(item, str) for item in value):
+            return tuple(value)
+        if not isinstance(value, str):
+            raise self._fail(key, f"expected a string of ssh options, got {value!r}")
+        try:
+            return tuple(shlex.split(value))
+        except ValueError as exc:
+            raise self._fail(key, f"cannot split {value!r}: {exc}") from None
