@@ -1,0 +1,125 @@
+"""A loopback fleet for tests and benchmarks: logical hosts on one real sshd, each its own agent.
+
+Every logical host is an inventory alias of 127.0.0.1:<sshd port> with its own imageserving_home
+and its own configuration (the demo stack on free ports), so they behave as separate hosts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def agent_wrapper(directory: Path) -> Path:
+    """An `imageserving` executable for the hosts: this interpreter running the agent from this tree."""
+    path = directory / "imageserving"
+    path.write_text(f"#!/bin/sh\nPYTHONPATH={ROOT} exec {sys.executable} -m imageserving_fleet.agent.main \"$@\"\n")
+    path.chmod(0o755)
+    return path
+
+
+def demo_config(path: Path, start_delay: str = "100ms") -> dict[str, int]:
+    """The demo stack on three free ports; returns them."""
+    ports = {"is": free_port(), "svg": free_port(), "ps": free_port()}
+    py = sys.executable
+    comps = {
+        "is": {"description": "Image Server", "start_priority": 1,
+               "command": [py, "-m", "imageserving_fleet.agent.demo.imageserver", "--port", str(ports["is"])],
+               "ready": {"tcp": f"127.0.0.1:{ports['is']}"}},
+        "svg": {"description": "SVG server", "start_priority": 1,
+                "command": [py, "-m", "imageserving_fleet.agent.demo.svgserver", "--port", str(ports["svg"])],
+                "ready": {"tcp": f"127.0.0.1:{ports['svg']}"}},
+        "ps": {"description": "Platform Server", "start_priority": 2,
+               "command": [py, "-m", "imageserving_fleet.agent.demo.platformserver", "--port", str(ports["ps"]),
+                           "--is-port", str(ports["is"]), "--svg-port", str(ports["svg"])],
+               "ready": {"http": f"http://127.0.0.1:{ports['ps']}/healthz"}},
+    }
+    for comp in comps.values():
+        comp.update({"start_delay": start_delay, "stop_timeout": "5s", "ready_timeout": "20s",
+                     "env": {"PYTHONPATH": str(ROOT)}})
+    path.write_text(yaml.safe_dump({"components": comps}, sort_keys=False))
+    return ports
+
+
+class Lab:
+    """Builds inventories of logical hosts on one sshd and runs the fleet CLI against them."""
+
+    def __init__(self, sshd: Any, directory: Path) -> None:
+        self.sshd, self.dir = sshd, directory
+        self.agent = agent_wrapper(directory)
+        self.hosts: dict[str, dict[str, Any]] = {}
+
+    def add_host(self, name: str, **overrides: Any) -> dict[str, Any]:
+        """A good logical host with its own home and demo config; overrides change its variables."""
+        home = self.dir / name
+        home.mkdir(exist_ok=True)
+        config = home / "agent.yaml"
+        demo_config(config)
+        hv: dict[str, Any] = {**self.sshd.inventory_vars(), "imageserving_home": str(home / "h"),
+                              "imageserving_config": str(config), "imageserving_command": str(self.agent)}
+        hv.update(overrides)
+        self.hosts[name] = hv
+        return hv
+
+    def inventory(self, groups: Mapping[str, list[str]] | None = None) -> Path:
+        doc: dict[str, Any] = {"all": {"hosts": self.hosts}}
+        if groups:
+            doc["all"]["children"] = {g: {"hosts": {h: None for h in hs}} for g, hs in groups.items()}
+        path = self.dir / "hosts.yml"
+        path.write_text(yaml.safe_dump(doc, sort_keys=False))
+        return path
+
+    def fleet(self, *args: str, timeout: float = 180, ssh_config: Path | None = None
+              ) -> subprocess.CompletedProcess[str]:
+        inventory = self.inventory()
+        argv = [sys.executable, "-m", "imageserving_fleet.fleet.main", "-i", str(inventory),
+                "--ssh-config", str(ssh_config or self.sshd.ssh_config_path), *args]
+        env = {k: v for k, v in os.environ.items() if k != "SSH_AUTH_SOCK"}
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env, cwd=self.dir)
+
+    def fleet_json(self, *args: str, **kw: Any) -> tuple[int, dict[str, Any]]:
+        proc = self.fleet(*args, "--json", **kw)
+        try:
+            return proc.returncode, json.loads(proc.stdout)
+        except ValueError:
+            raise AssertionError(f"no JSON (exit {proc.returncode}): {proc.stdout!r} {proc.stderr!r}") from None
+
+    def log(self, name: str) -> str:
+        path = Path(self.hosts[name]["imageserving_home"]) / "logs" / "Supervisor.log"
+        return path.read_text() if path.exists() else ""
+
+    def stop_all(self) -> None:
+        """Stops every logical host's supervisor directly (no SSH), whatever the test left."""
+        for name, hv in self.hosts.items():
+            home = hv.get("imageserving_home")
+            if home and Path(home, "run").exists():
+                subprocess.run([str(self.agent), "--home", home, "stop"], capture_output=True, timeout=120)
+
+
+def by_host(doc: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    return {h["host"]: h for h in doc["hosts"]}
+
+
+def pids(entry: Mapping[str, Any]) -> dict[str, int]:
+    return {c["id"]: c["pid"] for c in (entry.get("status") or {}).get("components", [])}
+
+
+def wait(seconds: float) -> None:
+    time.sleep(seconds)
