@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -43,10 +43,10 @@ def _version(value: bool) -> None:
 @app.callback()
 def _options(
     ctx: typer.Context,
-    config: Annotated[Optional[str], typer.Option("--config", envvar="IMAGESERVING_CONFIG", metavar="PATH",
+    config: Annotated[str | None, typer.Option("--config", envvar="IMAGESERVING_CONFIG", metavar="PATH",
                                                   help="Agent configuration (YAML). Default: "
                                                        "/etc/imageserving/agent.yaml, else the demo stack.")] = None,
-    home: Annotated[Optional[str], typer.Option("--home", envvar="IMAGESERVING_HOME", metavar="DIR",
+    home: Annotated[str | None, typer.Option("--home", envvar="IMAGESERVING_HOME", metavar="DIR",
                                                 help="State root (run/, logs/). Default: ~/.imageserving")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine output (status JSON, schema 1) on stdout.")] = False,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
@@ -84,7 +84,7 @@ def stop(ctx: typer.Context) -> None:
 
 @app.command()
 def restart(ctx: typer.Context,
-            component: Annotated[Optional[str], typer.Argument(help="ps, is or svg; none: everything, "
+            component: Annotated[str | None, typer.Argument(help="ps, is or svg; none: everything, "
                                                                      "with a new supervisor")] = None) -> None:
     """Restart one component (the others keep their pids), or everything and the supervisor."""
     s: Settings = ctx.obj
@@ -94,13 +94,13 @@ def restart(ctx: typer.Context,
 
 
 @app.command("reiniciar", hidden=True)
-def reiniciar(ctx: typer.Context, component: Annotated[Optional[str], typer.Argument()] = None) -> None:
+def reiniciar(ctx: typer.Context, component: Annotated[str | None, typer.Argument()] = None) -> None:
     restart(ctx, component)
 
 
 @app.command()
 def status(ctx: typer.Context,
-           components: Annotated[Optional[list[str]], typer.Argument(help="ps, is, svg (default: all)")] = None
+           components: Annotated[list[str] | None, typer.Argument(help="ps, is, svg (default: all)")] = None
            ) -> None:
     """Uptime and current memory of each component and of the supervisor."""
     s: Settings = ctx.obj
@@ -182,7 +182,7 @@ app.add_typer(config_app, name="config")
 
 @config_app.command("check")
 def config_check(ctx: typer.Context,
-                 path: Annotated[Optional[str], typer.Argument(help="Default: the file start would use.")] = None
+                 path: Annotated[str | None, typer.Argument(help="Default: the file start would use.")] = None
                  ) -> None:
     """Validate a configuration: exit 0 when valid, 6 with file, line and key when not."""
     s: Settings = ctx.obj

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import socket
+
 TYPE_CHECKING = False  # not `from typing`: importing typing costs the status path 8 ms
 
 from ..errors import NoAnswerError, NotRunningError, SupervisorError

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 RETRY_AFTER = 5.0  # seconds before trying again to open a log that failed
 
@@ -93,7 +93,7 @@ class LogFile:
 
 def stamp() -> str:
     """ISO-8601 local time with offset and milliseconds, for lines a person reads."""
-    return datetime.now(timezone.utc).astimezone().isoformat(timespec="milliseconds")
+    return datetime.now(UTC).astimezone().isoformat(timespec="milliseconds")
 
 
 class EventLog(LogFile):

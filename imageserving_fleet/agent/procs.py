@@ -17,6 +17,7 @@ import signal
 import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import psutil
 
@@ -55,13 +56,13 @@ def spawn(cfg: ComponentConfig, marker: str) -> Child:
     env.update(cfg.env)
     env[TAG] = tag_value(marker, cfg.id)
     read_fd, write_fd = os.pipe()
-    kwargs: dict[str, object] = {}
+    kwargs: dict[str, Any] = {}
     if cfg.user and os.geteuid() == 0:
         kwargs.update(user=cfg.user, group=_primary_group(cfg.user), extra_groups=[])
     try:
         proc = subprocess.Popen(
             list(cfg.command), cwd=cfg.cwd or None, env=env, stdin=subprocess.DEVNULL,
-            stdout=write_fd, stderr=write_fd, start_new_session=True, close_fds=True, **kwargs,  # type: ignore[arg-type]
+            stdout=write_fd, stderr=write_fd, start_new_session=True, close_fds=True, **kwargs,
         )
     except BaseException:
         os.close(read_fd)

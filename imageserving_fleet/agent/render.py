@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+
 TYPE_CHECKING = False  # not `from typing`: importing typing costs the status path 8 ms
 
 if TYPE_CHECKING:

@@ -18,7 +18,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from .. import __version__
@@ -346,7 +346,7 @@ class Supervisor:
             })
         return {
             "schema": 1, "host": socket.gethostname(), "agent_version": __version__,
-            "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "supervisor": {"state": "RUNNING", "pid": os.getpid(), "uptime_s": round(now - self.started, 1),
                            "rss_bytes": procs.self_rss()},
             "components": comps, "message": "",

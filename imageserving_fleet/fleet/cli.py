@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Sequence
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -41,21 +41,21 @@ def _version(value: bool) -> None:
 @app.callback()
 def _options(
     ctx: typer.Context,
-    inventory: Annotated[Optional[list[str]], typer.Option(
+    inventory: Annotated[list[str] | None, typer.Option(
         "-i", "--inventory", metavar="PATH",
         help="Ansible inventory (YAML, INI or a directory); repeatable. Env IMAGESERVING_INVENTORY. "
              "Default ./inventory/hosts.yml, else localhost only.")] = None,
-    limit: Annotated[Optional[str], typer.Option("-l", "--limit", metavar="PATTERN",
+    limit: Annotated[str | None, typer.Option("-l", "--limit", metavar="PATTERN",
                                                  help="Ansible host pattern, e.g. 'web*:&prod:!web03'.")] = None,
     forks: Annotated[int, typer.Option("-f", "--forks", help="Hosts worked on at once.")] = DEFAULT_FORKS,
-    timeout: Annotated[Optional[float], typer.Option(
+    timeout: Annotated[float | None, typer.Option(
         "--timeout", metavar="S", help="Whole per-host deadline (default 30 for status/ping/report, "
                                        "300 for start/stop/restart).")] = None,
     connect_timeout: Annotated[float, typer.Option("--connect-timeout", metavar="S")] = 10.0,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout (schema 1).")] = False,
-    user: Annotated[Optional[str], typer.Option("-u", "--user", help="Remote user for every host.")] = None,
-    private_key: Annotated[Optional[str], typer.Option("--private-key", metavar="PATH")] = None,
-    ssh_config: Annotated[Optional[str], typer.Option("--ssh-config", metavar="PATH",
+    user: Annotated[str | None, typer.Option("-u", "--user", help="Remote user for every host.")] = None,
+    private_key: Annotated[str | None, typer.Option("--private-key", metavar="PATH")] = None,
+    ssh_config: Annotated[str | None, typer.Option("--ssh-config", metavar="PATH",
                                                       help="Default ~/.ssh/config.")] = None,
     host_key_policy: Annotated[str, typer.Option(
         "--host-key-policy", help="reject (default): unknown keys refused; accept-new: record them; warn. "
@@ -126,14 +126,14 @@ def _run(ctx: typer.Context, command: str, job_or_fn: Job | Callable[..., list[H
     raise typer.Exit(_report(settings, command, results))
 
 
-def _component(cid: Optional[str]) -> list[str]:
+def _component(cid: str | None) -> list[str]:
     return [remote.check_id(cid)] if cid else []
 
 
 # ----------------------------------------------------------------- commands
 @app.command()
 def status(ctx: typer.Context,
-           component: Annotated[Optional[str], typer.Argument(help="ps, is or svg (default: all)")] = None) -> None:
+           component: Annotated[str | None, typer.Argument(help="ps, is or svg (default: all)")] = None) -> None:
     """State, uptime and memory of every component on every host."""
     _run(ctx, "status", Job("status", ("status", *_component(component), "--json")))
 
@@ -152,8 +152,8 @@ def stop(ctx: typer.Context) -> None:
 
 @app.command()
 def restart(ctx: typer.Context,
-            component: Annotated[Optional[str], typer.Argument(help="ps, is or svg (default: everything)")] = None,
-            serial: Annotated[Optional[str], typer.Option(
+            component: Annotated[str | None, typer.Argument(help="ps, is or svg (default: everything)")] = None,
+            serial: Annotated[str | None, typer.Option(
                 "--serial", metavar="N|N%", help="Rolling restart: batches of N hosts (or N% of them); the "
                                                  "next batch starts when this one is all RUNNING.")] = None,
             max_fail_percentage: Annotated[float, typer.Option(

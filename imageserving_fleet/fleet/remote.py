@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 import shlex
-from dataclasses import replace
 from collections.abc import Sequence
+from dataclasses import replace
 
 from ..errors import UsageError
 from .target import Target

@@ -39,7 +39,8 @@ def test_ordered_start_waits_for_readiness(agent: Agent) -> None:
     ps, is_, svg = free_port(), free_port(), free_port()
     # is only listens after 1 s: ps (priority 2) must not start before is is ready.
     slow_is = [sys.executable, "-c",
-               f"import time,runpy,sys; time.sleep(1); sys.argv=['p','listen','{is_}']; runpy.run_path({prog()[1]!r}, run_name='__main__')"]
+               f"import time,runpy,sys; time.sleep(1); sys.argv=['p','listen','{is_}']; "
+               f"runpy.run_path({prog()[1]!r}, run_name='__main__')"]
     agent.write(config(
         component("is", slow_is, ready={"tcp": f"127.0.0.1:{is_}"}),
         component("svg", prog("listen", str(svg)), ready={"tcp": f"127.0.0.1:{svg}"}),

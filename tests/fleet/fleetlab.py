@@ -107,7 +107,7 @@ class Lab:
 
     def stop_all(self) -> None:
         """Stops every logical host's supervisor directly (no SSH), whatever the test left."""
-        for name, hv in self.hosts.items():
+        for hv in self.hosts.values():
             home = hv.get("imageserving_home")
             if home and Path(home, "run").exists():
                 subprocess.run([str(self.agent), "--home", home, "stop"], capture_output=True, timeout=120)
