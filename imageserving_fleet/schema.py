@@ -101,11 +101,16 @@ def _component(d: Any, i: int) -> ComponentStatus:
     )
 
 
+def _text(doc: dict[str, Any], key: str) -> str:
+    value = doc.get(key)
+    return "" if value is None else str(value)
+
+
 def parse_status(doc: Any) -> AgentStatus:
     """Takes decoded JSON; returns an AgentStatus or raises SchemaError saying what is wrong."""
     if not isinstance(doc, dict):
         raise SchemaError("status is not a JSON object")
-    if doc.get("schema") != SCHEMA:
+    if type(doc.get("schema")) is not int or doc.get("schema") != SCHEMA:  # true == 1 in Python
         raise SchemaError(f"unsupported status schema {doc.get('schema')!r:.20} (expected {SCHEMA})")
     sup = doc.get("supervisor")
     if not isinstance(sup, dict) or sup.get("state") not in STATES:
@@ -115,8 +120,7 @@ def parse_status(doc: Any) -> AgentStatus:
         raise SchemaError("components: expected a list")
     known = {"schema", "host", "agent_version", "time", "supervisor", "components", "message"}
     return AgentStatus(
-        host=str(doc.get("host", "")), agent_version=str(doc.get("agent_version", "")),
-        time=str(doc.get("time", "")),
+        host=_text(doc, "host"), agent_version=_text(doc, "agent_version"), time=_text(doc, "time"),
         supervisor=SupervisorStatus(
             state=sup["state"], pid=_typed(sup, "pid", int, None, "supervisor"),
             uptime_s=_typed(sup, "uptime_s", (int, float), None, "supervisor"),

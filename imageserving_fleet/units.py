@@ -6,6 +6,7 @@ message that can be shown to a user as is).
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -27,11 +28,15 @@ def parse_duration(value: object) -> float:
     if isinstance(value, int | float):
         if value < 0:
             raise ValueError(f"a duration cannot be negative: {value!r}")
-        return float(value)
-    match = _DURATION.match(str(value))
-    if not match:
-        raise ValueError(f"expected a duration such as 500ms, 5s or 2m, got {value!r}")
-    return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            raise ValueError(f"expected a duration such as 500ms, 5s or 2m, got {value!r}")
+        seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+    if not math.isfinite(seconds):  # .nan or .inf in YAML: a stop that never times out
+        raise ValueError(f"expected a finite duration, got {value!r:.40}")
+    return seconds
 
 
 def parse_size(value: object) -> int:
@@ -46,7 +51,10 @@ def parse_size(value: object) -> int:
     if not match:
         raise ValueError(f"expected a size such as 512KiB, 10MiB or 2GiB, got {value!r}")
     unit = (match.group(2) or "B").lower()
-    return int(float(match.group(1)) * _SIZE_UNITS[unit])
+    nbytes = float(match.group(1)) * _SIZE_UNITS[unit]
+    if not math.isfinite(nbytes):
+        raise ValueError(f"size too large: {str(value):.40}")
+    return int(nbytes)
 
 
 def expand_vars(text: str, env: Mapping[str, str] | None = None) -> str:
@@ -58,7 +66,9 @@ def expand_vars(text: str, env: Mapping[str, str] | None = None) -> str:
     environ = os.environ if env is None else env
 
     def one(match: re.Match[str]) -> str:
-        name, op, default = match.group(1), match.group(2), match.group(3)
+        name, op, default = match.group(1), match.group(2), match.group(3) or ""
+        if "${" in default:
+            raise ValueError(f"nested ${{...}} in a default is not supported: {match.group(0)}}}")
         value = environ.get(name)
         if op == ":-":
             return value if value else default

@@ -230,13 +230,11 @@ def test_schema_error_is_a_value_error() -> None:
     assert issubclass(SchemaError, ValueError)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: schema.py:108 accepts schema: true (True == 1)")
 def test_schema_true_is_refused() -> None:
     with pytest.raises(SchemaError):
         parse_status(doc(schema=True))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: schema.py:118-119 read a null host as 'None'")
 @pytest.mark.parametrize("name", ["host", "agent_version", "time"])
 def test_null_text_fields_are_not_the_word_none(name: str) -> None:
     try:

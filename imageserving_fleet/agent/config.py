@@ -21,6 +21,7 @@ from ..units import expand_vars, parse_duration, parse_size
 SYSTEM_CONFIG = "/etc/imageserving/agent.yaml"
 ID_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 RESTART_POLICIES = ("always", "on-failure", "never")
+_INTEGER = re.compile(r"-?[0-9]{1,18}")  # ASCII digits only; str.isdigit() takes '²', which int() refuses
 
 
 def packaged_default() -> Path:
@@ -144,25 +145,38 @@ def parse_config(text: str, name: str = "<config>") -> AgentConfig:
         raise ConfigError(f"invalid YAML: {exc.problem or exc}", path=name, line=line) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"invalid YAML: {exc}", path=name) from None
+    except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+        # PyYAML's constructors raise these for values such as 2001-13-45 or a 5000-digit integer.
+        raise ConfigError(f"invalid YAML value: {str(exc)[:200]}", path=name) from None
     lines: dict[tuple[str, ...], int] = {}
     if node is not None:
-        _index_lines(node, (), lines)
-    return _Validator(name, lines).config(data)
+        _index_lines(node, (), lines, set())
+    try:
+        return _Validator(name, lines).config(data)
+    except RecursionError:
+        raise ConfigError("a YAML alias refers to itself", path=name) from None
 
 
-def _index_lines(node: Any, path: tuple[str, ...], out: dict[tuple[str, ...], int]) -> None:
-    """Records the 1-based line of every mapping key, so errors can point at it."""
+def _index_lines(node: Any, path: tuple[str, ...], out: dict[tuple[str, ...], int], seen: set[int]) -> None:
+    """Records the 1-based line of every mapping key, so errors can point at it.
+
+    A node shared through a YAML alias is walked once (`seen`): aliases can nest exponentially or
+    refer to themselves.
+    """
     import yaml
 
     out.setdefault(path, node.start_mark.line + 1)
+    if id(node) in seen:
+        return
+    seen.add(id(node))
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
             sub = path + (str(key.value),)
             out[sub] = key.start_mark.line + 1
-            _index_lines(value, sub, out)
+            _index_lines(value, sub, out, seen)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _index_lines(item, path + (str(i),), out)
+            _index_lines(item, path + (str(i),), out, seen)
 
 
 class _Validator:
@@ -207,7 +221,7 @@ class _Validator:
     def integer(self, value: Any, path: tuple[str, ...], minimum: int = 0) -> int:
         if isinstance(value, str):
             value = self.text(value, path)
-            value = int(value) if value.strip().lstrip("-").isdigit() else value
+            value = int(value) if _INTEGER.fullmatch(value.strip()) else value
         if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
             raise self.fail(path, f"expected a whole number >= {minimum}, got {value!r}")
         return value
@@ -238,9 +252,12 @@ class _Validator:
             raise self.fail(base + ("command",), "expected a non-empty argv list such as [\"/usr/bin/prog\", \"--flag\"]"
                             " (a shell string is not accepted)")
         argv = tuple(self.text(a, base + ("command", str(i))) for i, a in enumerate(command))
-        env_raw = self.mapping(s.get("env"), base + ("env",), set(map(str, (s.get("env") or {}).keys())))
+        env_value = s.get("env")
+        env_keys = set(map(str, env_value)) if isinstance(env_value, dict) else set()
+        env_raw = self.mapping(env_value, base + ("env",), env_keys)
         env = {str(k): self.text(v, base + ("env", str(k))) for k, v in env_raw.items()}
         restart = s.get("restart", "on-failure")
+        restart = self.text(restart, base + ("restart",)) if isinstance(restart, str) else restart
         if restart not in RESTART_POLICIES:
             raise self.fail(base + ("restart",), f"expected one of {', '.join(RESTART_POLICIES)}, got {restart!r}")
         b = self.mapping(s.get("backoff"), base + ("backoff",), {"initial", "max", "reset_after"})
@@ -279,7 +296,7 @@ class _Validator:
         if kind == "tcp":
             text = self.text(target, path + ("tcp",))
             host, _, port = text.rpartition(":")
-            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            if not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
                 raise self.fail(path + ("tcp",), f"expected HOST:PORT, got {text!r}")
             return ReadyCheck("tcp", host=host.strip("[]"), port=int(port))
         if kind == "http":
@@ -292,7 +309,7 @@ class _Validator:
         return ReadyCheck("command", argv=tuple(self.text(a, path + ("command",)) for a in target))
 
     def signal(self, value: Any, path: tuple[str, ...]) -> int:
-        name = str(value).upper()
+        name = (self.text(value, path) if isinstance(value, str) else str(value)).upper()
         name = name if name.startswith("SIG") else "SIG" + name
         try:
             return int(signal.Signals[name])

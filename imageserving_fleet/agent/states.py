@@ -173,13 +173,17 @@ def _step(p: Proc, cfg: ComponentConfig, ev: Event, now: float) -> tuple[Proc, l
     if isinstance(ev, Spawned):
         return (replace(p, pid=ev.pid), []) if st == S.STARTING else (p, [])
     if isinstance(ev, SpawnFailed):
+        if st != S.STARTING:
+            return p, []  # stale: the spawn it reports was already given up on
         return _failed(replace(p, pid=None, last_exit="spawn failed"), cfg, now, f"cannot start: {ev.error}")
     if isinstance(ev, Exited):
         if ev.pid != p.pid:
             return p, []  # a process we already gave up on (killed after a timeout)
         p = replace(p, pid=None, last_exit=ev.how)
         if st == S.STARTING:
-            return _failed(p, cfg, now, f"exited while starting ({ev.how})")
+            # A detaching wrapper may have left descendants behind: clean them up before retrying.
+            p, acts = _failed(p, cfg, now, f"exited while starting ({ev.how})")
+            return p, [KillTree(), *acts]
         if st == S.RUNNING:
             return _crashed(p, cfg, ev, now)
         return p, []  # STOPPING: wait for TreeGone

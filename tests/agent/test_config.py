@@ -469,10 +469,10 @@ def test_unknown_key_lists_the_valid_ones() -> None:
         parse(one("    bogus: 1\n"))
 
 
-# --------------------------------------------------------------- known bugs
+# ------------------------------------------ regressions (bugs these tests found, now fixed)
 
-# Each of these lets an exception other than ConfigError out of parse_config: `imageserving config
-# check` would print a traceback instead of "file:line: key: message" and exit 6.
+# Each of these let an exception other than ConfigError out of parse_config: `imageserving config
+# check` printed a traceback instead of "file:line: key: message" and exit 6.
 ESCAPES: list[tuple[str, str, str]] = [
     (
         "env a list: config.py:241 calls .keys() before checking it is a mapping",
@@ -527,7 +527,6 @@ ESCAPES: list[tuple[str, str, str]] = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: parse_config lets a non-ConfigError exception escape")
 @pytest.mark.parametrize(("text", "key"), [e[1:] for e in ESCAPES], ids=[e[0].split(":")[0] for e in ESCAPES])
 def test_only_config_error_escapes(text: str, key: str) -> None:
     try:
@@ -539,11 +538,6 @@ def test_only_config_error_escapes(text: str, key: str) -> None:
         raise AssertionError("accepted")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: config.py:153 _index_lines walks shared YAML aliases as a tree "
-    "(exponential: a 1 KB file takes minutes to check)",
-)
 def test_aliases_are_indexed_once(monkeypatch: pytest.MonkeyPatch) -> None:
     calls = 0
     original = config_module._index_lines
@@ -561,11 +555,6 @@ def test_aliases_are_indexed_once(monkeypatch: pytest.MonkeyPatch) -> None:
     assert calls < 1000  # 5 levels of 10 shared nodes: ~60 nodes, not 111,111 visits
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: config.py:243 and :294 do not expand ${VAR} in restart and "
-    "stop_signal (SPEC: values may use ${VAR})",
-)
 def test_variables_in_restart_and_stop_signal() -> None:
     comp = parse(
         one("    restart: ${IMAGESERVING_T_UNSET:-always}\n    stop_signal: ${IMAGESERVING_T_UNSET:-INT}\n")
@@ -573,9 +562,6 @@ def test_variables_in_restart_and_stop_signal() -> None:
     assert (comp.restart, comp.stop_signal) == ("always", signal.SIGINT)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="BUG: units.py:27 parse_duration accepts .nan/.inf (a stop never times out)"
-)
 @pytest.mark.parametrize("value", [".nan", ".inf"])
 def test_non_finite_durations_are_refused(value: str) -> None:
     with pytest.raises(ConfigError, match="components.is.stop_timeout"):
@@ -608,7 +594,7 @@ def test_yaml_shaped_text_raises_only_config_error(tail: str) -> None:
         assert err.path == NAME
 
 
-# Values that exercise every converter, without the input families pinned by the xfails above.
+# Values that exercise every converter, without the input families pinned by the regression cases above.
 SCALAR = (
     st.none()
     | st.booleans()

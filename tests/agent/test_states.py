@@ -515,14 +515,9 @@ def test_a_tick_at_next_deadline_changes_the_record() -> None:
         assert step(p, CFG, Tick(), due)[0] != p
 
 
-# --------------------------------------------------------------- known bugs
+# ------------------------------------------------ regressions (bugs found by these tests)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: states.py:182 Exited while STARTING backs off without KillTree: "
-    "a failed start's descendants (a detaching wrapper) are left running",
-)
 @pytest.mark.parametrize("retries", [3, 1], ids=["to-BACKOFF", "to-FATAL"])
 def test_exit_while_starting_kills_the_tree(retries: int) -> None:
     cfg = replace(CFG, start_retries=retries)
@@ -531,11 +526,6 @@ def test_exit_while_starting_kills_the_tree(retries: int) -> None:
     assert KillTree() in acts
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: states.py:175 SpawnFailed is not ignored outside STARTING "
-    "(illegal transition AssertionError, or RUNNING -> BACKOFF)",
-)
 @pytest.mark.parametrize("state", [S.STOPPED, S.RUNNING, S.BACKOFF, S.STOPPING, S.EXITED, S.FATAL])
 def test_spawn_failed_outside_starting_is_ignored(state: State) -> None:
     p = AT[state]()
@@ -582,7 +572,7 @@ def test_random_event_sequences_keep_the_invariants(cfg: ComponentConfig, data: 
             ev = Spawned(next_pid)
             next_pid += 1
         elif kind == "spawn_failed":
-            # The executor reports SpawnFailed only right after Spawn; elsewhere see the xfail above.
+            # The executor reports SpawnFailed only right after Spawn; elsewhere it is ignored (see above).
             ev = SpawnFailed("e") if p.state == S.STARTING and p.pid is None else Tick()
         elif kind == "exited":
             own = p.pid is not None and data.draw(st.booleans(), label="own pid")
