@@ -193,7 +193,7 @@ def restart(home: Home, config: AgentConfig, ids: list[str] | None = None) -> Ou
         return stopped
     out = start(home, config)
     if out.code == OK:
-        out.message = "restarted: " + out.message
+        out.message = out.message.replace("Server Supervisor started;", "Server Supervisor restarted;", 1)
     return out
 
 
