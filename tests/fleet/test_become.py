@@ -1,0 +1,92 @@
+"""Become through real sudo: a non-root SSH user whose sudo asks for a password.
+
+Needs root (to create the user and its sudoers rule) and sudo; .ci/run installs sudo. The user
+logs in to the test sshd with the shared test key (AuthorizedKeysFile is one file for everyone).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.sshd import SshServer
+
+from .fleetlab import Lab
+
+USER = "imgs-fleet-t"
+SUDOERS = Path("/etc/sudoers.d/imageserving-fleet-test")
+
+
+@pytest.fixture(scope="module")
+def sudo_user(sshd: SshServer) -> Iterator[tuple[str, str]]:
+    if os.geteuid() != 0 or not shutil.which("sudo") or not shutil.which("useradd"):
+        pytest.skip("needs root, sudo and useradd (apt-get install -y sudo)")
+    password = "pw-" + secrets.token_hex(8)
+    subprocess.run(["userdel", "-r", USER], capture_output=True)
+    subprocess.run(["useradd", "-m", "-s", "/bin/sh", USER], check=True, capture_output=True)
+    subprocess.run(["chpasswd"], input=f"{USER}:{password}\n", text=True, check=True, capture_output=True)
+    # timestamp_timeout=0: every sudo asks again, so a cached ticket cannot make a test pass.
+    SUDOERS.write_text(f"{USER} ALL=(ALL) ALL\nDefaults:{USER} timestamp_timeout=0, !lecture\n")
+    SUDOERS.chmod(0o440)
+    # sshd reads authorized_keys with the user's privileges: let it through the 0700 test directory.
+    sshd.dir.chmod(0o711)
+    sshd.authorized_keys_path.chmod(0o644)
+    try:
+        yield USER, password
+    finally:
+        SUDOERS.unlink(missing_ok=True)
+        subprocess.run(["userdel", "-r", USER], capture_output=True)
+
+
+@pytest.fixture
+def lab(sshd: SshServer, tmp_path: Path) -> Iterator[Lab]:
+    tmp_path.chmod(0o755)  # the agent wrapper must be reachable from the test user's login shell
+    lab = Lab(sshd, tmp_path)
+    yield lab
+    lab.stop_all()
+
+
+def _uid(pid: int) -> int:
+    return os.stat(f"/proc/{pid}").st_uid
+
+
+def test_become_with_a_password_from_the_environment(lab: Lab, sudo_user: tuple[str, str],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    user, password = sudo_user
+    lab.add_host("web1", ansible_user=user, ansible_become=True)
+    monkeypatch.setenv("IMAGESERVING_BECOME_PASS", password)
+
+    code, doc = lab.fleet_json("-l", "web1", "start")
+    assert code == 0, doc
+    code, doc = lab.fleet_json("-l", "web1", "status")
+    assert code == 0, doc
+    status = doc["hosts"][0]["status"]
+    assert _uid(status["supervisor"]["pid"]) == 0  # the agent ran as root through sudo
+    assert password not in str(doc)
+    assert "imageserving" in Path(f"/proc/{status['supervisor']['pid']}/cmdline").read_text()
+
+    code, doc = lab.fleet_json("stop")
+    assert code == 0, doc
+
+
+def test_wrong_or_missing_password_is_a_failed_host_with_the_reason(lab: Lab, sudo_user: tuple[str, str],
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    user, password = sudo_user
+    lab.add_host("web1", ansible_user=user, ansible_become=True)
+
+    monkeypatch.setenv("IMAGESERVING_BECOME_PASS", "not-" + password)
+    proc = lab.fleet("status", "--json")
+    assert proc.returncode in (2, 4), proc.stdout + proc.stderr
+    assert "sudo" in proc.stdout and "incorrect password" in proc.stdout
+    assert "not-" + password not in proc.stdout + proc.stderr
+
+    monkeypatch.delenv("IMAGESERVING_BECOME_PASS")
+    proc = lab.fleet("status", "--json")  # sudo -n: never prompts, says a password is required
+    assert proc.returncode in (2, 4), proc.stdout + proc.stderr
+    assert "password is required" in proc.stdout
