@@ -1,0 +1,79 @@
+"""One SSH connection per host for a whole run: a rolling restart's health polls reuse it.
+
+Real sshd, real agents; the Connector is wrapped only to count how often it really connects.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from imageserving_fleet.agent import control
+from imageserving_fleet.agent.home import Home
+from imageserving_fleet.fleet import rolling
+from imageserving_fleet.fleet.results import Result
+from imageserving_fleet.fleet.runner import Fleet, Job
+from imageserving_fleet.fleet.target import FleetOptions, Target, make_target
+from imageserving_fleet.fleet.transport import Connector, Session
+from tests.sshd import SshServer
+
+from .fleetlab import Lab
+
+
+class CountingConnector(Connector):
+    def __init__(self, options: FleetOptions) -> None:
+        super().__init__(options)
+        self.connects: list[str] = []
+
+    def connect(self, target: Target, deadline: float) -> Session:
+        self.connects.append(target.name)
+        return super().connect(target, deadline)
+
+
+@pytest.fixture
+def lab(sshd: SshServer, tmp_path: Path) -> Iterator[Lab]:
+    lab = Lab(sshd, tmp_path)
+    yield lab
+    lab.stop_all()
+
+
+def test_a_rolling_restart_connects_once_per_host(lab: Lab, fleet_options: FleetOptions,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    names = ["h1", "h2", "h3"]
+    hosts: dict[str, Any] = {n: lab.add_host(n) for n in names}
+    targets = [make_target(n, hosts[n], fleet_options) for n in names]
+    connector = CountingConnector(fleet_options)
+    fleet = Fleet(connector, forks=10, timeout=60)
+    try:
+        assert {r.result for r in fleet.run(targets, Job("start", ("start", "--json")))} == {Result.OK}
+        # h2's ps is stopped and comes back 1.5 s later by itself: restarting `is` there leaves the
+        # host degraded, so the health gate must poll it before the next batch.
+        h2 = hosts["h2"]
+        stopped = control.stop(Home(h2["imageserving_home"]), ["ps"])  # the control socket, no CLI for it
+        assert stopped.code == 0, stopped
+        later = threading.Timer(1.5, subprocess.run, args=(
+            [str(lab.agent), "--home", h2["imageserving_home"], "--config", h2["imageserving_config"], "start"],),
+            kwargs={"capture_output": True, "timeout": 60})
+        later.start()
+        monkeypatch.setattr(rolling, "HEALTH_POLL", 0.1)
+        polls: list[int] = []
+        real_run = fleet.run
+
+        def counting_run(ts: Any, job: Job, timeout: float | None = None) -> Any:
+            if job.command == "status":
+                polls.append(len(ts))
+            return real_run(ts, job, timeout)
+
+        monkeypatch.setattr(fleet, "run", counting_run)
+        results = rolling.rolling_restart(fleet, targets, "is", "1", 0)
+        later.join()
+        assert [r.result for r in results] == [Result.OK] * 3, results
+        assert len(polls) >= 3 and set(polls) == {1}, polls  # h2 alone, polled until RUNNING
+        assert sorted(connector.connects) == names  # start, 3 restarts and every poll: one connection each
+    finally:
+        connector.close()
