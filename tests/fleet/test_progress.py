@@ -54,7 +54,7 @@ def test_progress_bar_only_on_a_terminal(tmp_path: Path) -> None:
     inv = _inventory(tmp_path, 6)
     code, out, err = _run(inv, stderr_tty=True)
     assert code == 0 and "hosts=6 ok=6" in out
-    assert re.search(r"\b[0-6]/6\b", err), err  # "3/6" of MofNCompleteColumn
+    assert re.search(r"[0-6]/6", err), err  # "3/6" of MofNCompleteColumn
     assert re.search(r"h[0-5]: ok", err), err     # the last host done and its result
     assert "/6" not in out                         # nothing of the bar on stdout
 
