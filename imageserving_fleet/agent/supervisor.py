@@ -401,6 +401,8 @@ class Supervisor:
             reply = self.handle(req, client)
         except (ValueError, TypeError, KeyError) as exc:
             reply = {"status": "error", "reason": f"bad request: {exc}", "code": 2}
+        except RecursionError:  # `[[[[…` a few thousand deep: json.loads recurses per level
+            reply = {"status": "error", "reason": "bad request: nested too deeply", "code": 2}
         if reply is not None:
             self.drop(fd, reply)
 
@@ -473,9 +475,9 @@ class Supervisor:
                 groups = list(reversed(self.cfg.priorities()))
                 self.begin(Operation("stop", groups, time.monotonic(), shutdown=True), None)
             elif signo == signal.SIGHUP:
-                self.events.line("received SIGHUP: reopening log files")
                 for log in (*self.logs.values(), self.events):
                     log.reopen()
+                self.events.line("received SIGHUP: reopened log files")  # the first line of the new file
 
 
 def _send(sock: socket.socket, reply: dict[str, Any]) -> None:

@@ -309,3 +309,18 @@ def test_status_json_path_stays_light(stack: Agent) -> None:
     assert proc.returncode == 0
     imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()}
     assert not {"typer", "psutil", "yaml", "click", "rich"} & imported
+
+
+def test_sighup_reopens_log_files_after_logrotate_moved_them(stack: Agent) -> None:
+    logs = stack.home / "logs"
+    os.replace(logs / "Supervisor.log", logs / "Supervisor.log.rotated")  # what logrotate (no copytruncate) does
+    os.replace(logs / "is.log", logs / "is.log.rotated")
+    sup = stack.supervisor_pid()
+    assert sup
+    os.kill(sup, signal.SIGHUP)
+    wait_for(lambda: (logs / "Supervisor.log").exists())
+    assert "SIGHUP" in (logs / "Supervisor.log").read_text()
+    assert stack.run("restart", "is").returncode == 0
+    assert "is" in (logs / "Supervisor.log").read_text()
+    wait_for(lambda: (logs / "is.log").exists())  # the new is writes to a new is.log
+    assert stack.supervisor_pid() == sup
