@@ -475,11 +475,37 @@ def _yaml_error(exc: yaml.YAMLError, source: str) -> InventoryError:
     return InventoryError(f"invalid YAML: {exc}", path=source)
 
 
+MAX_DEPTH = 100  # nesting of YAML lists and mappings; an inventory needs a handful
+
+
+def _check_depth(text: str, source: str) -> None:
+    """Refuses YAML nested deeper than MAX_DEPTH before it is composed into nodes.
+
+    Composing and walking nodes recurses once per level: a few thousand `[` raise RecursionError,
+    and some 50 000 crash LibYAML's composer with a segmentation fault. The event stream this reads
+    is produced without recursion, so any depth is safe to count.
+    """
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=_YamlBase):
+            if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    mark = event.start_mark
+                    raise InventoryError(f"YAML nested deeper than {MAX_DEPTH} levels", path=source,
+                                         line=mark.line + 1 if mark else None)
+            elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+                depth -= 1
+    except yaml.YAMLError as exc:
+        raise _yaml_error(exc, source) from None
+
+
 class _YamlDocument:
     """One YAML document kept as nodes, so structure errors can name the line of what is wrong."""
 
     def __init__(self, text: str, source: str) -> None:
         self.source = source
+        _check_depth(text, source)
         self.loader = _YamlLoader(text)
         try:
             self.root: yaml.Node | None = self.loader.get_single_node()

@@ -99,7 +99,8 @@ def classify(host: str, command: str, exit_status: int, stdout: bytes, stderr: b
             raw = json.loads(text)
             parse_status(raw)
             doc = raw
-        except ValueError as exc:  # JSONDecodeError and SchemaError are both ValueErrors
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError and SchemaError are ValueErrors;
+            # RecursionError: JSON nested a few thousand levels deep, which no agent writes
             kind = "bad status" if isinstance(exc, SchemaError) else "bad JSON"
             return HostResult(host, Result.FAILED, f"{kind}: {str(exc)[:200]}; output began {text[:60]!r}",
                               elapsed_s=elapsed)
