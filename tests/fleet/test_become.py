@@ -90,3 +90,37 @@ def test_wrong_or_missing_password_is_a_failed_host_with_the_reason(lab: Lab, su
     proc = lab.fleet("status", "--json")  # sudo -n: never prompts, says a password is required
     assert proc.returncode in (2, 4), proc.stdout + proc.stderr
     assert "password is required" in proc.stdout
+
+
+def test_ask_become_pass_prompts_on_the_terminal(lab: Lab, sudo_user: tuple[str, str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import pty
+    import sys
+
+    user, password = sudo_user
+    lab.add_host("web1", ansible_user=user, ansible_become=True)
+    monkeypatch.delenv("IMAGESERVING_BECOME_PASS", raising=False)
+    argv = [sys.executable, "-m", "imageserving_fleet.fleet.main", "-i", str(lab.inventory()),
+            "--ssh-config", str(lab.sshd.ssh_config_path), "-K", "status", "--json"]
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: a controller whose terminal is this pty
+        os.execv(sys.executable, argv)
+    seen = b""
+    while b"BECOME password:" not in seen:
+        seen += os.read(fd, 1024)
+    os.write(fd, password.encode() + b"\n")
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    _, status = os.waitpid(pid, 0)
+    text = seen.decode(errors="replace")
+    # Exit 2 (degraded/failed: no supervisor started) or 0, never 4: sudo took the password.
+    assert os.waitstatus_to_exitcode(status) in (0, 2), text
+    assert "incorrect password" not in text and "password is required" not in text
+    assert "Server Supervisor is not running" in text  # the agent itself answered, through sudo
+    assert password not in text  # the prompt does not echo it
