@@ -188,6 +188,54 @@ def ping(ctx: typer.Context) -> None:
 
 
 @app.command()
+def deploy(ctx: typer.Context,
+           systemd: Annotated[bool, typer.Option(
+               "--systemd", help="Also install and enable the imageserving systemd unit (needs root: -b).")] = False,
+           force: Annotated[bool, typer.Option(
+               "--force", help="Reinstall even where the same build already runs.")] = False,
+           wheel: Annotated[str | None, typer.Option(
+               "--wheel", metavar="PATH", help="Deploy this imageserving-fleet wheel (e.g. a release build) "
+                                               "instead of building one from this installation.")] = None) -> None:
+    """Install or upgrade the agent on every host: wheels over SFTP, a new venv, no package index there."""
+    from .deploy.plan import DeployRequest
+    from .deploy.render import print_deploy
+    from .deploy.run import DeployJob, inventory_interpreters
+    from .deploy.run import deploy as deploy_hosts
+    from .deploy.wheelhouse import WheelhouseError, given_wheel, project_wheel
+
+    settings: RunSettings = ctx.obj
+    targets = settings.targets()
+    try:
+        job = DeployJob(given_wheel(wheel) if wheel else project_wheel(), DeployRequest(force=force, systemd=systemd),
+                        inventory_interpreters(settings))
+    except WheelhouseError as exc:  # nothing contacted yet: exit 1
+        err.print(f"imageserving-fleet: {exc}", markup=False)
+        raise typer.Exit(EXIT_BEFORE_HOSTS) from None
+
+    def report(results: Sequence[HostResult]) -> int:
+        if settings.as_json:
+            sys.stdout.write(json.dumps(fleet_document("deploy", results)) + "\n")
+        elif not settings.quiet or any(r.result != Result.OK for r in results):
+            print_deploy(out, [r for r in results if r.result != Result.OK] if settings.quiet else results)
+        return exit_code(summarize(results))
+
+    advance, stop = _progress(settings, len(targets))
+    fleet = settings.fleet("deploy", targets)
+    try:
+        results = deploy_hosts(fleet, targets, job, on_result=advance)
+    except Interrupted as exc:
+        stop()
+        report(exc.results)
+        err.print("interrupted: the report above is partial")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    finally:
+        stop()
+        fleet.close()
+        fleet.connector.close()
+    raise typer.Exit(report(results))
+
+
+@app.command()
 def hosts(ctx: typer.Context) -> None:
     """The matched hosts and their connection settings (contacts nothing)."""
     settings: RunSettings = ctx.obj

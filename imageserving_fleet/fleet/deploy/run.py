@@ -1,0 +1,223 @@
+"""A deploy over one fleet run's connections: probe every host, collect wheels per platform, install.
+
+The fan-out, the per-host deadline and Ctrl-C handling are runner.Fleet's: each phase is a Fleet
+whose per-host work is a deploy step instead of an agent command, and which borrows the run's
+connections, so a host is connected to once for the probe, the uploads and the install.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from importlib import resources
+from pathlib import Path
+
+from ...errors import HostError, UnreachableError, UsageError
+from ..results import HostResult, Result
+from ..runner import Fleet, Interrupted, Job
+from ..session import RunSettings
+from ..target import Target
+from ..transport import Session
+from . import install
+from .facts import HostFacts, parse_facts
+from .plan import Action, DeployRequest, Refused, WheelSet, plan_host, render_unit
+from .wheelhouse import Bundle, Platform, ProjectWheel, WheelhouseError, collect
+
+PYTHON_VARS = ("imageserving_python", "ansible_python_interpreter")
+DEFAULT_PYTHON = "python3"
+
+Step = Callable[[Target, Session, float, "bytes | None"], HostResult]
+
+
+@dataclass(frozen=True)
+class DeployJob:
+    """What to deploy and how: the project's wheel, the request, each host's interpreter."""
+
+    project: ProjectWheel
+    request: DeployRequest = DeployRequest()
+    pythons: Mapping[str, str] = field(default_factory=dict)  # host -> interpreter; default python3
+    cache: Path | None = None
+
+    def python(self, host: str) -> str:
+        return self.pythons.get(host) or DEFAULT_PYTHON
+
+
+def interpreters(hosts: Sequence[tuple[str, Mapping[str, object]]]) -> dict[str, str]:
+    """Takes (host, variables); returns the hosts whose inventory names their python3.
+
+    `imageserving_python`, else Ansible's `ansible_python_interpreter` (its `auto*` values mean
+    python3). Raises UsageError for a value that is not a plain path or command name.
+    """
+    found: dict[str, str] = {}
+    for name, hv in hosts:
+        for key in PYTHON_VARS:
+            value = hv.get(key)
+            if value is None:
+                continue
+            if not isinstance(value, str) or not value.strip() or any(c in value for c in "\0\n\r"):
+                raise UsageError(f"host {name}: {key}: expected a path to python3, got {value!r}")
+            if value.strip().startswith("auto"):
+                break
+            found[name] = value.strip()
+            break
+    return found
+
+
+def inventory_interpreters(settings: RunSettings) -> dict[str, str]:
+    """interpreters() of the hosts the run's inventory and --limit select."""
+    from ..patterns import select
+
+    inventory = settings.load()
+    hosts = select(inventory, settings.limit) if settings.limit else list(inventory.hosts)
+    return interpreters([(h.name, h.vars) for h in hosts])
+
+
+class _Phase(Fleet):
+    """runner.Fleet's fan-out and deadlines, running a deploy step on the base fleet's connections."""
+
+    def __init__(self, base: Fleet, step: Step, on_result: Callable[[HostResult], None] | None = None) -> None:
+        super().__init__(base.connector, forks=base.forks, timeout=base.timeout,
+                         become_password=base.become_password, on_result=on_result)
+        self._base, self._step = base, step
+
+    def session(self, target: Target, deadline: float) -> Session:
+        return self._base.session(target, deadline)
+
+    def forget(self, name: str) -> None:
+        self._base.forget(name)
+
+    def run_one(self, target: Target, job: Job, deadline: float) -> HostResult:
+        started = time.monotonic()
+        stdin = (self.become_password + "\n").encode() if target.become and self.become_password else None
+        try:
+            session = self.session(target, deadline)
+            res = self._step(target, session, deadline, stdin)
+        except UnreachableError as exc:
+            self.forget(target.name)
+            res = HostResult(target.name, Result.UNREACHABLE, exc.reason + (f": {exc.detail}" if exc.detail else ""))
+        except HostError as exc:
+            res = HostResult(target.name, Result.FAILED, exc.reason + (f": {exc.detail}" if exc.detail else ""))
+        except (Refused, WheelhouseError) as exc:
+            res = HostResult(target.name, Result.FAILED, str(exc))
+        return replace(res, elapsed_s=res.elapsed_s + time.monotonic() - started)
+
+
+def deploy(fleet: Fleet, targets: Sequence[Target], job: DeployJob,
+           on_result: Callable[[HostResult], None] | None = None) -> list[HostResult]:
+    """Deploys the job's agent to every target; returns one result per target, in their order.
+
+    Raises Interrupted (with the partial results) on Ctrl-C.
+    """
+    facts: dict[str, HostFacts] = {}
+    started: dict[str, float] = {}
+
+    def probe(target: Target, session: Session, deadline: float, stdin: bytes | None) -> HostResult:
+        python = job.python(target.name)
+        out = session.run(install.probe_command(target, python, password=stdin is not None), stdin=stdin,
+                          timeout=max(0.01, deadline - time.monotonic()))
+        if out.exit_code == 127:
+            return HostResult(target.name, Result.FAILED, f"{python} not found on the host (set imageserving_python "
+                                                           "or ansible_python_interpreter)")
+        if out.exit_code != 0:
+            raise install.StepFailed(target.name, "probe", install.why(out))
+        try:
+            facts[target.name] = parse_facts(out.stdout)
+        except ValueError as exc:
+            raise install.StepFailed(target.name, "probe", str(exc)) from None
+        return HostResult(target.name, Result.OK)
+
+    results = {r.host: r for r in _run_phase(_Phase(fleet, probe), targets, {})}
+    for res in results.values():
+        if res.result != Result.OK and on_result:
+            on_result(res)
+        started[res.host] = res.elapsed_s
+
+    bundles, platform_of = _collect_bundles(job, [t for t in targets if t.name in facts], facts, results)
+    ready = [t for t in targets if t.name in platform_of]
+    for t in targets:
+        if t.name not in platform_of and results[t.name].result == Result.OK:
+            results[t.name] = HostResult(t.name, Result.FAILED, "no wheels for this host", elapsed_s=started[t.name])
+
+    def install_one(target: Target, session: Session, deadline: float, stdin: bytes | None) -> HostResult:
+        bundle = bundles[platform_of[target.name]]
+        if isinstance(bundle, str):
+            return HostResult(target.name, Result.FAILED, bundle)
+        res = _install(target, session, deadline, stdin, facts[target.name], bundle, job)
+        return replace(res, elapsed_s=started.get(target.name, 0.0))
+
+    second = _run_phase(_Phase(fleet, install_one, on_result), ready, results)
+    results.update({r.host: r for r in second})
+    return [results[t.name] for t in targets]
+
+
+def _run_phase(phase: Fleet, targets: Sequence[Target], earlier: Mapping[str, HostResult]) -> list[HostResult]:
+    if not targets:
+        return []
+    try:
+        return phase.run(targets, Job("deploy", ()))
+    except Interrupted as exc:
+        done = {r.host: r for r in exc.results}
+        merged = {**earlier, **done}
+        raise Interrupted(list(merged.values())) from None
+
+
+def _collect_bundles(job: DeployJob, targets: Sequence[Target], facts: Mapping[str, HostFacts],
+                     results: dict[str, HostResult]) -> tuple[dict[str, Bundle | str], dict[str, str]]:
+    """One wheel bundle per distinct platform among the hosts (or the reason there is none)."""
+    bundles: dict[str, Bundle | str] = {}
+    platform_of: dict[str, str] = {}
+    for target in targets:
+        f = facts[target.name]
+        try:
+            platform = Platform.from_facts(f.python, f.implementation, f.platform, f.libc_name, f.libc_version)
+        except ValueError as exc:
+            results[target.name] = HostResult(target.name, Result.FAILED, str(exc))
+            continue
+        platform_of[target.name] = platform.key
+        if platform.key not in bundles:
+            try:
+                bundles[platform.key] = collect(job.project, platform, job.cache)
+            except WheelhouseError as exc:
+                bundles[platform.key] = str(exc)
+    return bundles, platform_of
+
+
+def _install(target: Target, session: Session, deadline: float, stdin: bytes | None, facts: HostFacts,
+             bundle: Bundle, job: DeployJob) -> HostResult:
+    offer = WheelSet(bundle.version, bundle.build_id, {w.name: w.sha256 for w in bundle.wheels},
+                     job.project.requires_python)
+    plan = plan_host(facts, offer, job.request)
+    unit = None
+    if plan.systemd:
+        template = resources.files("imageserving_fleet.agent").joinpath("imageserving.service").read_text()
+        text = render_unit(template, plan.agent, target.home, target.config)
+        unit = install.upload_text(session, text, f"imageserving.service.{bundle.build_id}", deadline)
+    parts = install.upload(session, bundle, plan.uploads, deadline)
+    password = stdin is not None
+    steps = install.install_steps(target, plan, bundle, job.python(target.name), parts=parts, unit_file=unit,
+                                  password=password)
+    switched = plan.action == Action.UNCHANGED
+    try:
+        for step in steps:
+            install.run_step(session, step, deadline, stdin)
+            switched = switched or step.name == "switch"
+    except install.StepFailed as exc:
+        if not switched:
+            _quietly(session, install.cleanup_command(target, plan, password), deadline, stdin)
+            raise install.StepFailed(target.name, exc.reason, f"{exc.detail}; the agent there before is unchanged"
+                                     ) from None
+        raise
+    extra = {"action": str(plan.action), "version": plan.version, "imageserving_command": plan.agent,
+             "venv": plan.version_dir, "uploaded": len(plan.uploads)}
+    if plan.systemd:
+        extra["systemd"] = "enabled"
+    return HostResult(target.name, Result.OK, "", extra=extra)
+
+
+def _quietly(session: Session, command: str, deadline: float, stdin: bytes | None) -> None:
+    """A best-effort cleanup: a failure here must not hide the failure that led to it."""
+    try:
+        session.run(command, stdin=stdin, timeout=max(0.01, min(30.0, deadline - time.monotonic())))
+    except HostError:
+        pass

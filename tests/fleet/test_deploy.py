@@ -1,0 +1,317 @@
+"""imageserving-fleet deploy: end to end on the loopback sshd (real venvs, real pip), and its pure parts.
+
+The wheelhouse is built once per test session (a session cache directory); the deployed lab is
+built once per module: three logical hosts, each with its own imageserving_home and venv path and
+no imageserving_command, so start and status find the deployed agent by the default.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from imageserving_fleet.fleet.deploy import install
+from imageserving_fleet.fleet.deploy.facts import HostFacts, parse_facts
+from imageserving_fleet.fleet.deploy.plan import (
+    Action,
+    DeployRequest,
+    Refused,
+    WheelSet,
+    plan_host,
+    python_too_old,
+    render_unit,
+)
+from imageserving_fleet.fleet.deploy.run import interpreters
+from imageserving_fleet.fleet.deploy.wheelhouse import CACHE_ENV, Platform, project_wheel
+from imageserving_fleet.fleet.target import FleetOptions, make_target
+from tests.sshd import SshServer
+
+from .fleetlab import Lab, by_host, pids
+
+HOSTS = ("d1", "d2", "d3")
+
+
+class DeployLab(Lab):
+    """The fleet lab, with every deploy given this session's wheel."""
+
+    def __init__(self, sshd: SshServer, directory: Path, wheel: str) -> None:
+        super().__init__(sshd, directory)
+        self.wheel = wheel
+
+    def fleet(self, *args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
+        if "deploy" in args:
+            args = (*args, "--wheel", self.wheel)
+        return super().fleet(*args, **kw)
+
+
+@pytest.fixture(scope="session")
+def wheel_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One wheelhouse for the whole session: the first deploy fills it, the others reuse it."""
+    return tmp_path_factory.mktemp("deploy-cache")
+
+
+@pytest.fixture(scope="session")
+def wheel(wheel_cache: Path) -> str:
+    """This tree's wheel, built once: every deploy here gets --wheel, so an edit to the tree during
+    the session (a shared checkout) cannot turn the second deploy into an upgrade."""
+    return str(project_wheel(wheel_cache).wheel.path)
+
+
+def _venv(lab: Lab, name: str) -> Path:
+    return lab.dir / name / "opt" / "venv"
+
+
+@pytest.fixture(scope="module")
+def deployed(sshd: SshServer, tmp_path_factory: pytest.TempPathFactory, wheel_cache: Path, wheel: str
+             ) -> Iterator[tuple[Lab, int, dict[str, Any], float]]:
+    """A lab of fresh hosts after one deploy: (lab, exit code, JSON document, seconds it took)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(CACHE_ENV, str(wheel_cache))
+        lab = DeployLab(sshd, tmp_path_factory.mktemp("deploy"), wheel)
+        for name in HOSTS:
+            lab.add_host(name, imageserving_command=None, imageserving_venv=str(_venv(lab, name)))
+        started = time.monotonic()
+        code, doc = lab.fleet_json("deploy", timeout=600)
+        elapsed = time.monotonic() - started
+        try:
+            yield lab, code, doc, elapsed
+        finally:
+            lab.stop_all()
+
+
+def _version_dirs(lab: Lab, name: str) -> list[str]:
+    return sorted(os.listdir(_venv(lab, name).parent / "venvs"))
+
+
+def _cmdline(pid: int) -> str:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+
+
+def test_first_deploy_installs_then_start_and_status_use_the_deployed_agent(
+        deployed: tuple[Lab, int, dict[str, Any], float]) -> None:
+    lab, code, doc, elapsed = deployed
+    assert code == 0, doc
+    assert doc["command"] == "deploy" and doc["summary"]["ok"] == len(HOSTS)
+    for name, entry in by_host(doc).items():
+        venv = _venv(lab, name)
+        assert entry["action"] == "installed" and entry["version"] == "0.1.0"
+        assert entry["imageserving_command"] == f"{venv}/bin/imageserving"
+        assert venv.is_symlink() and Path(os.readlink(venv)).parent == venv.parent / "venvs"
+        site = next((venv / "lib").glob("python3*/site-packages"))
+        installed = {p.name.split("-")[0].lower() for p in site.glob("*.dist-info")}
+        assert {"imageserving_fleet", "psutil", "pyyaml", "typer"} <= installed
+        assert not installed & {"paramiko", "fabric", "jinja2"}  # the fleet extra stays on the controller
+
+    code, started = lab.fleet_json("start")
+    assert code == 0, started
+    code, status = lab.fleet_json("status")
+    assert code == 0, status
+    for name, entry in by_host(status).items():
+        assert entry["status"]["agent_version"] == "0.1.0"
+        # The supervisor runs from the deployed environment, not from this source tree.
+        assert str(_venv(lab, name).parent / "venvs") in _cmdline(entry["status"]["supervisor"]["pid"])
+
+
+def test_second_deploy_changes_nothing(deployed: tuple[Lab, int, dict[str, Any], float]) -> None:
+    lab, _, _, first = deployed
+    assert lab.fleet_json("start")[0] == 0  # idempotent; the test may run alone
+    before = {n: (os.readlink(_venv(lab, n)), _version_dirs(lab, n)) for n in HOSTS}
+    running = {h: pids(e) for h, e in by_host(lab.fleet_json("status")[1]).items()}
+
+    started = time.monotonic()
+    code, doc = lab.fleet_json("deploy")
+    elapsed = time.monotonic() - started
+    assert code == 0, doc
+    assert {h["action"] for h in doc["hosts"]} == {"unchanged"}
+    assert {h["uploaded"] for h in doc["hosts"]} == {0}
+    assert elapsed < 15 and elapsed < first
+    assert {n: (os.readlink(_venv(lab, n)), _version_dirs(lab, n)) for n in HOSTS} == before
+    assert {h: pids(e) for h, e in by_host(lab.fleet_json("status")[1]).items()} == running
+
+    table = lab.fleet("deploy")
+    assert table.returncode == 0, table.stderr
+    assert "unchanged" in table.stdout and "hosts=3 ok=3" in table.stdout
+    assert f"{_venv(lab, 'd1')}/bin/imageserving" in table.stdout and "imageserving_command" in table.stdout
+
+
+def test_failed_upgrade_leaves_the_earlier_agent_running(deployed: tuple[Lab, int, dict[str, Any], float]) -> None:
+    lab = deployed[0]
+    assert lab.fleet_json("start", "-l", "d1")[0] == 0
+    before = pids(by_host(lab.fleet_json("status", "-l", "d1")[1])["d1"])
+    link, dirs = os.readlink(_venv(lab, "d1")), _version_dirs(lab, "d1")
+    # The host's python3 works, but creating an environment fails as on a full disk.
+    broken = lab.dir / "python-disk-full"
+    broken.write_text('#!/bin/sh\nfor a in "$@"; do [ "$a" = venv ] && '
+                      '{ echo "OSError: [Errno 28] No space left on device" >&2; exit 1; }; done\nexec python3 "$@"\n')
+    broken.chmod(0o755)
+    lab.hosts["d1"]["ansible_python_interpreter"] = str(broken)
+    try:
+        code, doc = lab.fleet_json("deploy", "--force", "-l", "d1")
+    finally:
+        del lab.hosts["d1"]["ansible_python_interpreter"]
+    entry = by_host(doc)["d1"]
+    assert code == 2 and entry["result"] == "failed", doc
+    assert "create venv" in entry["reason"] and "No space left on device" in entry["reason"]
+    assert "unchanged" in entry["reason"]
+    assert os.readlink(_venv(lab, "d1")) == link and _version_dirs(lab, "d1") == dirs  # nothing left behind
+    code, status = lab.fleet_json("status", "-l", "d1")
+    assert code == 0 and pids(by_host(status)["d1"]) == before
+
+
+def test_a_venv_under_a_regular_file_fails_with_the_reason(deployed: tuple[Lab, int, dict[str, Any], float]) -> None:
+    lab = deployed[0]
+    blocker = lab.dir / "not-a-directory"
+    blocker.write_text("a file where a directory should be\n")
+    lab.add_host("d4", imageserving_command=None, imageserving_venv=str(blocker / "venv"))
+    try:
+        code, doc = lab.fleet_json("deploy", "-l", "d4")
+    finally:
+        del lab.hosts["d4"]
+    entry = by_host(doc)["d4"]
+    assert code == 2 and entry["result"] == "failed"
+    assert "create venv" in entry["reason"] and "Not a directory" in entry["reason"], entry
+
+
+@pytest.mark.skipif(os.path.isdir("/run/systemd/system"), reason="systemd runs here")
+def test_systemd_where_there_is_none_is_a_clear_per_host_error(deployed: tuple[Lab, int, dict[str, Any], float]) -> None:
+    lab = deployed[0]
+    link = os.readlink(_venv(lab, "d2"))
+    code, doc = lab.fleet_json("deploy", "--systemd", "-l", "d2")
+    entry = by_host(doc)["d2"]
+    assert code == 2 and entry["result"] == "failed"
+    assert "systemd is not running on this host" in entry["reason"]
+    assert os.readlink(_venv(lab, "d2")) == link
+
+
+# ------------------------------------------------------------------ pure parts
+def _facts(**kw: Any) -> HostFacts:
+    base: dict[str, Any] = dict(python=(3, 11, 7), implementation="cpython", platform="linux-x86_64",
+                                libc="glibc 2.36", uid=1000, venv="/h/.imageserving/venv", venv_kind="missing",
+                                venv_target=None, current=None, agent=None, agent_error="",
+                                versions_dir="/h/.imageserving/venvs")
+    base.update(kw)
+    return HostFacts(**base)
+
+
+OFFER = WheelSet("0.1.0", "0123456789ab", {"a.whl": "1", "b.whl": "2"}, ">=3.11")
+CURRENT = "0.1.0-0123456789ab"
+
+
+@pytest.mark.parametrize(("facts", "request_", "action", "dir_name", "uploads", "prune"), [
+    # clean host: everything uploaded, installed into <version>-<build id>
+    (_facts(), DeployRequest(), Action.INSTALL, CURRENT, ("a.whl", "b.whl"), ()),
+    # a wheel already there with the same hash is not sent again; another hash is
+    (_facts(staged={"a.whl": "1", "b.whl": "old"}), DeployRequest(), Action.INSTALL, CURRENT, ("b.whl",), ()),
+    # same build, agent answers: nothing to do
+    (_facts(venv_kind="link", current=CURRENT, agent="imageserving 0.1.0", versions=(CURRENT,)),
+     DeployRequest(), Action.UNCHANGED, CURRENT, (), ()),
+    # same build but the agent does not run: reinstalled beside it, the link moves on
+    (_facts(venv_kind="link", current=CURRENT, agent=None, versions=(CURRENT,)),
+     DeployRequest(), Action.INSTALL, CURRENT + ".2", ("a.whl", "b.whl"), ()),
+    # --force reinstalls a working agent, never over the directory in use
+    (_facts(venv_kind="link", current=CURRENT, agent="imageserving 0.1.0", versions=(CURRENT, CURRENT + ".2")),
+     DeployRequest(force=True), Action.INSTALL, CURRENT + ".3", ("a.whl", "b.whl"),
+     ("/h/.imageserving/venvs/0.1.0-0123456789ab.2",)),
+    # an upgrade keeps the previous version and any a process runs from; older ones go
+    (_facts(venv_kind="link", current="0.0.9-aaaaaaaaaaaa", agent="imageserving 0.0.9",
+            versions=("0.0.7-cccccccccccc", "0.0.8-bbbbbbbbbbbb", "0.0.9-aaaaaaaaaaaa", "notes"),
+            in_use=("0.0.8-bbbbbbbbbbbb",)),
+     DeployRequest(), Action.INSTALL, CURRENT, ("a.whl", "b.whl"), ("/h/.imageserving/venvs/0.0.7-cccccccccccc",)),
+])
+def test_plan(facts: HostFacts, request_: DeployRequest, action: Action, dir_name: str,
+              uploads: tuple[str, ...], prune: tuple[str, ...]) -> None:
+    plan = plan_host(facts, OFFER, request_)
+    assert plan.action == action
+    assert plan.version_dir == f"/h/.imageserving/venvs/{dir_name}"
+    assert plan.uploads == uploads and plan.prune == prune
+    assert plan.agent == "/h/.imageserving/venv/bin/imageserving"
+
+
+@pytest.mark.parametrize(("facts", "request_", "words"), [
+    (_facts(python=(3, 9, 2)), DeployRequest(), "python3 on the host is 3.9.2"),
+    (_facts(venv_kind="dir"), DeployRequest(), "is a directory, not the symlink"),
+    (_facts(systemd=False), DeployRequest(systemd=True), "systemd is not running on this host"),
+    (_facts(systemd=True, uid=1000), DeployRequest(systemd=True), "needs root"),
+])
+def test_plan_refuses(facts: HostFacts, request_: DeployRequest, words: str) -> None:
+    with pytest.raises(Refused, match=words):
+        plan_host(facts, OFFER, request_)
+
+
+@pytest.mark.parametrize(("python", "requires", "ok"), [
+    ((3, 11, 0), ">=3.11", True), ((3, 10, 12), ">=3.11", False), ((3, 13, 1), ">=3.11,<4", True),
+    ((3, 12, 0), None, True), ((3, 11, 2), "~=3.11", True),  # unknown operators are left to pip
+])
+def test_python_too_old(python: tuple[int, int, int], requires: str | None, ok: bool) -> None:
+    assert (python_too_old(python, requires) is None) == ok
+
+
+def test_platform_tags_cover_every_older_manylinux_and_the_legacy_names() -> None:
+    p = Platform.from_facts([3, 11, 7], "cpython", "linux-x86_64", "glibc", "2.36")
+    assert p.key == "cp311-manylinux_2_36_x86_64"
+    tags = p.platform_tags()
+    assert tags[0] == "manylinux_2_36_x86_64" and "manylinux_2_17_x86_64" in tags and "manylinux_2_5_x86_64" in tags
+    assert {"manylinux2014_x86_64", "manylinux2010_x86_64", "manylinux1_x86_64"} <= set(tags)
+    args = p.pip_download_args()
+    assert args[:8] == ["--only-binary=:all:", "--python-version", "3.11", "--implementation", "cp", "--abi", "cp311",
+                        "--platform"]
+    arm = Platform.from_facts([3, 12, 1], "cpython", "linux-aarch64", "glibc", "2.31").platform_tags()
+    assert arm[-1] == "manylinux2014_aarch64" and "manylinux_2_17_aarch64" in arm and "manylinux1_aarch64" not in arm
+    assert Platform.from_facts([3, 12, 1], "cpython", "linux-x86_64", "musl", "").platform_tags() == [
+        "musllinux_1_1_x86_64"]
+    with pytest.raises(ValueError, match="CPython"):
+        Platform.from_facts([3, 10, 0], "pypy", "linux-x86_64", "glibc", "2.36")
+
+
+def test_interpreters_from_the_inventory() -> None:
+    assert interpreters([("a", {}), ("b", {"ansible_python_interpreter": "/usr/bin/python3.11"}),
+                         ("c", {"ansible_python_interpreter": "auto_silent"}),
+                         ("d", {"imageserving_python": "/opt/py/bin/python3", "ansible_python_interpreter": "x"})]) == {
+        "b": "/usr/bin/python3.11", "d": "/opt/py/bin/python3"}
+
+
+def test_unit_points_at_the_deployed_agent_and_refuses_odd_paths() -> None:
+    template = "[Service]\nExecStart=/usr/local/bin/imageserving supervise\nEnvironment=IMAGESERVING_HOME=/var/lib/x\n"
+    unit = render_unit(template, "/opt/is/venv/bin/imageserving", "/srv/is", None)
+    assert "ExecStart=/opt/is/venv/bin/imageserving supervise" in unit and "IMAGESERVING_HOME=/srv/is" in unit
+    with pytest.raises(Refused, match="plain characters"):
+        render_unit(template, "/opt/my venv/bin/imageserving", None, None)
+
+
+def test_parse_facts_refuses_garbage() -> None:
+    with pytest.raises(ValueError, match="no JSON"):
+        parse_facts(b"Welcome to host!\n")
+    with pytest.raises(ValueError, match="lacks"):
+        parse_facts(b'{"python": [3, 11, 0]}\n')
+
+
+def test_hostile_values_reach_the_remote_command_verbatim(tmp_path: Path) -> None:
+    """Every value is an argument of a constant script: quotes, $() and ; stay data."""
+    hostile = str(tmp_path / "it's $(touch pwned); rm -rf x `id`")
+    target = make_target("h", {"imageserving_venv": hostile}, FleetOptions())
+    script = 'printf "%s\\n" "$@"'
+    command = install.shell(target, script, [hostile, "plain"], stage_arg=True)
+    out = subprocess.run(["/bin/sh", "-c", command], capture_output=True, text=True, cwd=tmp_path,
+                         env={**os.environ, "HOME": str(tmp_path)}, check=True).stdout.splitlines()
+    assert out == [f"{tmp_path}/{install.STAGE}", hostile, "plain"]
+    assert not (tmp_path / "pwned").exists()
+    become = make_target("h", {"ansible_become": True, "ansible_become_user": "scene7"}, FleetOptions())
+    wrapped = install.shell(become, script, ["x"])
+    assert "sudo -n -u scene7 -- sh -c " in wrapped and shlex.quote(script) in wrapped
+    assert "sudo" not in install.shell(become, script, ["x"], sudo=False)
+
+
+def test_a_wheel_that_is_not_ours_is_refused_before_any_host(deployed: tuple[Lab, int, dict[str, Any], float],
+                                                              tmp_path: Path) -> None:
+    lab = deployed[0]
+    bogus = tmp_path / "requests-2.0-py3-none-any.whl"
+    bogus.write_bytes(b"not a zip")
+    proc = Lab.fleet(lab, "deploy", "--wheel", str(bogus))
+    assert proc.returncode == 1 and "--wheel" in proc.stderr and "not an existing" in proc.stderr
