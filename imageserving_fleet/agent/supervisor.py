@@ -422,6 +422,13 @@ class Supervisor:
         if cmd == "status":
             return {"status": "ok", "result": self.status_doc(ids)}
         if cmd == "start":
+            for i, (op, owner) in enumerate(self.ops):
+                if not ids and op.kind == "start" and owner is None:
+                    # `imageserving start` launches us (we start everything at once) and then asks
+                    # for a start: answer it when that first start ends instead of starting twice,
+                    # which would reset a BACKOFF component's retries and skip its backoff.
+                    client.op, self.ops[i] = op, (op, client)
+                    return None
             groups = [[c for c in g if not ids or c in ids] for g in self.cfg.priorities()]
             self.begin(Operation("start", [g for g in groups if g], now), client)
             return None

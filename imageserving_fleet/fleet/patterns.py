@@ -19,6 +19,7 @@ from __future__ import annotations
 import fnmatch
 import ipaddress
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -146,8 +147,10 @@ def _compile(expr: str) -> re.Pattern[str]:
     if not expr.startswith("~"):
         return re.compile(fnmatch.translate(expr))
     try:
-        return re.compile(expr[1:])
-    except re.error as exc:
+        with warnings.catch_warnings():  # `~[[a]` warns "possible nested set" on stderr: noise, not an answer
+            warnings.simplefilter("ignore")
+            return re.compile(expr[1:])
+    except (re.error, RecursionError, OverflowError) as exc:
         raise PatternError(f"invalid regular expression in host pattern {expr!r}: {exc}") from None
 
 

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 
 from ..errors import UsageError
 from .results import HostResult, Result
-from .runner import Fleet, Job
+from .runner import Fleet, Interrupted, Job
 from .target import Target
 
 HEALTH_POLL = 0.5  # seconds between status polls of a batch that is not all RUNNING yet
@@ -44,27 +44,61 @@ def too_many_failures(batch: Sequence[HostResult], max_fail_percentage: float) -
 def rolling_restart(fleet: Fleet, targets: Sequence[Target], component: str | None, serial: str | None,
                     max_fail_percentage: float, on_batch: Callable[[int, int, list[str]], None] | None = None
                     ) -> list[HostResult]:
-    """Restarts batch after batch; the next starts only when this one reports everything RUNNING."""
+    """Restarts batch after batch; the next starts only when this one reports everything RUNNING.
+
+    On Ctrl-C raises Interrupted with every host accounted for: earlier batches as they ended, the
+    batch in flight restarted / interrupted mid-restart / not begun, later batches skipped.
+    """
     by_name = {t.name: t for t in targets}
     plan = batches([t.name for t in targets], serial)
     args = ("restart", *([component] if component else []), "--json")
     results: dict[str, HostResult] = {}
-    for index, names in enumerate(plan):
-        if on_batch:
-            on_batch(index + 1, len(plan), names)
-        batch_targets = [by_name[n] for n in names]
-        started = time.monotonic()
-        batch = fleet.run(batch_targets, Job("restart", args))
-        batch = _wait_healthy(fleet, batch_targets, batch, started)
-        results.update((r.host, r) for r in batch)
-        if too_many_failures(batch, max_fail_percentage):
-            failed = sum(1 for r in batch if r.result != Result.OK)
-            why = (f"not reached: batch {index + 1} had {failed} of {len(batch)} hosts fail "
-                   f"(more than --max-fail-percentage {max_fail_percentage:g})")
-            for later in plan[index + 1:]:
-                results.update((n, HostResult(n, Result.SKIPPED, why)) for n in later)
-            break
+    current: list[str] = []
+    restarted: dict[str, HostResult] = {}  # the batch in flight, once its restart command returned
+    try:
+        for index, names in enumerate(plan):
+            current, restarted = names, {}
+            if on_batch:
+                on_batch(index + 1, len(plan), names)
+            batch_targets = [by_name[n] for n in names]
+            started = time.monotonic()
+            batch = fleet.run(batch_targets, Job("restart", args))
+            restarted = {r.host: r for r in batch}
+            batch = _wait_healthy(fleet, batch_targets, batch, started)
+            results.update((r.host, r) for r in batch)
+            if too_many_failures(batch, max_fail_percentage):
+                failed = sum(1 for r in batch if r.result != Result.OK)
+                why = (f"not reached: batch {index + 1} had {failed} of {len(batch)} hosts fail "
+                       f"(more than --max-fail-percentage {max_fail_percentage:g})")
+                for later in plan[index + 1:]:
+                    results.update((n, HostResult(n, Result.SKIPPED, why)) for n in later)
+                break
+    except (Interrupted, KeyboardInterrupt) as exc:
+        partial = {r.host: r for r in exc.results} if isinstance(exc, Interrupted) else {}
+        for name in current:
+            if name not in results:
+                results[name] = _interrupted(name, restarted.get(name), partial.get(name))
+        for name in by_name:
+            results.setdefault(name, HostResult(name, Result.SKIPPED, "not restarted: interrupted before its batch"))
+        raise Interrupted([results[t.name] for t in targets]) from None
     return [results[t.name] for t in targets]
+
+
+def _interrupted(name: str, restart: HostResult | None, partial: HostResult | None) -> HostResult:
+    """What Ctrl-C left of one host of the batch in flight, said plainly."""
+    if restart is None:  # interrupted during the restart command itself
+        if partial is None or partial.result == Result.SKIPPED:
+            return HostResult(name, Result.SKIPPED, "not restarted: interrupted before its restart began")
+        if partial.reason == "interrupted while running":
+            return HostResult(name, Result.FAILED, "interrupted during its restart: it may be half-restarted; "
+                                                   "check with `status`", elapsed_s=partial.elapsed_s)
+        return partial  # its restart had finished: ok or failed, as the agent said
+    if partial is not None and partial.result in (Result.OK, Result.DEGRADED):
+        return partial  # a fresh status from the health wait
+    if restart.result == Result.DEGRADED:
+        return HostResult(name, Result.DEGRADED, "restarted; interrupted while waiting for every component to be "
+                                                 f"RUNNING ({restart.reason})", restart.status, restart.elapsed_s)
+    return restart
 
 
 def _wait_healthy(fleet: Fleet, targets: Sequence[Target], batch: list[HostResult], started: float

@@ -86,7 +86,9 @@ class Fleet:
         except UnreachableError as exc:
             self.forget(target.name)
             reason = exc.reason + (f": {exc.detail}" if exc.detail else "")
-            return HostResult(target.name, Result.UNREACHABLE, reason, elapsed_s=time.monotonic() - started)
+            # A flood of output comes from a host we did reach: the agent there failed, not the network.
+            verdict = Result.FAILED if exc.reason == "output too large" else Result.UNREACHABLE
+            return HostResult(target.name, verdict, reason, elapsed_s=time.monotonic() - started)
         if job.command == "version":
             return _version_result(target.name, out.exit_code, out.stdout, out.stderr, time.monotonic() - started)
         return classify(target.name, job.command, out.exit_code, out.stdout, out.stderr,
