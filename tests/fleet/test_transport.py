@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shlex
+import shutil
 import signal
 import socket
 import stat
@@ -578,3 +579,46 @@ def _alive(pid: int) -> bool:
     # A zombie is dead for our purpose: its parent (the killed shell) is gone.
     with open(f"/proc/{pid}/stat") as handle:
         return handle.read().split()[2] != "Z"
+
+
+def test_key_held_only_by_ssh_agent(sshd: SshServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No IdentityFile anywhere, and the key file deleted: only a real ssh-agent can log in."""
+    if not shutil.which("ssh-agent") or not shutil.which("ssh-add"):
+        pytest.skip("ssh-agent/ssh-add not installed (openssh-client)")
+    key = keygen(tmp_path / "agent_key", "agent-only")
+    sshd.authorize(key.with_name("agent_key.pub").read_text())
+    sock = tmp_path / "agent.sock"
+    agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(sock)], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            if sock.exists():
+                break
+            time.sleep(0.05)
+        subprocess.run(["ssh-add", str(key)], env={**os.environ, "SSH_AUTH_SOCK": str(sock)}, check=True,
+                       capture_output=True, timeout=10)
+        key.unlink()
+        config = tmp_path / "ssh_config"
+        config.write_text(f"Host *\n    Port {sshd.port}\n    User {sshd.user}\n"
+                          f"    UserKnownHostsFile {sshd.known_hosts_path}\n    StrictHostKeyChecking yes\n")
+        monkeypatch.setenv("SSH_AUTH_SOCK", str(sock))
+        monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.ssh/id_* of the developer's to fall back on
+        options = FleetOptions(ssh_config=str(config), connect_timeout=5.0)
+        connector = Connector(options)
+        try:
+            session = connector.connect(make_target("h1", {"ansible_host": sshd.host}, options), soon())
+            assert session.run("echo via-agent", timeout=10).stdout == b"via-agent\n"
+            session.close()
+        finally:
+            connector.close()
+        monkeypatch.delenv("SSH_AUTH_SOCK")
+        connector = Connector(options)
+        try:
+            err, _ = unreachable(lambda: connector.connect(make_target("h1", {"ansible_host": sshd.host}, options),
+                                                           soon()))
+            assert err.reason == "auth" and "no key to offer" in (err.detail or "")
+        finally:
+            connector.close()
+    finally:
+        agent.terminate()
+        agent.wait(timeout=10)
