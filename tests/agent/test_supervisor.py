@@ -324,3 +324,24 @@ def test_sighup_reopens_log_files_after_logrotate_moved_them(stack: Agent) -> No
     assert "is" in (logs / "Supervisor.log").read_text()
     wait_for(lambda: (logs / "is.log").exists())  # the new is writes to a new is.log
     assert stack.supervisor_pid() == sup
+
+
+def test_supervise_runs_in_the_foreground_as_systemd_wants(agent: Agent) -> None:
+    ports = [free_port(), free_port(), free_port()]
+    agent.write(three(*ports))
+    argv = [sys.executable, "-m", "imageserving_fleet.agent.main", "--home", str(agent.home),
+            "--config", str(agent.config), "supervise"]
+    proc = subprocess.Popen(argv, env=agent.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: (s := agent.status())["components"] and all(
+            c["state"] == "RUNNING" for c in s["components"]), timeout=30)
+        assert agent.supervisor_pid() == proc.pid  # no fork: the unit's main pid is the supervisor
+        assert agent.run("start").returncode == 0  # a second one is not started beside it
+        assert agent.supervisor_pid() == proc.pid
+        proc.send_signal(signal.SIGTERM)  # systemctl stop
+        assert proc.wait(timeout=30) == 0
+        assert agent.tagged() == [] and all(port_free(p) for p in ports)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
