@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,6 +35,7 @@ from imageserving_fleet.fleet.target import FleetOptions, make_target
 from tests.sshd import SshServer
 
 from .fleetlab import Lab, by_host, pids
+from .test_become import sudo_user  # noqa: F401  (the fixture: a password user with sudo)
 
 HOSTS = ("d1", "d2", "d3")
 
@@ -188,6 +190,32 @@ def test_systemd_where_there_is_none_is_a_clear_per_host_error(deployed: tuple[L
     assert code == 2 and entry["result"] == "failed"
     assert "systemd is not running on this host" in entry["reason"]
     assert os.readlink(_venv(lab, "d2")) == link
+
+
+def test_become_installs_as_root_and_the_fleet_finds_that_agent(
+        sshd: SshServer, sudo_user: tuple[str, str], wheel: str, wheel_cache: Path, tmp_path: Path,  # noqa: F811
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    user, password = sudo_user
+    monkeypatch.setenv(CACHE_ENV, str(wheel_cache))
+    monkeypatch.setenv("IMAGESERVING_BECOME_PASS", password)
+    lab = DeployLab(sshd, tmp_path, wheel)
+    venv = _venv(lab, "b1")
+    # The login user uploads to its own home; root installs (sudo's PATH has no pyenv: name the python).
+    lab.add_host("b1", ansible_user=user, ansible_become=True, imageserving_command=None, imageserving_venv=str(venv),
+                 imageserving_python=sys.executable)
+    try:
+        code, doc = lab.fleet_json("deploy")
+        assert code == 0, doc
+        assert by_host(doc)["b1"]["action"] == "installed" and password not in str(doc)
+        assert os.lstat(venv).st_uid == 0 and os.stat(venv).st_uid == 0
+        assert lab.fleet_json("deploy")[1]["hosts"][0]["action"] == "unchanged"
+        assert lab.fleet_json("start")[0] == 0
+        code, doc = lab.fleet_json("status")
+        supervisor = by_host(doc)["b1"]["status"]["supervisor"]["pid"]
+        assert code == 0 and os.stat(f"/proc/{supervisor}").st_uid == 0
+        assert str(venv.parent / "venvs") in _cmdline(supervisor)
+    finally:
+        lab.stop_all()
 
 
 # ------------------------------------------------------------------ pure parts

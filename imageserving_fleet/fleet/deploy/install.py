@@ -37,7 +37,9 @@ _STEP_OUTPUT = 1 << 20
 
 # The constant scripts; $1... are the quoted arguments.
 _PROBE = 'exec "$2" -c "$3" "$4" "$1"'  # stage, python, code, venv
-_FINISH_UPLOADS = 'cd "$1" || exit 1; shift; while [ $# -gt 1 ]; do mv -f -- "$1" "$2" || exit 1; shift 2; done'
+# Renames the uploads into place, and drops parts an interrupted run left more than a day ago.
+_FINISH_UPLOADS = ('cd "$1" || exit 1; shift; while [ $# -gt 1 ]; do mv -f -- "$1" "$2" || exit 1; shift 2; done; '
+                   "find . -maxdepth 1 -name '*.whl.part-*' -mmin +1440 -exec rm -f -- {} + 2>/dev/null; exit 0")
 _CREATE = 'mkdir -p -- "$2" && rm -rf -- "$3" && exec "$1" -m venv --without-pip -- "$3"'
 _INSTALL = ('s=$1 v=$2 pip=$3; shift 3; cd "$s" || exit 1; PIP_CONFIG_FILE=/dev/null exec "$v/bin/python" "$pip/pip" '
             'install --no-index --find-links "$s" --no-cache-dir --disable-pip-version-check --no-input '
@@ -67,6 +69,7 @@ class Step:
     name: str  # what a person reads in the reason: "create venv", "pip install"...
     command: str
     expect: str | None = None  # the exact stdout the step must print (the version check)
+    sudo: bool = True  # runs through sudo on a become host (and so reads the password, if any)
 
 
 def shell(target: Target, script: str, args: Sequence[str], *, sudo: bool = True, password: bool = False,
@@ -105,7 +108,7 @@ def install_steps(target: Target, plan: Plan, bundle: Bundle, python: str, *, pa
     steps: list[Step] = []
     if parts:
         flat = [n for pair in parts for n in pair]
-        steps.append(Step("upload", shell(target, _FINISH_UPLOADS, flat, sudo=False, stage_arg=True)))
+        steps.append(Step("upload", shell(target, _FINISH_UPLOADS, flat, sudo=False, stage_arg=True), sudo=False))
     if plan.action == Action.INSTALL:
         versions = os.path.dirname(plan.version_dir)
         wheels = [check_wheel_name(w.name) for w in bundle.agent_wheels]
@@ -157,7 +160,8 @@ def upload_text(session: Session, text: str, name: str, deadline: float) -> str:
 
 def run_step(session: Session, step: Step, deadline: float, stdin: bytes | None) -> CommandResult:
     """Runs one step; raises StepFailed with the step's name and the last line it wrote to stderr."""
-    out = session.run(step.command, stdin=stdin, timeout=_remaining(deadline), max_output=_STEP_OUTPUT)
+    out = session.run(step.command, stdin=stdin if step.sudo else None, timeout=_remaining(deadline),
+                      max_output=_STEP_OUTPUT)
     if out.exit_code != 0:
         raise StepFailed(session.host, step.name, why(out))
     if step.expect is not None and out.stdout.decode(errors="replace").strip() != step.expect:

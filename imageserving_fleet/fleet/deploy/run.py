@@ -212,7 +212,11 @@ def _install(target: Target, session: Session, deadline: float, stdin: bytes | N
              "venv": plan.version_dir, "uploaded": len(plan.uploads)}
     if plan.systemd:
         extra["systemd"] = "enabled"
-    return HostResult(target.name, Result.OK, "", extra=extra)
+    note = ""
+    if target.agent_command and target.agent_command not in (plan.agent, target.venv.rstrip("/") + "/bin/imageserving"):
+        note = (f"imageserving_command is set to {target.agent_command} for this host: commands run that, not "
+                "the agent deployed here")
+    return HostResult(target.name, Result.OK, note, extra=extra)
 
 
 def _quietly(session: Session, command: str, deadline: float, stdin: bytes | None) -> None:
