@@ -23,6 +23,7 @@ DEFAULT_INVENTORY = Path("inventory/hosts.yml")
 DEFAULT_FORKS = 50
 STATUS_TIMEOUT = 30.0       # status, ping: a few hundred ms is normal; 30 s is a dead host
 ACTION_TIMEOUT = 300.0      # start, stop, restart: stop_timeout (60 s) twice, and readiness
+ONE_JOB_COMMANDS = ("status", "ping", "start", "stop")  # one command per host: no connection to keep
 
 
 @dataclass
@@ -80,7 +81,8 @@ class RunSettings:
             raise UsageError(f"--forks must be at least 1, got {self.forks}")
         _raise_fd_limit(len(targets))
         return Fleet(Connector(self.options), forks=self.forks, timeout=self.deadline_for(command),
-                     become_password=self.become_password(targets), on_result=on_result)
+                     become_password=self.become_password(targets), on_result=on_result,
+                     keep_sessions=command not in ONE_JOB_COMMANDS)
 
 
 def _raise_fd_limit(hosts: int) -> None:
