@@ -137,10 +137,17 @@ def _directory_files(directory: Path) -> Iterator[Path]:
             yield path
 
 
+MAX_FILE_BYTES = 64 * 2**20  # a 10 000-host inventory is a few MB
+
+
 def _read_text(path: Path) -> str:
     """Takes a path, returns its text; every failure is an InventoryError naming the file."""
     try:
-        return path.read_text(encoding="utf-8-sig")  # -sig: a BOM from a Windows editor is not a host
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_FILE_BYTES + 1)  # bounded: `-i /dev/zero` must not eat the controller's memory
+        if len(data) > MAX_FILE_BYTES:
+            raise InventoryError(f"larger than {MAX_FILE_BYTES // 2**20} MiB: not an inventory", path=str(path))
+        return data.decode("utf-8-sig")  # -sig: a BOM from a Windows editor is not a host
     except FileNotFoundError:
         raise InventoryError("inventory file not found", path=str(path)) from None
     except UnicodeDecodeError as exc:
@@ -263,6 +270,9 @@ def _expand_ranges(name: str) -> list[str]:
     return ["".join(combo) for combo in itertools.product(*parts)]
 
 
+_DIGITS = re.compile(r"[0-9]{1,18}")  # int() refuses 4300+ digits; no fleet needs 19
+
+
 def _range_values(body: str, name: str) -> list[str]:
     """Takes the inside of `[...]` (`01:50`, `a:f`, `1:9:2`), returns its values, formatted."""
     bounds = body.split(":")
@@ -272,7 +282,7 @@ def _range_values(body: str, name: str) -> list[str]:
     step_text = bounds[2] if len(bounds) == 3 else "1"
     if not end:
         raise InventoryError(f"host range [{body}] in {name!r} has no end")
-    if not step_text.isdigit() or int(step_text) == 0:
+    if not _DIGITS.fullmatch(step_text) or int(step_text) == 0:
         raise InventoryError(f"host range [{body}] in {name!r} has an invalid step {step_text!r}")
     step = int(step_text)
     if len(begin) == 1 and len(end) == 1 and begin in string.ascii_letters and end in string.ascii_letters:
@@ -280,10 +290,13 @@ def _range_values(body: str, name: str) -> list[str]:
         if first > last:
             raise InventoryError(f"host range [{body}] in {name!r} ends before it begins")
         return list(string.ascii_letters[first:last + 1:step])
-    if not (begin.isdigit() and end.isdigit()):
+    if not (_DIGITS.fullmatch(begin) and _DIGITS.fullmatch(end)):  # not isdigit(): it takes '²', int() does not
         raise InventoryError(f"host range [{body}] in {name!r} must be numbers or single letters")
     if int(begin) > int(end):
         raise InventoryError(f"host range [{body}] in {name!r} ends before it begins")
+    count = (int(end) - int(begin)) // step + 1  # not len(range()): that overflows past 2**63
+    if count > _MAX_HOSTS_PER_PATTERN:  # before building the list: h[0:99999999] is gigabytes of names
+        raise InventoryError(f"host range {name!r} stands for {count} hosts or more, more than {_MAX_HOSTS_PER_PATTERN}")
     width = len(begin) if begin.startswith("0") and len(begin) > 1 else 0
     if width and len(end) != width:
         raise InventoryError(f"host range [{body}] in {name!r}: a zero-padded begin and its end must "

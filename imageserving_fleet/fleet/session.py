@@ -59,6 +59,8 @@ class RunSettings:
 
     def deadline_for(self, command: str) -> float:
         if self.timeout is not None:
+            if not 0 < self.timeout <= 10**7:  # nan too; inf overflowed the deadline arithmetic
+                raise UsageError(f"--timeout must be a number of seconds above 0, got {self.timeout!r}")
             return self.timeout
         return STATUS_TIMEOUT if command in ("status", "ping", "report") else ACTION_TIMEOUT
 

@@ -22,6 +22,7 @@ HOSTILE = st.sampled_from([
     "${HOME}", "${X:-${Y}}", "${", "%", "100%", "-1", "0", "1e400", "nan", "inf", "-inf", "9" * 30,
     "[", "]", "{", "}", ":", "::", "- -", "!!python/object:os.system", "*a", "&a", "<<", "? x", "'", '"',
     "#", "\\", "0x1F", "0o17", "1_000", "yes", "no", "on", "off", "null", "~/x", "/dev/zero", "/proc/self/mem",
+    "\u00b2", "\u0661\u0662", "\uff11", "9" * 5000,   # isdigit() traps: '²' is a digit int() refuses
 ])
 TEXT = st.one_of(HOSTILE, st.text(max_size=40))
 SCALAR = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), TEXT)
