@@ -1,0 +1,45 @@
+"""Write a file so that a reader (a web server, a browser, a mail script) never sees half of it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+
+def _mode_for(path: Path) -> int:
+    """Keep an existing file's mode; a new file gets what the umask allows (mkstemp alone gives 0600,
+    which a web server running as another user could not read)."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+def write_atomic(path: str | os.PathLike[str], text: str) -> None:
+    """Writes text to a temporary file in the target's directory, syncs it, then renames it over
+    the target (os.replace: atomic on POSIX). On any error the target is left as it was."""
+    target = Path(path)
+    directory = target.parent if str(target.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fchmod(fh.fileno(), _mode_for(target))
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    # The rename itself survives a crash only once the directory is synced too.
+    with contextlib.suppress(OSError):
+        dfd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)

@@ -1,0 +1,156 @@
+"""`report` and `report merge`: the I/O around the pure report model.
+
+Order matters for the exit codes: every option, the inventory, the output directory and the
+history file are checked before any host is contacted (exit 5 or 1); then the status run, the
+history, the rendering and the atomic write; the exit code is the hosts' (SPEC §3).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TextIO
+
+from ...errors import UsageError
+from ..results import HostResult
+from ..runner import Interrupted, Job
+from ..session import RunSettings
+from .atomic import write_atomic
+from .formats import FORMATS, render
+from .model import DEFAULT_TITLE, Report, ReportInputError, build_report, from_document, merge, quiet_summary
+from .slices import Slice, parse_slice, select_slice
+from .trends import trend
+
+EXIT_ERROR, EXIT_INTERRUPTED = 1, 99
+DEFAULT_WINDOW = 24        # runs the sparklines and restart counts cover (2 hours at */5)
+EXTENSIONS = {".html": "html", ".htm": "html", ".json": "json", ".csv": "csv", ".md": "md", ".markdown": "md"}
+
+Progress = Callable[[int], tuple[Callable[[HostResult], None] | None, Callable[[], None]]]
+
+
+@dataclass(frozen=True)
+class ReportRequest:
+    """The report options, checked."""
+
+    fmt: str
+    output: str | None = None
+    history: str | None = None
+    keep_days: float | None = None
+    slice: Slice | None = None
+    window: int = DEFAULT_WINDOW
+    title: str = DEFAULT_TITLE
+    quiet: bool = False
+
+
+def make_request(*, fmt: str | None, output: str | None, history: str | None = None, keep_days: float | None = None,
+                 slice_text: str | None = None, window: int = DEFAULT_WINDOW, title: str | None = None,
+                 quiet: bool = False, as_json: bool = False) -> ReportRequest:
+    """Takes the raw options; returns a ReportRequest or raises UsageError (exit 5)."""
+    if fmt is not None and fmt.lower() not in FORMATS:
+        raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if as_json and fmt is not None and fmt.lower() != "json":
+        raise UsageError(f"--json and --format {fmt} disagree")
+    chosen = fmt.lower() if fmt else ("json" if as_json else EXTENSIONS.get(Path(output or "").suffix.lower(), "html"))
+    if keep_days is not None and (history is None or keep_days <= 0):
+        raise UsageError("--keep-days needs --history and a number of days above 0")
+    if window < 2:
+        raise UsageError("--trend-runs must be at least 2")
+    if output is not None:
+        parent = Path(output).parent
+        if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+            raise UsageError(f"-o {output}: directory {parent} does not exist or is not writable")
+        if Path(output).is_dir():
+            raise UsageError(f"-o {output} is a directory")
+    return ReportRequest(fmt=chosen, output=output, history=history, keep_days=keep_days,
+                         slice=parse_slice(slice_text) if slice_text else None, window=window,
+                         title=title or DEFAULT_TITLE, quiet=quiet)
+
+
+def _now() -> tuple[float, str]:
+    wall = time.time()
+    return wall, datetime.fromtimestamp(wall, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def run_report(settings: RunSettings, request: ReportRequest, progress: Progress,
+               stdout: TextIO = sys.stdout, stderr: TextIO = sys.stderr) -> int:
+    """Runs a fleet status, records it, writes the report; returns the exit code."""
+    targets = select_slice(settings.targets(), request.slice, lambda t: t.name)
+    history = None
+    if request.history:
+        from .history import History
+
+        history = History(request.history)  # a bad file stops us before any host is contacted
+    try:
+        advance, stop = progress(len(targets))
+        interrupted = False
+        fleet = settings.fleet("report", targets, on_result=advance)
+        try:
+            results = fleet.run(targets, Job("status", ("status", "--json")))
+        except Interrupted as exc:
+            results, interrupted = exc.results, True
+        finally:
+            stop()
+            fleet.close()
+            fleet.connector.close()
+        started_at, generated = _now()
+        slice_label = str(request.slice) if request.slice and request.slice.n > 1 else None
+        trends, runs = {}, 0
+        if history is not None:
+            try:
+                history.record(results, started_at, generated, slice_label, request.keep_days)
+                series = history.series([r.host for r in results], request.window)
+                current = {(r.host, c.get("id")) for r in results for c in (r.status or {}).get("components", [])}
+                trends = {key: trend(s) for key, s in series.items() if key in current}
+                runs = max((len(s) for s in series.values()), default=0)
+            except Exception as exc:  # the report still matters more than its history
+                stderr.write(f"imageserving-fleet: history not recorded: {exc}\n")
+        report = build_report(results, generated, title=request.title, slice_label=slice_label, trends=trends,
+                              history_runs=runs, interrupted=interrupted)
+    finally:
+        if history is not None:
+            history.close()
+    code = deliver(report, request, stdout, stderr)
+    return EXIT_INTERRUPTED if interrupted else code
+
+
+def run_merge(paths: Sequence[str], request: ReportRequest, stdout: TextIO = sys.stdout,
+              stderr: TextIO = sys.stderr) -> int:
+    """Joins JSON slice reports into one; returns the merged hosts' exit code."""
+    if not paths:
+        raise UsageError("report merge needs at least one JSON report")
+    reports: list[Report] = []
+    for path in paths:
+        try:
+            doc = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ReportInputError(f"{path}: cannot read a JSON report: {exc}") from None
+        reports.append(from_document(doc, path))
+    title = request.title if request.title != DEFAULT_TITLE else None
+    return deliver(merge(reports, title), request, stdout, stderr)
+
+
+def deliver(report: Report, request: ReportRequest, stdout: TextIO, stderr: TextIO) -> int:
+    """Renders and writes (or prints) the report, says what --quiet allows; returns the exit code."""
+    text = render(report, request.fmt)
+    summary = quiet_summary(report)
+    if request.output is None:
+        if not (request.quiet and not summary):
+            stdout.write(text)
+        return report.exit_code
+    try:
+        write_atomic(request.output, text)
+    except OSError as exc:
+        stderr.write(f"imageserving-fleet: cannot write {request.output}: {exc}\n")
+        return EXIT_ERROR
+    if request.quiet:
+        if summary:
+            stdout.write("\n".join(summary) + f"\nreport: {request.output}\n")
+    else:
+        stdout.write(f"{report.summary.line()}\nreport: {request.output} ({request.fmt}, {len(text)} bytes)\n")
+    return report.exit_code

@@ -1,0 +1,121 @@
+"""The HTML report: one self-contained page (inline CSS, SVG and a little JS), rendered by Jinja2.
+
+Autoescaping is on for every value, so a host name or a reason that holds markup shows as text.
+A Content-Security-Policy in the page allows only its own style and script (by hash) and no
+network at all, so even a value that slipped through could neither run nor call out.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+from ...units import format_duration, format_size
+from .model import SEVERITY, STATE_SEVERITY, Report
+from .trends import sparkline
+
+SPARK_W, SPARK_H = 64.0, 16.0
+
+
+@dataclass(frozen=True)
+class CellView:
+    """What the template needs for one component cell; sort keys as numbers."""
+
+    state: str
+    state_key: float
+    uptime: str
+    rss: str
+    rss_bytes: int | None
+    bar_pct: float
+    restarts: int
+    window_restarts: int | None
+    restarted: bool
+    growing: bool
+    spark: tuple[str, ...]
+    spark_title: str
+    message: str
+
+
+@dataclass(frozen=True)
+class RowView:
+    host: str
+    result: str
+    severity: int
+    reason: str
+    cells: tuple[CellView | None, ...]
+
+
+def _cell_view(report: Report, host: Any, cid: str, max_rss: int) -> CellView | None:
+    c = report.cell(host, cid)
+    if c is None:
+        return None
+    t = c.trend
+    spark: tuple[str, ...] = ()
+    title = ""
+    if t is not None and sum(1 for v in t.rss if v is not None) >= 2:
+        spark = tuple(sparkline(t.rss, SPARK_W, SPARK_H))
+        known = [v for v in t.rss if v is not None]
+        title = (f"memory over the last {len(t.rss)} runs: {format_size(min(known))} - {format_size(max(known))}, "
+                 f"now {format_size(known[-1])}")
+    # Worse states first when sorted descending; within a state, the longest uptime last.
+    state_key = STATE_SEVERITY.get(c.state, 7) * 1e9 - min(c.uptime_s or 0.0, 9e8)
+    return CellView(state=c.state, state_key=state_key, uptime=format_duration(c.uptime_s),
+                    rss=format_size(c.rss_bytes), rss_bytes=c.rss_bytes,
+                    bar_pct=round(100.0 * (c.rss_bytes or 0) / max_rss, 1) if max_rss else 0.0,
+                    restarts=c.restarts, window_restarts=None if t is None else t.restarts,
+                    restarted=bool(t and t.restarted), growing=bool(t and t.growing), spark=spark,
+                    spark_title=title, message=c.message)
+
+
+def view(report: Report) -> dict[str, Any]:
+    """Takes a report; returns the template's context (pure)."""
+    ids = report.component_ids
+    maxes = {cid: report.max_rss(cid) for cid in ids}
+    rows = [RowView(host=h.host, result=str(h.result), severity=SEVERITY[h.result], reason=h.reason,
+                    cells=tuple(_cell_view(report, h, cid, maxes[cid]) for cid in ids)) for h in report.hosts]
+    s = report.summary
+    counts = [("ok", s.ok), ("degraded", s.degraded), ("failed", s.failed), ("unreachable", s.unreachable),
+              ("skipped", s.skipped)]
+    return {"report": report, "ids": ids, "rows": rows, "summary": s, "counts": counts,
+            "problems": report.problems, "flagged": report.flagged(), "missing_slices": report.missing_slices(),
+            "spark_w": SPARK_W, "spark_h": SPARK_H}
+
+
+@lru_cache(maxsize=1)
+def _environment() -> Any:
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.PackageLoader("imageserving_fleet.fleet.reports", "templates"),
+                             autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True,
+                             lstrip_blocks=True)
+    env.filters["size"] = format_size
+    env.filters["duration"] = format_duration
+    return env
+
+
+@lru_cache(maxsize=1)
+def _assets() -> tuple[str, str, str, str]:
+    """The page's CSS and JS, and their CSP hashes (the text inlined must be exactly what is hashed)."""
+    base = resources.files("imageserving_fleet.fleet.reports") / "templates"
+    css = (base / "report.css").read_text(encoding="utf-8")
+    js = (base / "report.js").read_text(encoding="utf-8")
+
+    def digest(text: str) -> str:
+        return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
+
+    return css, js, digest(css), digest(js)
+
+
+def render_html(report: Report) -> str:
+    """Takes a report; returns the page."""
+    from markupsafe import Markup
+
+    css, js, css_hash, js_hash = _assets()
+    csp = (f"default-src 'none'; style-src {css_hash}; script-src {js_hash}; img-src data:; "
+           "base-uri 'none'; form-action 'none'")
+    return _environment().get_template("report.html.j2").render(
+        **view(report), css=Markup(css), js=Markup(js), csp=csp)
