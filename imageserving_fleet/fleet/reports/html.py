@@ -99,10 +99,13 @@ def _environment() -> Any:
 
 @lru_cache(maxsize=1)
 def _assets() -> tuple[str, str, str, str]:
-    """The page's CSS and JS, and their CSP hashes (the text inlined must be exactly what is hashed)."""
+    """The page's CSS and JS, and their CSP hashes (the text inlined must be exactly what is hashed).
+
+    Named *.j2 only so that the package-data rule ships them; they are inlined verbatim, not rendered.
+    """
     base = resources.files("imageserving_fleet.fleet.reports") / "templates"
-    css = (base / "report.css").read_text(encoding="utf-8")
-    js = (base / "report.js").read_text(encoding="utf-8")
+    css = (base / "report.css.j2").read_text(encoding="utf-8")
+    js = (base / "report.js.j2").read_text(encoding="utf-8")
 
     def digest(text: str) -> str:
         return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
