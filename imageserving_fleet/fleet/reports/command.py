@@ -87,9 +87,13 @@ def run_report(settings: RunSettings, request: ReportRequest, progress: Progress
 
         history = History(request.history)  # a bad file stops us before any host is contacted
     try:
-        advance, stop = progress(len(targets))
         interrupted = False
-        fleet = settings.fleet("report", targets, on_result=advance)
+        advance, stop = progress(len(targets))
+        try:
+            fleet = settings.fleet("report", targets, on_result=advance)
+        except BaseException:
+            stop()
+            raise
         try:
             results = fleet.run(targets, Job("status", ("status", "--json")))
         except Interrupted as exc:
