@@ -27,10 +27,19 @@ from .conftest import PROGS, Agent, component, config, free_port, prog, wait_for
 PACKAGE = Path(__file__).resolve().parents[2] / "imageserving_fleet"
 
 
+PROMPT = 2.5  # seconds: an answer, not a wait for the 5 s idle-client timeout (CI boxes can be loaded)
+
+
 def timed_status(agent: Agent, *args: str) -> tuple[float, subprocess.CompletedProcess[str]]:
+    """The supervisor's own answer time (in-process, no interpreter start-up), then the real CLI."""
+    from imageserving_fleet.agent import client
+    from imageserving_fleet.agent.home import Home
+
     started = time.monotonic()
-    proc = agent.run("status", *args, timeout=30)
-    return time.monotonic() - started, proc
+    reply = client.request(Home(str(agent.home.resolve())), {"cmd": "status"}, timeout=10)
+    elapsed = time.monotonic() - started
+    assert reply["status"] == "ok", reply
+    return elapsed, agent.run("status", *args, timeout=30)
 
 
 def spew(heartbeat: Path) -> list[str]:
@@ -86,7 +95,7 @@ def test_full_then_read_only_log_directory(agent: Agent, small_logs: Path, tmp_p
     before = beats(hb)
     wait_for(lambda: beats(hb) > before + 200, timeout=10)  # the component is not blocked on its pipe
     elapsed, proc = timed_status(agent, "--json")
-    assert proc.returncode == 0 and elapsed < 3, (elapsed, proc.stderr)
+    assert proc.returncode == 0 and elapsed < PROMPT, (elapsed, proc.stderr)
     # State changes still happen with nowhere to log them.
     os.kill(pids["is"], signal.SIGKILL)
     wait_for(lambda: (c := agent.comp("is"))["state"] == "RUNNING" and c["pid"] != pids["is"])
@@ -98,7 +107,7 @@ def test_full_then_read_only_log_directory(agent: Agent, small_logs: Path, tmp_p
         before = beats(hb)
         wait_for(lambda: beats(hb) > before + 200, timeout=10)
         elapsed, proc = timed_status(agent)
-        assert proc.returncode == 0 and elapsed < 3
+        assert proc.returncode == 0 and elapsed < PROMPT
         assert agent.pids()["svg"] == pids["svg"]
     finally:
         subprocess.run(["umount", str(small_logs)], check=True)
@@ -134,7 +143,7 @@ def test_binary_deleted_while_running(agent: Agent, tmp_path: Path) -> None:
     assert "No such file" in comp["message"] or "cannot start" in comp["message"], comp
     assert agent.pids()["svg"] == pids["svg"]
     elapsed, proc = timed_status(agent)
-    assert proc.returncode == 1 and elapsed < 3  # a requested component not RUNNING
+    assert proc.returncode == 1 and elapsed < PROMPT  # a requested component not RUNNING
     # Put it back: an explicit start clears FATAL.
     binary.write_text(f"#!{sys.executable}\n" + Path(PROGS).read_text())
     binary.chmod(0o755)
@@ -160,7 +169,7 @@ def test_a_hung_readiness_check_fails_the_start_in_time_and_is_killed(agent: Age
     wait_for(lambda: agent.supervisor_pid())
     wait_for(lambda: agent.comp("is")["state"] == "RUNNING")
     elapsed, proc = timed_status(agent, "--json")  # the supervisor answers while the check hangs
-    assert elapsed < 3, elapsed
+    assert elapsed < PROMPT, elapsed
     starter.join(60)
     took = time.monotonic() - began
     assert holder["p"].returncode == 1 and "svg failed to start" in holder["p"].stderr, holder["p"].stderr
@@ -216,7 +225,7 @@ def test_sigstop_of_a_component(agent: Agent) -> None:
     try:
         elapsed, proc = timed_status(agent)
         # A stopped process is alive: the supervisor reports it as it is, and does not hang on it.
-        assert elapsed < 3 and proc.returncode == 0
+        assert elapsed < PROMPT and proc.returncode == 0
         started = time.monotonic()
         assert agent.run("restart", "is").returncode == 0  # SIGTERM + SIGCONT: it wakes and dies
         assert time.monotonic() - started < 10
@@ -333,7 +342,7 @@ def test_silent_and_flooding_control_clients(agent: Agent) -> None:
     try:
         for _ in range(3):
             elapsed, proc = timed_status(agent, "--json")
-            assert proc.returncode == 0 and elapsed < 2, (elapsed, proc.stderr)
+            assert proc.returncode == 0 and elapsed < PROMPT, (elapsed, proc.stderr)
         t.join(30)
         assert not t.is_alive()
         assert int(flood_result["sent"]) < 10 * 2**20, flood_result  # cut off, not read to the end  # type: ignore[call-overload]
