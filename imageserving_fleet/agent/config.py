@@ -17,10 +17,12 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..units import expand_vars, parse_duration, parse_size
+from ..yamldepth import MAX_DEPTH, too_deep
 
 SYSTEM_CONFIG = "/etc/imageserving/agent.yaml"
 ID_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 RESTART_POLICIES = ("always", "on-failure", "never")
+MAX_CONFIG_BYTES = 4 * 2**20
 _INTEGER = re.compile(r"-?[0-9]{1,18}")  # ASCII digits only; str.isdigit() takes '²', which int() refuses
 
 
@@ -123,7 +125,11 @@ def load_config(path: str | Path) -> AgentConfig:
     """Takes a YAML file path; returns the validated AgentConfig or raises ConfigError."""
     name = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_CONFIG_BYTES + 1)  # --config /dev/zero must not eat the memory
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise ConfigError(f"larger than {MAX_CONFIG_BYTES // 2**20} MiB: not an agent configuration", path=name)
+        text = raw.decode("utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read configuration: {exc.strerror or exc}", path=name) from None
     except UnicodeDecodeError as exc:
@@ -137,6 +143,9 @@ def parse_config(text: str, name: str = "<config>") -> AgentConfig:
 
     _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
+        deep = too_deep(text, _Loader)
+        if deep is not None:
+            raise ConfigError(f"YAML nested deeper than {MAX_DEPTH} levels", path=name, line=deep)
         node = yaml.compose(text, Loader=_Loader)
         data = yaml.load(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:

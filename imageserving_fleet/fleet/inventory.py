@@ -37,6 +37,7 @@ from typing import Any
 import yaml
 
 from ..errors import InventoryError
+from ..yamldepth import MAX_DEPTH, too_deep
 
 __all__ = ["Host", "Inventory", "default_inventory", "expand_host_pattern", "inventory_from_text",
            "load_inventory"]
@@ -488,29 +489,14 @@ def _yaml_error(exc: yaml.YAMLError, source: str) -> InventoryError:
     return InventoryError(f"invalid YAML: {exc}", path=source)
 
 
-MAX_DEPTH = 100  # nesting of YAML lists and mappings; an inventory needs a handful
-
-
 def _check_depth(text: str, source: str) -> None:
-    """Refuses YAML nested deeper than MAX_DEPTH before it is composed into nodes.
-
-    Composing and walking nodes recurses once per level: a few thousand `[` raise RecursionError,
-    and some 50 000 crash LibYAML's composer with a segmentation fault. The event stream this reads
-    is produced without recursion, so any depth is safe to count.
-    """
-    depth = 0
+    """Refuses YAML nested deeper than MAX_DEPTH before it is composed into nodes (see yamldepth)."""
     try:
-        for event in yaml.parse(text, Loader=_YamlBase):
-            if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
-                depth += 1
-                if depth > MAX_DEPTH:
-                    mark = event.start_mark
-                    raise InventoryError(f"YAML nested deeper than {MAX_DEPTH} levels", path=source,
-                                         line=mark.line + 1 if mark else None)
-            elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
-                depth -= 1
+        line = too_deep(text, _YamlBase)
     except yaml.YAMLError as exc:
         raise _yaml_error(exc, source) from None
+    if line is not None:
+        raise InventoryError(f"YAML nested deeper than {MAX_DEPTH} levels", path=source, line=line)
 
 
 class _YamlDocument:

@@ -116,8 +116,6 @@ def test_moderate_nesting(depth: int) -> None:
     _only_config_error("components:\n  is:\n    command: [x]\n    env: " + nested(depth))
 
 
-@pytest.mark.xfail(strict=True, reason="config.py: _index_lines recurses per YAML level outside the "
-                                       "RecursionError guard (found by this suite; reported to the lead)")
 def test_deep_nesting_is_a_config_error() -> None:
     _only_config_error("components:\n  is:\n    command: [x]\n    env: " + nested(3000))
 
