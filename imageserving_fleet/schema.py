@@ -6,6 +6,7 @@ fields they do not know, so newer agents and older controllers keep working toge
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -79,6 +80,10 @@ def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
 def _typed(d: dict[str, Any], name: str, kind: type | tuple[type, ...], default: Any, where: str) -> Any:
     value = d.get(name, default)
     if value is None or (isinstance(value, kind) and not isinstance(value, bool)):
+        # json.loads takes Infinity, NaN and 400-digit integers; no pid, uptime or size is one.
+        if (isinstance(value, float) and not math.isfinite(value)) or (
+                isinstance(value, int) and not -2**63 <= value < 2**63):
+            raise SchemaError(f"{where}.{name}: out of range, got {str(value):.40}")
         return value
     raise SchemaError(f"{where}.{name}: expected {getattr(kind, '__name__', kind)}, got {value!r:.40}")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from typing import Any
 
 import pytest
@@ -303,3 +304,13 @@ def test_near_valid_documents_parse_or_raise_schema_error(value: dict[str, Any])
         assert c.uptime_s is None or isinstance(c.uptime_s, int | float)
     # and what parses survives its own to_dict
     assert parse_status(status.to_dict()) == status
+
+
+@pytest.mark.parametrize("value", [math.inf, -math.inf, math.nan, 10**400, -(2**63) - 1])
+@pytest.mark.parametrize("name", ["uptime_s", "rss_bytes", "pid"])
+def test_numbers_no_agent_sends_are_refused(name: str, value: float) -> None:
+    # json.loads takes Infinity, NaN and 400-digit integers; they broke the table and the report.
+    if name != "uptime_s" and isinstance(value, float):
+        value = 10**400
+    with pytest.raises(SchemaError, match="out of range"):
+        parse_status(with_component(**{name: value}))

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 
 from .. import __version__
-from ..errors import InventoryError, UsageError
+from ..errors import ImageServingError, InventoryError, UsageError
 from . import remote
 from .results import HostResult, Result, exit_code, fleet_document, summarize
 from .rolling import rolling_restart
@@ -107,8 +107,9 @@ def _report(settings: RunSettings, command: str, results: Sequence[HostResult]) 
 def _run(ctx: typer.Context, command: str, job_or_fn: Job | Callable[..., list[HostResult]]) -> None:
     settings: RunSettings = ctx.obj
     targets = settings.targets()
+    fleet = settings.fleet(command, targets)  # may refuse options or prompt (-K): before the bar
     advance, stop = _progress(settings, len(targets))
-    fleet = settings.fleet(command, targets, on_result=advance)
+    fleet.on_result = advance
     try:
         if isinstance(job_or_fn, Job):
             results = fleet.run(targets, job_or_fn)
@@ -197,6 +198,8 @@ def deploy(ctx: typer.Context,
                "--wheel", metavar="PATH", help="Deploy this imageserving-fleet wheel (e.g. a release build) "
                                                "instead of building one from this installation.")] = None) -> None:
     """Install or upgrade the agent on every host: wheels over SFTP, a new venv, no package index there."""
+    import zipfile
+
     from .deploy.plan import DeployRequest
     from .deploy.render import print_deploy
     from .deploy.run import DeployJob, inventory_interpreters
@@ -208,7 +211,7 @@ def deploy(ctx: typer.Context,
     try:
         job = DeployJob(given_wheel(wheel) if wheel else project_wheel(), DeployRequest(force=force, systemd=systemd),
                         inventory_interpreters(settings))
-    except WheelhouseError as exc:  # nothing contacted yet: exit 1
+    except (WheelhouseError, OSError, zipfile.BadZipFile) as exc:  # nothing contacted yet: exit 1
         err.print(f"imageserving-fleet: {exc}", markup=False)
         raise typer.Exit(EXIT_BEFORE_HOSTS) from None
 
@@ -219,8 +222,8 @@ def deploy(ctx: typer.Context,
             print_deploy(out, [r for r in results if r.result != Result.OK] if settings.quiet else results)
         return exit_code(summarize(results))
 
+    fleet = settings.fleet("deploy", targets)  # may refuse options or prompt (-K): before the bar
     advance, stop = _progress(settings, len(targets))
-    fleet = settings.fleet("deploy", targets)
     try:
         results = deploy_hosts(fleet, targets, job, on_result=advance)
     except Interrupted as exc:
@@ -336,6 +339,9 @@ def run(args: list[str]) -> None:
     except UsageError as exc:
         err.print(f"imageserving-fleet: {exc}", markup=False)
         sys.exit(EXIT_BAD_OPTIONS)
+    except ImageServingError as exc:  # any other refusal of ours comes before hosts are reached
+        err.print(f"imageserving-fleet: {exc}", markup=False)
+        sys.exit(EXIT_BEFORE_HOSTS)
     except (KeyboardInterrupt, typer.Abort):
         err.print("interrupted")
         sys.exit(EXIT_INTERRUPTED)

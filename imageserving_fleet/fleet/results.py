@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,6 +80,9 @@ def exit_code(summary: Summary) -> int:
     return 0
 
 
+_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
 def _last_line(text: str) -> str:
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
     line = lines[-1] if lines else ""
@@ -97,6 +101,8 @@ def classify(host: str, command: str, exit_status: int, stdout: bytes, stderr: b
     if text:
         try:
             raw = json.loads(text)
+            if _SURROGATE.search(text):  # "\udc80" decodes to a str no UTF-8 writer can print
+                raw = json.loads(json.dumps(raw, ensure_ascii=False).encode("utf-8", "replace"))
             parse_status(raw)
             doc = raw
         except (ValueError, RecursionError) as exc:  # JSONDecodeError and SchemaError are ValueErrors;

@@ -112,6 +112,11 @@ def _wait_healthy(fleet: Fleet, targets: Sequence[Target], batch: list[HostResul
         if not waiting or left <= 0:
             break
         time.sleep(min(HEALTH_POLL, left))
-        for res in fleet.run(waiting, Job("status", ("status", "--json")), timeout=max(1.0, left)):
+        counted, fleet.on_result = fleet.on_result, None  # polls are not hosts done: keep the bar's count
+        try:
+            polled = fleet.run(waiting, Job("status", ("status", "--json")), timeout=max(1.0, left))
+        finally:
+            fleet.on_result = counted
+        for res in polled:
             current[res.host] = res
     return [current[t.name] for t in targets]

@@ -23,7 +23,7 @@ DEFAULT_INVENTORY = Path("inventory/hosts.yml")
 DEFAULT_FORKS = 50
 STATUS_TIMEOUT = 30.0       # status, ping: a few hundred ms is normal; 30 s is a dead host
 ACTION_TIMEOUT = 300.0      # start, stop, restart: stop_timeout (60 s) twice, and readiness
-ONE_JOB_COMMANDS = ("status", "ping", "start", "stop")  # one command per host: no connection to keep
+ONE_JOB_COMMANDS = ("status", "ping", "start", "stop", "report")  # one command per host: no connection to keep
 
 
 @dataclass

@@ -413,3 +413,22 @@ def test_write_atomic_leaves_the_old_file_on_failure(tmp_path: Path) -> None:
     with pytest.raises(Exception):  # noqa: B017 - whatever the write raised
         write_atomic(target, "\ud800")  # not encodable: the write fails half way
     assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["r.html"]
+
+
+@pytest.mark.parametrize("labels", [("2",), ("1/x",), ("1/2", "1/3"), ("0/99999999",), ("/", "a/b")])
+def test_lying_slice_labels_in_merge_inputs_name_no_missing_slice(labels: tuple[str, ...]) -> None:
+    doc = to_document(build_report([ok("a")], "2026-11-27T00:00:00Z"))
+    doc["slices"] = list(labels)
+    assert from_document(doc).missing_slices() == []  # and no IndexError / ValueError
+
+
+def test_a_lone_surrogate_from_a_host_is_written_not_a_crash(tmp_path: Path) -> None:
+    from imageserving_fleet.fleet.reports.command import deliver
+
+    bad = HostResult("h\udc80", Result.FAILED, "agent error: \udc80")
+    report = build_report([bad], "2026-11-27T00:00:00Z")
+    for fmt in ("json", "csv", "md", "html"):
+        out = tmp_path / f"r.{fmt}"
+        request = make_request(fmt=fmt, output=str(out), quiet=False, as_json=False)
+        assert deliver(report, request, io.StringIO(), io.StringIO()) == 2
+        assert "h?" in out.read_text(encoding="utf-8") or "h\ufffd" in out.read_text(encoding="utf-8")

@@ -8,12 +8,13 @@ connections, so a host is connected to once for the probe, the uploads and the i
 from __future__ import annotations
 
 import time
+import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
-from ...errors import HostError, UnreachableError, UsageError
+from ...errors import HostError, InventoryError, UnreachableError
 from ..results import HostResult, Result
 from ..runner import Fleet, Interrupted, Job
 from ..session import RunSettings
@@ -47,7 +48,8 @@ def interpreters(hosts: Sequence[tuple[str, Mapping[str, object]]]) -> dict[str,
     """Takes (host, variables); returns the hosts whose inventory names their python3.
 
     `imageserving_python`, else Ansible's `ansible_python_interpreter` (its `auto*` values mean
-    python3). Raises UsageError for a value that is not a plain path or command name.
+    python3). Raises InventoryError (exit 1, as any bad inventory) for a value that is not a plain
+    path or command name.
     """
     found: dict[str, str] = {}
     for name, hv in hosts:
@@ -56,7 +58,7 @@ def interpreters(hosts: Sequence[tuple[str, Mapping[str, object]]]) -> dict[str,
             if value is None:
                 continue
             if not isinstance(value, str) or not value.strip() or any(c in value for c in "\0\n\r"):
-                raise UsageError(f"host {name}: {key}: expected a path to python3, got {value!r}")
+                raise InventoryError(f"host {name}: {key}: expected a path to python3, got {value!r}")
             if value.strip().startswith("auto"):
                 break
             found[name] = value.strip()
@@ -180,6 +182,8 @@ def _collect_bundles(job: DeployJob, targets: Sequence[Target], facts: Mapping[s
                 bundles[platform.key] = collect(job.project, platform, job.cache)
             except WheelhouseError as exc:
                 bundles[platform.key] = str(exc)
+            except (OSError, zipfile.BadZipFile) as exc:  # an unusable wheel cache on the controller
+                bundles[platform.key] = f"wheel cache: {exc}"
     return bundles, platform_of
 
 

@@ -88,12 +88,9 @@ def run_report(settings: RunSettings, request: ReportRequest, progress: Progress
         history = History(request.history)  # a bad file stops us before any host is contacted
     try:
         interrupted = False
+        fleet = settings.fleet("report", targets)  # may refuse options or prompt (-K): before the bar
         advance, stop = progress(len(targets))
-        try:
-            fleet = settings.fleet("report", targets, on_result=advance)
-        except BaseException:
-            stop()
-            raise
+        fleet.on_result = advance
         try:
             results = fleet.run(targets, Job("status", ("status", "--json")))
         except Interrupted as exc:
@@ -132,8 +129,8 @@ def run_merge(paths: Sequence[str], request: ReportRequest, stdout: TextIO = sys
     for path in paths:
         try:
             doc = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ReportInputError(f"{path}: cannot read a JSON report: {exc}") from None
+        except (OSError, ValueError, RecursionError) as exc:
+            raise ReportInputError(f"{path}: cannot read a JSON report: {str(exc)[:200]}") from None
         reports.append(from_document(doc, path))
     title = request.title if request.title != DEFAULT_TITLE else None
     return deliver(merge(reports, title), request, stdout, stderr)
@@ -141,7 +138,8 @@ def run_merge(paths: Sequence[str], request: ReportRequest, stdout: TextIO = sys
 
 def deliver(report: Report, request: ReportRequest, stdout: TextIO, stderr: TextIO) -> int:
     """Renders and writes (or prints) the report, says what --quiet allows; returns the exit code."""
-    text = render(report, request.fmt)
+    # A host's "\udc80" survives json.loads; no UTF-8 file or terminal takes it.
+    text = render(report, request.fmt).encode("utf-8", "replace").decode("utf-8")
     summary = quiet_summary(report)
     if request.output is None:
         if not (request.quiet and not summary):

@@ -27,6 +27,8 @@ from .trends import Trend
 DEFAULT_TITLE = "Image Serving fleet"
 SEVERITY = {Result.OK: 0, Result.SKIPPED: 1, Result.DEGRADED: 2, Result.FAILED: 3, Result.UNREACHABLE: 4}
 STATE_SEVERITY = {"RUNNING": 0, "STARTING": 1, "STOPPING": 2, "BACKOFF": 3, "STOPPED": 4, "EXITED": 5, "FATAL": 6}
+_SLICE_LABEL = re.compile(r"([0-9]{1,6})/([0-9]{1,6})")  # K/N as written by --slice
+MAX_SLICES = 10_000
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
@@ -93,11 +95,11 @@ class Report:
 
     def missing_slices(self) -> list[str]:
         """Slices of a merged report that no input covered (empty when they all share no N)."""
-        counts = {s.split("/")[1] for s in self.slices}
-        if len(counts) != 1:
+        labels = [m for s in self.slices if (m := _SLICE_LABEL.fullmatch(s))]  # inputs may lie
+        counts = {int(m[2]) for m in labels}
+        if len(counts) != 1 or not 1 <= (n := counts.pop()) <= MAX_SLICES:
             return []
-        n = int(counts.pop())
-        have = {int(s.split("/")[0]) for s in self.slices}
+        have = {int(m[1]) for m in labels}
         return [f"{k}/{n}" for k in range(1, n + 1) if k not in have]
 
     def flagged(self) -> dict[str, int]:
