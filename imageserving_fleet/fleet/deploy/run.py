@@ -129,13 +129,24 @@ def deploy(fleet: Fleet, targets: Sequence[Target], job: DeployJob,
             raise install.StepFailed(target.name, "probe", str(exc)) from None
         return HostResult(target.name, Result.OK)
 
-    results = {r.host: r for r in _run_phase(_Phase(fleet, probe), targets, {})}
+    def not_installed(partial: Sequence[HostResult]) -> Interrupted:
+        """Ctrl-C before the install phase: a probed host was not changed, so it is not `ok`."""
+        return Interrupted([HostResult(r.host, Result.SKIPPED, "probed, then interrupted before install")
+                            if r.result == Result.OK else r for r in partial])
+
+    try:
+        results = {r.host: r for r in _run_phase(_Phase(fleet, probe), targets, {})}
+    except Interrupted as exc:
+        raise not_installed(exc.results) from None
     for res in results.values():
         if res.result != Result.OK and on_result:
             on_result(res)
         started[res.host] = res.elapsed_s
 
-    bundles, platform_of = _collect_bundles(job, [t for t in targets if t.name in facts], facts, results)
+    try:
+        bundles, platform_of = _collect_bundles(job, [t for t in targets if t.name in facts], facts, results)
+    except KeyboardInterrupt:  # pip download can take a while: the partial report still matters
+        raise not_installed([results[t.name] for t in targets]) from None
     ready = [t for t in targets if t.name in platform_of]
     for t in targets:
         if t.name not in platform_of and results[t.name].result == Result.OK:
