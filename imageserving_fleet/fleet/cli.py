@@ -104,8 +104,11 @@ def _report(settings: RunSettings, command: str, results: Sequence[HostResult]) 
     return code
 
 
-def _run(ctx: typer.Context, command: str, job_or_fn: Job | Callable[..., list[HostResult]]) -> None:
+def _run(ctx: typer.Context, command: str, job_or_fn: Job | Callable[..., list[HostResult]],
+         report: Callable[[Sequence[HostResult]], int] | None = None) -> None:
+    """Runs one fleet command: the bar, Ctrl-C (partial report, exit 99), closing every connection."""
     settings: RunSettings = ctx.obj
+    show = report or (lambda results: _report(settings, command, results))
     targets = settings.targets()
     fleet = settings.fleet(command, targets)  # may refuse options or prompt (-K): before the bar
     advance, stop = _progress(settings, len(targets))
@@ -117,14 +120,14 @@ def _run(ctx: typer.Context, command: str, job_or_fn: Job | Callable[..., list[H
             results = job_or_fn(fleet, targets)
     except Interrupted as exc:
         stop()
-        _report(settings, command, exc.results)
+        show(exc.results)
         err.print("interrupted: the report above is partial")
         raise typer.Exit(EXIT_INTERRUPTED) from None
     finally:
         stop()
         fleet.close()
         fleet.connector.close()
-    raise typer.Exit(_report(settings, command, results))
+    raise typer.Exit(show(results))
 
 
 def _component(cid: str | None) -> list[str]:
@@ -207,7 +210,7 @@ def deploy(ctx: typer.Context,
     from .deploy.wheelhouse import WheelhouseError, given_wheel, project_wheel
 
     settings: RunSettings = ctx.obj
-    targets = settings.targets()
+    settings.targets()  # a bad inventory or an empty --limit match stops us before the wheel build
     try:
         job = DeployJob(given_wheel(wheel) if wheel else project_wheel(), DeployRequest(force=force, systemd=systemd),
                         inventory_interpreters(settings))
@@ -222,20 +225,7 @@ def deploy(ctx: typer.Context,
             print_deploy(out, [r for r in results if r.result != Result.OK] if settings.quiet else results)
         return exit_code(summarize(results))
 
-    fleet = settings.fleet("deploy", targets)  # may refuse options or prompt (-K): before the bar
-    advance, stop = _progress(settings, len(targets))
-    try:
-        results = deploy_hosts(fleet, targets, job, on_result=advance)
-    except Interrupted as exc:
-        stop()
-        report(exc.results)
-        err.print("interrupted: the report above is partial")
-        raise typer.Exit(EXIT_INTERRUPTED) from None
-    finally:
-        stop()
-        fleet.close()
-        fleet.connector.close()
-    raise typer.Exit(report(results))
+    _run(ctx, "deploy", lambda fleet, targets: deploy_hosts(fleet, targets, job, on_result=fleet.on_result), report)
 
 
 @app.command()
