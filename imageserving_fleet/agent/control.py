@@ -12,8 +12,6 @@ import time
 
 TYPE_CHECKING = False  # not `from typing`: importing typing costs the status path 8 ms
 
-from datetime import UTC
-
 from ..errors import ComponentError, NotRunningError, SupervisorError, UsageError
 from . import client
 from .home import Home
@@ -46,7 +44,7 @@ class Outcome:
 
 def down_status(message: str = "Server Supervisor is not running") -> dict[str, Any]:
     import socket
-    from datetime import datetime
+    from datetime import UTC, datetime  # here: only a supervisor that is down needs a clock
 
     from .. import __version__
 

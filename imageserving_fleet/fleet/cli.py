@@ -13,13 +13,20 @@ from rich.console import Console
 from .. import __version__
 from ..errors import ImageServingError, InventoryError, UsageError
 from . import remote
-from .results import HostResult, Result, exit_code, fleet_document, summarize
+from .results import (
+    EXIT_BAD_OPTIONS,
+    EXIT_BEFORE_HOSTS,
+    EXIT_INTERRUPTED,
+    HostResult,
+    Result,
+    exit_code,
+    fleet_document,
+    summarize,
+)
 from .rolling import rolling_restart
 from .runner import Interrupted, Job
 from .session import DEFAULT_FORKS, RunSettings
 from .target import FleetOptions, Target
-
-EXIT_BEFORE_HOSTS, EXIT_BAD_OPTIONS, EXIT_INTERRUPTED = 1, 5, 99
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, rich_markup_mode=None,

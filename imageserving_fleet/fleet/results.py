@@ -71,13 +71,17 @@ def summarize(results: Iterable[HostResult]) -> Summary:
     return Summary(hosts=n, **counts)
 
 
+# SPEC §3 exit codes: Ansible's, without its overloading.
+EXIT_OK, EXIT_BEFORE_HOSTS, EXIT_HOST_FAILED, EXIT_UNREACHABLE, EXIT_BAD_OPTIONS, EXIT_INTERRUPTED = 0, 1, 2, 4, 5, 99
+
+
 def exit_code(summary: Summary) -> int:
-    """Ansible's codes without the overloading: 4 unreachable wins over 2 failed/degraded."""
+    """4 unreachable wins over 2 failed/degraded/skipped; 0 when every host is ok."""
     if summary.unreachable:
-        return 4
+        return EXIT_UNREACHABLE
     if summary.failed or summary.degraded or summary.skipped:
-        return 2
-    return 0
+        return EXIT_HOST_FAILED
+    return EXIT_OK
 
 
 _SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TextIO
 
 from ...errors import UsageError
-from ..results import HostResult
+from ..results import EXIT_BEFORE_HOSTS, EXIT_INTERRUPTED, HostResult
 from ..runner import Interrupted, Job
 from ..session import RunSettings
 from .atomic import write_atomic
@@ -27,7 +27,6 @@ from .model import DEFAULT_TITLE, Report, ReportInputError, build_report, from_d
 from .slices import Slice, parse_slice, select_slice
 from .trends import trend
 
-EXIT_ERROR, EXIT_INTERRUPTED = 1, 99
 DEFAULT_WINDOW = 24        # runs the sparklines and restart counts cover (2 hours at */5)
 EXTENSIONS = {".html": "html", ".htm": "html", ".json": "json", ".csv": "csv", ".md": "md", ".markdown": "md"}
 
@@ -149,7 +148,7 @@ def deliver(report: Report, request: ReportRequest, stdout: TextIO, stderr: Text
         write_atomic(request.output, text)
     except OSError as exc:
         stderr.write(f"imageserving-fleet: cannot write {request.output}: {exc}\n")
-        return EXIT_ERROR
+        return EXIT_BEFORE_HOSTS  # the 1 of every error of ours; the hosts were fine
     if request.quiet:
         if summary:
             stdout.write("\n".join(summary) + f"\nreport: {request.output}\n")
