@@ -35,7 +35,8 @@ def port_free(port: int) -> bool:
             return False
 
 
-def wait_for(pred: Callable[[], Any], timeout: float = 15.0, every: float = 0.05) -> Any:
+def wait_for(pred: Callable[[], Any], timeout: float = 60.0, every: float = 0.05) -> Any:
+    """Polls `pred` until it returns something true (returned) or `timeout` passes (generous: CI is slow)."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         value = pred()

@@ -91,9 +91,9 @@ def test_full_then_read_only_log_directory(agent: Agent, small_logs: Path, tmp_p
     agent.run("start", check=True)
     pids = agent.pids()
     # 64 KiB fill in well under a second at ~1 MB/s.
-    wait_for(lambda: os.statvfs(small_logs).f_bavail == 0, timeout=10)
+    wait_for(lambda: os.statvfs(small_logs).f_bavail == 0, timeout=60)
     before = beats(hb)
-    wait_for(lambda: beats(hb) > before + 200, timeout=10)  # the component is not blocked on its pipe
+    wait_for(lambda: beats(hb) > before + 200, timeout=60)  # the component is not blocked on its pipe
     elapsed, proc = timed_status(agent, "--json")
     assert proc.returncode == 0 and elapsed < PROMPT, (elapsed, proc.stderr)
     # State changes still happen with nowhere to log them.
@@ -105,7 +105,7 @@ def test_full_then_read_only_log_directory(agent: Agent, small_logs: Path, tmp_p
     subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=4k", "tmpfs", str(small_logs)], check=True)
     try:
         before = beats(hb)
-        wait_for(lambda: beats(hb) > before + 200, timeout=10)
+        wait_for(lambda: beats(hb) > before + 200, timeout=60)
         elapsed, proc = timed_status(agent)
         assert proc.returncode == 0 and elapsed < PROMPT
         assert agent.pids()["svg"] == pids["svg"]
@@ -114,7 +114,7 @@ def test_full_then_read_only_log_directory(agent: Agent, small_logs: Path, tmp_p
 
     # Room again: logging resumes (within logfiles.RETRY_AFTER) and says how much was lost.
     subprocess.run(["mount", "-o", "remount,size=8m", str(small_logs)], check=True)
-    wait_for(lambda: "bytes of log lost" in agent.log("svg"), timeout=15)
+    wait_for(lambda: "bytes of log lost" in agent.log("svg"), timeout=60)
     os.kill(agent.pids()["is"], signal.SIGKILL)
     wait_for(lambda: "is RUNNING -> BACKOFF" in agent.log() or "is RUNNING -> STARTING" in agent.log())
     assert agent.run("stop").returncode == 0
@@ -139,7 +139,7 @@ def test_binary_deleted_while_running(agent: Agent, tmp_path: Path) -> None:
     binary.unlink()  # an upgrade gone wrong: the running process keeps its inode
     assert agent.comp("is")["state"] == "RUNNING"
     os.kill(pids["is"], signal.SIGKILL)
-    comp = wait_for(lambda: (c := agent.comp("is"))["state"] == "FATAL" and c, timeout=15)
+    comp = wait_for(lambda: (c := agent.comp("is"))["state"] == "FATAL" and c, timeout=60)
     assert "No such file" in comp["message"] or "cannot start" in comp["message"], comp
     assert agent.pids()["svg"] == pids["svg"]
     elapsed, proc = timed_status(agent)
@@ -173,13 +173,13 @@ def test_a_hung_readiness_check_fails_the_start_in_time_and_is_killed(agent: Age
     starter.join(60)
     took = time.monotonic() - began
     assert holder["p"].returncode == 1 and "svg failed to start" in holder["p"].stderr, holder["p"].stderr
-    assert took < 15, took
+    assert took < 60, took  # the check would hang for 16 minutes: the 1 s ready_timeout ended it
     assert agent.comp("svg")["state"] == "FATAL"
 
     def hung_checks() -> list[psutil.Process]:
         return [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sleep", marker]]
 
-    wait_for(lambda: not hung_checks(), timeout=15)  # killed after COMMAND_PROBE_TIMEOUT, and reaped
+    wait_for(lambda: not hung_checks(), timeout=60)  # killed after COMMAND_PROBE_TIMEOUT, and reaped
     assert agent.comp("is")["state"] == "RUNNING"
 
 
@@ -201,13 +201,16 @@ def test_clean_exit_after_running_restarts_with_backoff(agent: Agent) -> None:
     # restart it, and the backoff must keep that from becoming a fork bomb.
     agent.write(config(component("is", prog("clean-exit"), restart="always", start_delay="0s", start_retries=1000,
                                  backoff={"initial": "200ms", "max": "1s", "reset_after": "60s"})))
+    began = time.monotonic()
     agent.run("start")
-    time.sleep(3)
-    restarts = agent.comp("is")["restarts"]
-    assert 1 <= restarts <= 15, restarts  # 200 ms, 400 ms, 800 ms, 1 s...: a handful in 3 s
+    # Polled slowly: each status answer costs the supervisor CPU too.
+    wait_for(lambda: agent.comp("is")["restarts"] >= 4, every=0.5)
+    # The back-off between restarts is a lower bound on the time they take, which no slow machine breaks:
+    # 200 ms + 400 ms + 800 ms before the fourth (a hot loop would do thousands in that time).
+    assert time.monotonic() - began >= 1.4
     sup = psutil.Process(agent.supervisor_pid())
     cpu = sup.cpu_percent(1.0)
-    assert cpu < 50, cpu
+    assert cpu < 50, cpu  # a restart a second; a hot loop would hold a core
 
 
 # ------------------------------------------------------------------------ SIGSTOP
@@ -228,14 +231,14 @@ def test_sigstop_of_a_component(agent: Agent) -> None:
         assert elapsed < PROMPT and proc.returncode == 0
         started = time.monotonic()
         assert agent.run("restart", "is").returncode == 0  # SIGTERM + SIGCONT: it wakes and dies
-        assert time.monotonic() - started < 10
+        assert time.monotonic() - started < 60  # SIGCONT sent: not a wait for a stopped process forever
         new = agent.pids()
         assert new["is"] != pids["is"] and new["svg"] == pids["svg"]
         assert psutil.Process(new["is"]).status() != psutil.STATUS_STOPPED
         os.kill(new["is"], signal.SIGSTOP)
         started = time.monotonic()
         assert agent.run("stop").returncode == 0
-        assert time.monotonic() - started < 10
+        assert time.monotonic() - started < 60
         assert agent.tagged() == []
     finally:
         for pid in (pids["is"],):
