@@ -133,7 +133,7 @@ def test_second_deploy_changes_nothing(deployed: tuple[Lab, int, dict[str, Any],
     assert code == 0, doc
     assert {h["action"] for h in doc["hosts"]} == {"unchanged"}
     assert {h["uploaded"] for h in doc["hosts"]} == {0}
-    assert elapsed < 15 and elapsed < first
+    assert elapsed < first  # nothing to install: faster than the first, however slow the machine
     assert {n: (os.readlink(_venv(lab, n)), _version_dirs(lab, n)) for n in HOSTS} == before
     assert {h: pids(e) for h, e in by_host(lab.fleet_json("status")[1]).items()} == running
 
