@@ -19,29 +19,63 @@ from tests.sshd import SshServer
 
 from .fleetlab import Lab
 
-USER = "imgs-fleet-t"
-SUDOERS = Path("/etc/sudoers.d/imageserving-fleet-test")
+# Per run and per fixture: two suites at once on one machine must not share (or delete) each other's
+# user. The name carries the pid of the run that owns it, so a later run can remove what a killed one left.
+PREFIX = "imgs-fleet-"
+SUDOERS_DIR = Path("/etc/sudoers.d")
+SUDOERS_PREFIX = "imageserving-fleet-test-"
+
+
+def _owner_alive(name: str, prefix: str) -> bool:
+    """Whether the run whose pid is in `name` (prefix + pid + "-" + suffix) still exists."""
+    pid = name[len(prefix):].split("-", 1)[0]
+    if not pid.isdigit():
+        return True  # not one of ours: leave it alone
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+def remove_stale_test_users() -> list[str]:
+    """Removes the users and sudoers drop-ins of earlier runs that were killed before their cleanup."""
+    removed = []
+    for line in Path("/etc/passwd").read_text().splitlines():
+        name = line.split(":", 1)[0]
+        if name.startswith(PREFIX) and not _owner_alive(name, PREFIX):
+            subprocess.run(["userdel", "-r", "-f", name], capture_output=True)
+            removed.append(name)
+    for path in SUDOERS_DIR.glob(SUDOERS_PREFIX + "*"):
+        if not _owner_alive(path.name, SUDOERS_PREFIX):
+            path.unlink(missing_ok=True)
+            removed.append(str(path))
+    return removed
 
 
 @pytest.fixture(scope="module")
 def sudo_user(sshd: SshServer) -> Iterator[tuple[str, str]]:
     if os.geteuid() != 0 or not shutil.which("sudo") or not shutil.which("useradd"):
         pytest.skip("needs root, sudo and useradd (apt-get install -y sudo)")
+    remove_stale_test_users()
+    tag = f"{os.getpid()}-{secrets.token_hex(3)}"
+    user, sudoers = PREFIX + tag, SUDOERS_DIR / (SUDOERS_PREFIX + tag)
     password = "pw-" + secrets.token_hex(8)
-    subprocess.run(["userdel", "-r", USER], capture_output=True)
-    subprocess.run(["useradd", "-m", "-s", "/bin/sh", USER], check=True, capture_output=True)
-    subprocess.run(["chpasswd"], input=f"{USER}:{password}\n", text=True, check=True, capture_output=True)
+    subprocess.run(["useradd", "-m", "-s", "/bin/sh", user], check=True, capture_output=True)
+    subprocess.run(["chpasswd"], input=f"{user}:{password}\n", text=True, check=True, capture_output=True)
     # timestamp_timeout=0: every sudo asks again, so a cached ticket cannot make a test pass.
-    SUDOERS.write_text(f"{USER} ALL=(ALL) ALL\nDefaults:{USER} timestamp_timeout=0, !lecture\n")
-    SUDOERS.chmod(0o440)
+    sudoers.write_text(f"{user} ALL=(ALL) ALL\nDefaults:{user} timestamp_timeout=0, !lecture\n")
+    sudoers.chmod(0o440)
     # sshd reads authorized_keys with the user's privileges: let it through the 0700 test directory.
     sshd.dir.chmod(0o711)
     sshd.authorized_keys_path.chmod(0o644)
     try:
-        yield USER, password
+        yield user, password
     finally:
-        SUDOERS.unlink(missing_ok=True)
-        subprocess.run(["userdel", "-r", USER], capture_output=True)
+        sudoers.unlink(missing_ok=True)
+        subprocess.run(["userdel", "-r", user], capture_output=True)
 
 
 @pytest.fixture
