@@ -7,7 +7,9 @@
     │   ├── NotRunningError            no supervisor answers on the socket
     │   ├── NoAnswerError              it is there but did not answer in time (status exit 4)
     │   └── ComponentError             a component failed to start or stop (exit 1)
+    ├── MissingDependencyError         the controller's environment lacks a module it needs (fleet exit 1)
     ├── InventoryError                 bad inventory: file, line (fleet exit 1)
+    │   ├── InventoryVariableError     a host variable the fleet cannot use: host, variable (fleet exit 1)
     │   └── PatternError               bad or empty --limit pattern (fleet exit 1)
     └── HostError                      one host's failure; never ends a fleet run
         └── UnreachableError           could not run the agent there: reason is a short code
@@ -56,6 +58,14 @@ class ComponentError(SupervisorError):
     """A component failed to start or to stop; the message names it and its log file."""
 
 
+class MissingDependencyError(ImageServingError):
+    """A Python module the controller needs cannot be imported; the message gives the pip command."""
+
+    def __init__(self, message: str, *, modules: tuple[str, ...] = ()) -> None:
+        self.modules = modules
+        super().__init__(message)
+
+
 class InventoryError(ImageServingError):
     """An inventory file is invalid; carries the file and, when known, the line."""
 
@@ -63,6 +73,17 @@ class InventoryError(ImageServingError):
         self.path, self.line = path, line
         where = (path + (f":{line}" if line else "")) if path else ""
         super().__init__(f"{where}: {message}" if where else message)
+
+
+class InventoryVariableError(InventoryError):
+    """A host's inventory variable has a value the fleet cannot use (`ansible_port: notaport`).
+
+    An inventory error (exit 1, nothing contacted), not a bad option: the fix is in the inventory.
+    """
+
+    def __init__(self, host: str, variable: str, why: str) -> None:
+        self.host, self.variable = host, variable
+        super().__init__(f"host {host}: {variable}: {why}")
 
 
 class PatternError(InventoryError):

@@ -36,7 +36,9 @@ app = typer.Typer(
 )
 # A pipe or cron mail has no width: give the table room rather than cutting states to "RUN…".
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True, highlight=False)
+# Errors unwrapped (soft_wrap): a log or cron mail must read `got 'notaport'` on one line, and a
+# terminal wraps long lines itself.
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _version(value: bool) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from ..errors import UsageError
 from .inventory import Inventory, default_inventory, load_inventory
 from .patterns import select
+from .requirements import modules_for, require
 from .results import HostResult
 from .runner import Fleet
 from .target import FleetOptions, Target, make_target
@@ -81,6 +82,7 @@ class RunSettings:
               on_result: Callable[[HostResult], None] | None = None) -> Fleet:
         if self.forks < 1:
             raise UsageError(f"--forks must be at least 1, got {self.forks}")
+        require(modules_for(targets))  # once, before any host: not one "internal error" per host
         _raise_fd_limit(len(targets))
         return Fleet(Connector(self.options), forks=self.forks, timeout=self.deadline_for(command),
                      become_password=self.become_password(targets), on_result=on_result,

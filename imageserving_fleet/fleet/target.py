@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from imageserving_fleet.errors import UsageError
+from imageserving_fleet.errors import InventoryVariableError, UsageError
 
 HOST_KEY_POLICIES = ("reject", "accept-new", "warn")
 DEFAULT_VENV = "~/.imageserving/venv"
@@ -83,19 +83,19 @@ class Target:
 def make_target(name: str, vars: Mapping[str, Any], options: FleetOptions) -> Target:
     """Takes a host's inventory name and merged variables plus the CLI options; returns its Target.
 
-    Raises UsageError naming the host and the variable when a value cannot be used.
+    Raises InventoryVariableError naming the host and the variable when a value cannot be used.
     """
     var = _VarReader(name, vars)
     connection_name = var.text("ansible_connection") or "ssh"
     connection = _CONNECTIONS.get(connection_name.removeprefix("ansible.builtin."))
     if connection is None:
-        raise UsageError(f"host {name}: ansible_connection {connection_name!r} is not supported "
-                         f"(use ssh or local)")
+        raise InventoryVariableError(name, "ansible_connection", f"{connection_name!r} is not supported "
+                                     f"(use ssh or local)")
     common_args = var.args("ansible_ssh_common_args") + var.args("ansible_ssh_extra_args")
     try:
         from_args = ssh_options(common_args)
     except ValueError as exc:
-        raise UsageError(f"host {name}: ansible_ssh_common_args: {exc}") from None
+        raise InventoryVariableError(name, "ansible_ssh_common_args", str(exc)) from None
 
     port = var.port("ansible_port") or var.port("ansible_ssh_port")
     port_explicit = port is not None
@@ -189,13 +189,13 @@ def _port(value: object) -> int:
 
 
 class _VarReader:
-    """Reads typed values out of one host's variables, raising UsageError that names both."""
+    """Reads typed values out of one host's variables, raising InventoryVariableError that names both."""
 
     def __init__(self, host: str, vars: Mapping[str, Any]) -> None:
         self.host, self.vars = host, vars
 
-    def _fail(self, key: str, why: str) -> UsageError:
-        return UsageError(f"host {self.host}: {key}: {why}")
+    def _fail(self, key: str, why: str) -> InventoryVariableError:
+        return InventoryVariableError(self.host, key, why)
 
     def text(self, key: str) -> str | None:
         value = self.vars.get(key)

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from imageserving_fleet.errors import HostError, UnreachableError, UsageError
+from imageserving_fleet.errors import HostError, InventoryVariableError, UnreachableError, UsageError
 from imageserving_fleet.fleet.target import FleetOptions, Target, make_target, ssh_options
 from imageserving_fleet.fleet.transport import CommandResult, Connector, LocalSession, SshSession
 from tests.sshd import SshServer, closed_port, keygen, silent_listener
@@ -91,7 +91,7 @@ def test_make_target_merges_inventory_and_cli(vars: dict[str, Any], options: Fle
 ])
 def test_make_target_refuses_bad_values_naming_host_and_variable(vars: dict[str, Any],
                                                                   variable: str) -> None:
-    with pytest.raises(UsageError) as caught:
+    with pytest.raises(InventoryVariableError) as caught:  # an inventory error (exit 1), not a bad option
         make_target("web1", vars, NO_OPTIONS)
     assert "web1" in str(caught.value) and variable in str(caught.value)
 

@@ -14,7 +14,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from imageserving_fleet.errors import InventoryError, PatternError, UsageError
+from imageserving_fleet.errors import InventoryError, InventoryVariableError, PatternError
 from imageserving_fleet.fleet.inventory import Inventory, inventory_from_text
 from imageserving_fleet.fleet.patterns import select
 from imageserving_fleet.fleet.target import FleetOptions, make_target
@@ -51,11 +51,11 @@ def _load(text: str, source: str) -> Inventory | None:
 
 
 def _targets(inv: Inventory) -> None:
-    """Turning hosts into connection targets raises only UsageError (bad variables), never a traceback."""
+    """Turning hosts into connection targets raises only InventoryVariableError (bad variables), never a traceback."""
     for host in inv.hosts:
         try:
             make_target(host.name, host.vars, FleetOptions())
-        except UsageError:
+        except InventoryVariableError:
             pass
 
 

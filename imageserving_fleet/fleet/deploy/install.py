@@ -42,7 +42,7 @@ _FINISH_UPLOADS = ('cd "$1" || exit 1; shift; while [ $# -gt 1 ]; do mv -f -- "$
                    "find . -maxdepth 1 -name '*.whl.part-*' -mmin +1440 -exec rm -f -- {} + 2>/dev/null; exit 0")
 _CREATE = 'mkdir -p -- "$2" && rm -rf -- "$3" && exec "$1" -m venv --without-pip -- "$3"'
 _INSTALL = ('s=$1 v=$2 pip=$3; shift 3; cd "$s" || exit 1; PIP_CONFIG_FILE=/dev/null exec "$v/bin/python" "$pip/pip" '
-            'install --no-index --find-links "$s" --no-cache-dir --disable-pip-version-check --no-input '
+            'install --no-index --no-deps --find-links "$s" --no-cache-dir --disable-pip-version-check --no-input '
             '--no-warn-script-location -q "$@"')
 _CHECK = 'exec "$1/bin/imageserving" --version'
 _SWITCH = 'exec "$1" -c "$2" "$3" "$4"'

@@ -14,7 +14,8 @@ Cache (`$IMAGESERVING_FLEET_CACHE`, else `$XDG_CACHE_HOME/imageserving-fleet`, e
 A directory there is complete or absent: it is filled under a temporary name and renamed. The same
 source and requirements therefore give the same files, the same hashes and the same `build_id`
 from one run to the next, which is what makes a second deploy a no-op. Only the agent's own
-requirements (`[project] dependencies`) are collected: the `fleet` extra stays on the controller.
+requirements (the `agent` extra) are collected, and the host installs exactly those wheels
+(--no-deps): the controller's paramiko, jinja2 and rich stay on the controller.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ PIP_TIMEOUT = 900.0
 # Source files a build reads besides the package: pyproject names README.md as the readme.
 _BUILD_FILES = ("pyproject.toml", "setup.cfg", "setup.py", "MANIFEST.in", "README.md", "LICENSE", "LICENSE.txt")
 _EXTRA_MARKER = re.compile(r"""\bextra\s*==""")
+_AGENT_EXTRA = re.compile(r"""^\s*extra\s*==\s*["']agent["']\s*$""")
 
 Runner = Callable[..., "subprocess.CompletedProcess[str]"]
 
@@ -85,7 +87,7 @@ class ProjectWheel:
 
     wheel: Wheel
     version: str
-    requires: tuple[str, ...]  # Requires-Dist without the extras: what every host needs
+    requires: tuple[str, ...]  # the `agent` extra's Requires-Dist: what every host needs
     requires_python: str | None
 
 
@@ -307,8 +309,20 @@ def read_project(path: Path) -> ProjectWheel:
         if meta_name is None:
             raise WheelhouseError(f"{path}: no METADATA in the wheel")
         meta = email.parser.Parser().parsestr(whl.read(meta_name).decode())
-    requires = tuple(r for r in meta.get_all("Requires-Dist") or [] if not _EXTRA_MARKER.search(r))
-    return ProjectWheel(Wheel.of(path), str(meta["Version"]), requires, meta.get("Requires-Python"))
+    return ProjectWheel(Wheel.of(path), str(meta["Version"]), agent_requirements(meta.get_all("Requires-Dist") or []),
+                        meta.get("Requires-Python"))
+
+
+def agent_requirements(requires_dist: Iterable[str]) -> tuple[str, ...]:
+    """The `agent` extra's requirements, without the marker; a wheel from before that extra: the plain ones."""
+    agent, plain = [], []
+    for line in requires_dist:
+        spec, _, marker = (part.strip() for part in line.partition(";"))
+        if _AGENT_EXTRA.match(marker):
+            agent.append(spec)
+        elif not _EXTRA_MARKER.search(marker):
+            plain.append(spec)
+    return tuple(agent or plain)
 
 
 # -------------------------------------------------------------- the dependencies

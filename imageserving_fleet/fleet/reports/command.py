@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TextIO
 
 from ...errors import UsageError
+from ..requirements import require
 from ..results import EXIT_BEFORE_HOSTS, EXIT_INTERRUPTED, HostResult
 from ..runner import Interrupted, Job
 from ..session import RunSettings
@@ -80,6 +81,8 @@ def run_report(settings: RunSettings, request: ReportRequest, progress: Progress
                stdout: TextIO = sys.stdout, stderr: TextIO = sys.stderr) -> int:
     """Runs a fleet status, records it, writes the report; returns the exit code."""
     targets = select_slice(settings.targets(), request.slice, lambda t: t.name)
+    if request.fmt == "html":
+        require(["jinja2"])  # before any host is contacted
     history = None
     if request.history:
         from .history import History
@@ -124,6 +127,8 @@ def run_merge(paths: Sequence[str], request: ReportRequest, stdout: TextIO = sys
     """Joins JSON slice reports into one; returns the merged hosts' exit code."""
     if not paths:
         raise UsageError("report merge needs at least one JSON report")
+    if request.fmt == "html":
+        require(["jinja2"])
     reports: list[Report] = []
     for path in paths:
         try:
