@@ -8,7 +8,7 @@ import pytest
 
 from imageserving_fleet.errors import InventoryError, PatternError
 from imageserving_fleet.fleet.inventory import Inventory, inventory_from_text
-from imageserving_fleet.fleet.patterns import (
+from imageserving_fleet.fleet.inventory.patterns import (
     Subscript,
     order_terms,
     select,

@@ -15,8 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from imageserving_fleet.errors import InventoryError, PatternError, UsageError
-from imageserving_fleet.fleet.inventory import Inventory, inventory_from_text
-from imageserving_fleet.fleet.patterns import select
+from imageserving_fleet.fleet.inventory import Inventory, inventory_from_text, select
 from imageserving_fleet.fleet.target import FleetOptions, make_target
 
 from .strategies import DEEP, FAST, HOSTILE, SCALAR, TEXT, json_values, nested
