@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -152,3 +153,25 @@ def test_ini_errors_name_the_file_and_line(tmp_path: Path, text: str, line: int,
     with pytest.raises(InventoryError, match=message) as caught:
         load_inventory([path])
     assert (caught.value.path, caught.value.line) == (str(path), line)
+
+
+@pytest.mark.parametrize(("line", "hosts"), [
+    ("[1:2].example.com", ["1.example.com", "2.example.com"]),
+    ("[a:b]-web ansible_port=2222", ["a-web", "b-web"]),
+    ("[1:2].h[a:b] # a range at both ends, then a comment", ["1.ha", "1.hb", "2.ha", "2.hb"]),
+    ("[01:02].example.com:2200", ["01.example.com", "02.example.com"]),
+])
+def test_a_host_line_that_begins_with_a_range_is_a_host(line: str, hosts: list[str]) -> None:
+    inv = inventory_from_text(f"[web]\n{line}\n", source="hosts.ini")
+    assert inv.groups["web"] == tuple(hosts)
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ("[web servers]", "invalid section header"),  # starts with '[' and ends with ']': a header, and a bad one
+    ("[1:2].h[a:b]", "invalid section header"),  # so is this, in Ansible too
+    ("[1:2]", "unknown type '2'"),
+    ("[web] trailing", "expected key=value after host '[web]'"),  # not a header: a host line, and a bad one
+])
+def test_what_is_taken_for_a_section_header(line: str, message: str) -> None:
+    with pytest.raises(InventoryError, match=re.escape(message)):
+        inventory_from_text(f"{line}\n", source="hosts.ini")
