@@ -43,6 +43,7 @@ class _Group:
     parents: list[str] = field(default_factory=list)
     children: list[str] = field(default_factory=list)
     priority: int = 1  # Ansible's default ansible_group_priority
+    hosts: dict[str, None] = field(default_factory=dict)  # its own hosts in the order added, an ordered set
 
 
 @dataclass
@@ -98,6 +99,7 @@ class Builder:
             except (TypeError, ValueError):
                 raise InventoryError(f"ansible_group_priority of group {group!r} must be an integer, "
                                      f"got {value!r}", path=where[0], line=where[1]) from None
+            return  # a setting of the group, not a variable of its hosts (Ansible's group.py)
         self.groups[group].vars[key] = value
 
     def add_hosts(self, pattern: str, group: str, variables: Mapping[Any, Any], where: Where) -> None:
@@ -110,20 +112,29 @@ class Builder:
             if host is None:
                 host = self.hosts[name] = _HostDef(name)
             host.groups[group] = None
+            self.groups[group].hosts[name] = None
             if port is not None:
                 host.vars["ansible_port"] = port
             host.vars.update(variables)
 
     def build(self, var_dirs: Sequence[VarsSource]) -> Inventory:
-        """Link orphans to `all`, fill `ungrouped`, then merge every host's variables in Ansible's order."""
+        """Link orphans to `all`, fill `ungrouped`, then merge every host's variables in Ansible's order
+        (inventory/data.py `reconcile_inventory`)."""
         for group in list(self.groups.values()):
             if group.name != "all" and not group.parents:
                 self.add_child("all", group.name, ("<builtin>", None))
+        ungrouped = self.groups["ungrouped"].hosts
         for host in self.hosts.values():
             if any(g not in ("all", "ungrouped") for g in host.groups):
                 host.groups.pop("ungrouped", None)
+                ungrouped.pop(host.name, None)
+            elif "ungrouped" not in host.groups and host.name in self.groups:
+                # Ansible's quirk, kept so both select alike: its reconcile calls add_child('ungrouped',
+                # name), which takes the group of that name first, so the group joins `ungrouped`, not the host.
+                self.add_child("ungrouped", host.name, ("<builtin>", None))
             else:
                 host.groups["ungrouped"] = None
+                ungrouped[host.name] = None
 
         depth: dict[str, int] = {"all": 0}
         ancestors: dict[str, frozenset[str]] = {"all": frozenset(("all",))}
@@ -145,26 +156,40 @@ class Builder:
             return depth_of(name), self.groups[name].priority, name
 
         group_layer: dict[tuple[str, ...], dict[str, Any]] = {}  # hosts sharing groups share the merge
-        members: dict[str, list[str]] = {name: [] for name in self.groups}
         hosts = []
         for hdef in self.hosts.values():
             names: set[str] = {"all"}
             for direct in hdef.groups:
                 names |= ancestors_of(direct)
             ordered = tuple(sorted(names, key=precedence))
-            for name in ordered:
-                members[name].append(hdef.name)
             if ordered not in group_layer:
                 group_layer[ordered] = self._group_vars(ordered, var_dirs)
             merged = dict(group_layer[ordered])
             merged.update(hdef.vars)
             merged.update(_host_files(var_dirs, hdef.name))
             hosts.append(Host(hdef.name, MappingProxyType(merged), ordered))
-        groups = MappingProxyType({name: tuple(m) for name, m in members.items()})
+        groups = MappingProxyType({name: self._members(name) for name in self.groups})
         all_vars = group_layer.get(("all",)) or self._group_vars(("all",), var_dirs)
         implicit = {name: implicit_localhost(name, all_vars, _host_files(var_dirs, name))
                     for name in LOCALHOST_NAMES}
         return Inventory(tuple(hosts), groups, MappingProxyType(implicit))
+
+    def _members(self, name: str) -> tuple[str, ...]:
+        """Takes a group, returns its hosts and its descendants' in Ansible's order (group.py `_get_hosts`).
+
+        The group's own hosts in the order they were added, then each child's, level by level.
+        (Below the children Ansible's order depends on set iteration; parents' order decides here.)
+        """
+        walk, seen = [name], {name}
+        for group in walk:  # grows while it is walked: breadth first
+            for child in self.groups[group].children:
+                if child not in seen:
+                    seen.add(child)
+                    walk.append(child)
+        found: dict[str, None] = {}
+        for group in walk:
+            found.update(dict.fromkeys(self.groups[group].hosts))
+        return tuple(found)
 
     def _group_vars(self, ordered: tuple[str, ...], var_dirs: Sequence[VarsSource]) -> dict[str, Any]:
         """Takes a host's groups in precedence order ("all" first), returns their merged variables."""

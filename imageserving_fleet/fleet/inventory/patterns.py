@@ -142,32 +142,33 @@ def evaluate(inventory: Inventory, terms: Sequence[str]) -> list[Host]:
 
 
 def match_term(inventory: Inventory, term: str) -> list[Host]:
-    """Takes one term without `&`/`!`, returns its hosts in inventory order, subscript applied."""
+    """Takes one term without `&`/`!`, returns its hosts (Ansible's order, repeats kept), subscript applied."""
     expr, subscript = split_subscript(term)
     return apply_subscript(enumerate_matches(inventory, expr), subscript, term)
 
 
 def enumerate_matches(inventory: Inventory, expr: str) -> list[Host]:
-    """Takes a term without subscript, returns the hosts it names, in inventory order.
+    """Takes a term without subscript, returns the hosts it names, in Ansible's order, repeats kept.
 
-    Groups are tried first; host names too when no group matched, or when the term is a glob,
-    a regex or contains a dot (so `*.example.com` reaches hosts even if a group name matches).
-    When nothing matched and the term is `localhost`, `127.0.0.1` or `::1`, it is the implicit
-    localhost (or the inventory's own localhost-like host, see Inventory.localhost).
+    Groups are tried first (each group's hosts in Ansible's order, matched groups in the order
+    they were defined); then host names (in inventory order) when no group matched, or when the
+    term is a glob, a regex or contains a dot (so `*.example.com` reaches hosts even if a group
+    name matches). A host can come twice (two matched groups): a subscript counts both, as
+    Ansible's does. When nothing matched and the term is `localhost`, `127.0.0.1` or `::1`, it is
+    the implicit localhost (or the inventory's own localhost-like host, see Inventory.localhost).
     """
-    names: set[str] = set()
-    if expr.startswith("~") or _GLOB_CHARS.intersection(expr):
-        matches = _compile(expr).match
-        for group in inventory.groups:
-            if matches(group):
-                names.update(inventory.groups[group])
-        names.update(h.name for h in inventory.hosts if matches(h.name))
+    pattern = expr.startswith("~") or bool(_GLOB_CHARS.intersection(expr))
+    matches = _compile(expr).match if pattern else None
+    if matches is not None:
+        groups = [g for g in inventory.groups if matches(g)]
     else:
-        if expr in inventory.groups:
-            names.update(inventory.groups[expr])
-        if (expr not in inventory.groups or "." in expr) and inventory.has_host(expr):
-            names.add(expr)
-    hosts = [h for h in inventory.hosts if h.name in names]
+        groups = [expr] if expr in inventory.groups else []
+    hosts = [inventory.host(name) for group in groups for name in inventory.groups[group]]
+    if not groups or pattern or "." in expr:
+        if matches is not None:
+            hosts += [h for h in inventory.hosts if matches(h.name)]
+        elif inventory.has_host(expr):
+            hosts.append(inventory.host(expr))
     if not hosts and expr in LOCALHOST_NAMES:
         localhost = inventory.localhost(expr)
         return [localhost] if localhost is not None else []

@@ -16,7 +16,7 @@ from imageserving_fleet.fleet.inventory.patterns import (
     split_subscript,
 )
 
-FLEET = inventory_from_text("""
+FLEET_TEXT = """
 all:
   hosts:
     mail.example.com:
@@ -65,7 +65,8 @@ all:
             georgia:
               hosts:
                 ga1.example.com:
-""", source="fleet.yml")
+"""
+FLEET = inventory_from_text(FLEET_TEXT, source="fleet.yml")
 
 WEB = ["foo.example.com", "bar.example.com", "web1.example.com", "web2.example.com", "web3.example.com"]
 DB = ["one.example.com", "two.example.com", "three.example.com"]
@@ -129,7 +130,7 @@ def test_patterns_select_like_ansible(pattern: str, expected: list[str]) -> None
     assert select_names(FLEET, pattern) == expected
 
 
-LETTERS = inventory_from_text("""
+LETTERS_TEXT = """
 [a]
 h1
 h2
@@ -148,7 +149,8 @@ h6
 h4
 [e]
 h5
-""", source="letters.ini")
+"""
+LETTERS = inventory_from_text(LETTERS_TEXT, source="letters.ini")
 
 
 @pytest.mark.parametrize("pattern", [
