@@ -125,6 +125,9 @@ def select_names(inventory: Inventory, pattern: str) -> list[str]:
     ("web*[0-1]", ["foo.example.com", "bar.example.com"]),
     ("webservers[1:0]", ["bar.example.com"]),  # Ansible's `if end:` reads an end of 0 as a single index
     ("webservers[9:12]:dbservers", DB),  # a slice past the end is empty, not an error
+    # several matched groups: their host lists one after the other, repeats counted (Ansible)
+    ("*servers[4:5]", ["web3.example.com", "one.example.com"]),
+    ("*ta*[0:3]", ["foo.example.com", "bar.example.com", "one.example.com"]),  # atlanta's 2 + staging's, foo twice
 ])
 def test_patterns_select_like_ansible(pattern: str, expected: list[str]) -> None:
     assert select_names(FLEET, pattern) == expected
