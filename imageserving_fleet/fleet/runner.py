@@ -19,10 +19,8 @@ from dataclasses import dataclass
 from ..errors import UnreachableError
 from . import remote
 from .results import HostResult, Result, classify
+from .ssh import MAX_OUTPUT, Connector, Session
 from .target import Target
-from .transport import Connector, Session
-
-MAX_OUTPUT = 16 * 2**20  # a status document is a few kB; more is a lying host
 
 
 @dataclass(frozen=True)

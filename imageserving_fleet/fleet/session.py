@@ -16,8 +16,8 @@ from .inventory import Inventory, default_inventory, load_inventory
 from .patterns import select
 from .results import HostResult
 from .runner import Fleet
+from .ssh import Connector
 from .target import FleetOptions, Target, make_target
-from .transport import Connector
 
 DEFAULT_INVENTORY = Path("inventory/hosts.yml")
 DEFAULT_FORKS = 50

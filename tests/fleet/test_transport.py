@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 
 from imageserving_fleet.errors import HostError, UnreachableError, UsageError
+from imageserving_fleet.fleet.ssh import CommandResult, Connector, LocalSession, SshSession
 from imageserving_fleet.fleet.target import FleetOptions, Target, make_target, ssh_options
-from imageserving_fleet.fleet.transport import CommandResult, Connector, LocalSession, SshSession
 from tests.sshd import SshServer, closed_port, keygen, silent_listener
 
 # --------------------------------------------------------------------------- make_target (pure)

@@ -18,8 +18,8 @@ from ...errors import HostError, InventoryError, UnreachableError
 from ..results import HostResult, Result
 from ..runner import Fleet, Interrupted, Job
 from ..session import RunSettings
+from ..ssh import Session
 from ..target import Target
-from ..transport import Session
 from . import install
 from .facts import HostFacts, parse_facts
 from .plan import Action, DeployRequest, Refused, WheelSet, plan_host, render_unit
