@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from imageserving_fleet.errors import HostError, UnreachableError, UsageError
+from imageserving_fleet.errors import HostError, OutputTooLargeError, UnreachableError, UsageError
 from imageserving_fleet.fleet.ssh import CommandResult, Connector, LocalSession, SshSession
 from imageserving_fleet.fleet.target import FleetOptions, Target, make_target, ssh_options
 from tests.sshd import SshServer, closed_port, keygen, silent_listener
@@ -281,8 +281,9 @@ def test_hung_host_times_out_and_closing_does_not_hang(sshd: SshServer, connecto
 def test_output_beyond_the_cap_is_refused(sshd: SshServer, connector: Connector,
                                           fleet_options: FleetOptions) -> None:
     session = connector.connect(target_for(sshd, fleet_options), soon())
-    error, _ = unreachable(lambda: session.run("head -c 300000 /dev/zero", timeout=10, max_output=100_000))
-    assert error.reason == "output too large"
+    with pytest.raises(OutputTooLargeError) as caught:
+        session.run("head -c 300000 /dev/zero", timeout=10, max_output=100_000)
+    assert caught.value.reason == "output too large"
 
 
 def test_connection_dropped_mid_command_is_connection_lost(sshd: SshServer, connector: Connector,
@@ -552,8 +553,8 @@ def test_local_abort_output_cap_and_put(tmp_path: Path) -> None:
     error, took = unreachable(lambda: session.run("sleep 30", timeout=60))
     assert error.reason == "connection lost" and took < 1.3
     session = LocalSession("localhost")
-    error, _ = unreachable(lambda: session.run("head -c 300000 /dev/zero", timeout=5, max_output=100_000))
-    assert error.reason == "output too large"
+    with pytest.raises(OutputTooLargeError):
+        session.run("head -c 300000 /dev/zero", timeout=5, max_output=100_000)
     source = tmp_path / "a"
     source.write_bytes(b"data")
     source.chmod(0o640)

@@ -23,11 +23,11 @@ nothing of inventories: it takes a `Destination` and a run's `ClientOptions`.
 
 from __future__ import annotations
 
-from .base import MAX_OUTPUT, CommandResult, Session
+from .base import MAX_OUTPUT, CommandResult, Connecting, Session
 from .connector import Connector
 from .local import LocalSession
 from .session import SshSession
 from .settings import ClientOptions, Destination, SshSettings
 
-__all__ = ["MAX_OUTPUT", "ClientOptions", "CommandResult", "Connector", "Destination", "LocalSession",
+__all__ = ["MAX_OUTPUT", "ClientOptions", "CommandResult", "Connecting", "Connector", "Destination", "LocalSession",
            "Session", "SshSession", "SshSettings"]

@@ -10,7 +10,7 @@ import threading
 import time
 from typing import Any
 
-from imageserving_fleet.errors import UnreachableError
+from imageserving_fleet.errors import Reason, UnreachableError
 
 from .base import load_paramiko
 from .deadline import remaining
@@ -81,7 +81,7 @@ def authenticate(transport: Any, s: SshSettings, deadline: float, keys: Keys) ->
             try:
                 more = transport.auth_publickey(s.user, key)
             except paramiko.BadAuthenticationType as exc:
-                raise UnreachableError(s.name, "auth", f"{s.user}@{s.hostname} does not accept keys "
+                raise UnreachableError(s.name, Reason.AUTH, f"{s.user}@{s.hostname} does not accept keys "
                                        f"(allows: {', '.join(exc.allowed_types)})") from None
             except paramiko.AuthenticationException:
                 if time.monotonic() >= deadline:
@@ -89,7 +89,7 @@ def authenticate(transport: Any, s: SshSettings, deadline: float, keys: Keys) ->
                 tried.append(label)
                 continue
             if more:
-                raise UnreachableError(s.name, "auth", f"{s.user}@{s.hostname} wants more than a key "
+                raise UnreachableError(s.name, Reason.AUTH, f"{s.user}@{s.hostname} wants more than a key "
                                        f"({', '.join(more)}); not supported")
             return
     finally:
@@ -102,6 +102,6 @@ def authenticate(transport: Any, s: SshSettings, deadline: float, keys: Keys) ->
         detail += f"; unusable: {'; '.join(problems)}"
     if not tried and not problems:
         detail += "; no key to offer (no --private-key, IdentityFile, ssh-agent or ~/.ssh/id_*)"
-    raise UnreachableError(s.name, "auth", detail)
+    raise UnreachableError(s.name, Reason.AUTH, detail)
 
 # ---- errors

@@ -71,3 +71,15 @@ def load_paramiko() -> Any:
         logging.getLogger("paramiko").addHandler(logging.NullHandler())
         _PARAMIKO = paramiko
     return _PARAMIKO
+
+
+class Connecting(Protocol):
+    """What the fan-out needs of a connector: `Connector`, or `MockConnector` in tests."""
+
+    def connect(self, where: Any, deadline: float) -> Session:
+        """A session to `where` (a Destination or a Target), or UnreachableError by `deadline`."""
+        ...
+
+    def close(self) -> None:
+        """From any thread: connects in progress and every session end now."""
+        ...

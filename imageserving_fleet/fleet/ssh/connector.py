@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from imageserving_fleet.errors import UnreachableError, UsageError
+from imageserving_fleet.errors import Reason, UnreachableError, UsageError
 
 from .auth import Keys, authenticate
 from .base import Session, load_paramiko
@@ -103,7 +103,7 @@ class Connector:
         """
         dest = destination_of(where)
         if self._closed:
-            raise UnreachableError(dest.name, "connection lost", "the run was aborted")
+            raise UnreachableError(dest.name, Reason.CONNECTION_LOST, "the run was aborted")
         session: Session
         if dest.local:
             session = LocalSession(dest.name)
@@ -147,7 +147,7 @@ class Connector:
                 # paramiko#664): it accepts again a moment later.
                 pause = random.uniform(0.05, 0.25) * (attempt + 1)  # jitter: the others retry too
                 if attempt == 2 or time.monotonic() + pause + 0.5 > deadline:
-                    raise UnreachableError(settings.name, "connection lost",
+                    raise UnreachableError(settings.name, Reason.CONNECTION_LOST,
                                            f"{settings.hostname}:{settings.port} closed the connection "
                                            f"before the SSH banner (sshd MaxStartups?)") from None
                 time.sleep(pause)
@@ -159,7 +159,7 @@ class Connector:
         attempt = _Attempt()
         with self._lock:
             if self._closed:
-                raise UnreachableError(s.name, "connection lost", "the run was aborted")
+                raise UnreachableError(s.name, Reason.CONNECTION_LOST, "the run was aborted")
             self._attempt_objs[id(attempt)] = attempt
         alarm = WATCHDOG.at(deadline, attempt.close)
         budget = max(deadline - time.monotonic(), 0.0)
@@ -215,19 +215,19 @@ class Connector:
                  budget: float) -> Exception:
         """The exception to raise for a failed attempt: an UnreachableError, or _EarlyClose to retry."""
         paramiko = load_paramiko()
-        if isinstance(exc, UnreachableError) and (exc.reason in ("dns", "timeout") or not expired):
+        if isinstance(exc, UnreachableError) and (exc.reason in (Reason.DNS, Reason.TIMEOUT) or not expired):
             return exc
         if expired or isinstance(exc, TimeoutError):
-            return UnreachableError(s.name, "timeout", f"{s.hostname}:{s.port}: no SSH session within "
+            return UnreachableError(s.name, Reason.TIMEOUT, f"{s.hostname}:{s.port}: no SSH session within "
                                     f"{budget:.1f}s ({attempt.phase})")
         if self._closed:
-            return UnreachableError(s.name, "connection lost", "the run was aborted")
+            return UnreachableError(s.name, Reason.CONNECTION_LOST, "the run was aborted")
         if isinstance(exc, UsageError | _EarlyClose):
             return exc
         early_eof = (isinstance(exc, paramiko.SSHException) and "protocol banner" in str(exc)
                      and isinstance(exc.__context__, EOFError | ConnectionResetError))
         if isinstance(attempt.sock, ProxySocket) and (early_eof or isinstance(exc, EOFError | OSError)):
-            return UnreachableError(s.name, "connection lost", f"ProxyCommand {s.proxy_command!r} "
+            return UnreachableError(s.name, Reason.CONNECTION_LOST, f"ProxyCommand {s.proxy_command!r} "
                                     f"ended: {attempt.sock.error_text() or 'no output'}")
         if early_eof:
             return _EarlyClose()
@@ -253,7 +253,7 @@ class Connector:
             attempt.things.remove(sock)
             return sock
         if isinstance(last, TimeoutError):
-            raise UnreachableError(s.name, "timeout", f"{s.hostname}:{s.port}: no answer to the TCP connect "
+            raise UnreachableError(s.name, Reason.TIMEOUT, f"{s.hostname}:{s.port}: no answer to the TCP connect "
                                    f"(connect timeout {s.connect_timeout:g}s)")
         raise self._classify(last or OSError("no address"), s, "connecting")
 
@@ -273,7 +273,7 @@ class Connector:
             paramiko = load_paramiko()
             if isinstance(exc, paramiko.ChannelException) and exc.code == 2:
                 # sshd says only "connect failed": refused, unknown name or no route, seen from there.
-                raise UnreachableError(s.name, "refused", f"jump host {hops[-1].hostname} could not connect "
+                raise UnreachableError(s.name, Reason.REFUSED, f"jump host {hops[-1].hostname} could not connect "
                                        f"to {s.hostname}:{s.port}") from None
             raise
 
@@ -295,7 +295,7 @@ class Connector:
             with self._lock:
                 if self._closed:
                     session.abort()
-                    raise UnreachableError(s.name, "connection lost", "the run was aborted")
+                    raise UnreachableError(s.name, Reason.CONNECTION_LOST, "the run was aborted")
                 self._jumps[chain] = session
             return session
         finally:
@@ -320,30 +320,30 @@ class Connector:
         where = f"{s.hostname}:{s.port}"
         cause = exc.__context__
         if isinstance(exc, socket.gaierror):
-            return UnreachableError(s.name, "dns", f"cannot resolve {s.hostname}: {exc.strerror}")
+            return UnreachableError(s.name, Reason.DNS, f"cannot resolve {s.hostname}: {exc.strerror}")
         if isinstance(exc, ConnectionRefusedError):
-            return UnreachableError(s.name, "refused", f"{where}: connection refused")
+            return UnreachableError(s.name, Reason.REFUSED, f"{where}: connection refused")
         if isinstance(exc, OSError) and exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH,
                                                       errno.EHOSTDOWN, errno.ENETDOWN):
-            return UnreachableError(s.name, "no route", f"{where}: {exc.strerror}")
+            return UnreachableError(s.name, Reason.NO_ROUTE, f"{where}: {exc.strerror}")
         if isinstance(exc, paramiko.ProxyCommandFailure):
-            return UnreachableError(s.name, "connection lost", f"ProxyCommand failed: {exc}")
+            return UnreachableError(s.name, Reason.CONNECTION_LOST, f"ProxyCommand failed: {exc}")
         if isinstance(exc, paramiko.SSHException) and "protocol banner" in str(exc):
             if isinstance(cause, TimeoutError):
-                return UnreachableError(s.name, "timeout", f"{where}: no SSH banner within "
+                return UnreachableError(s.name, Reason.TIMEOUT, f"{where}: no SSH banner within "
                                         f"{s.connect_timeout:g}s")
-            return UnreachableError(s.name, "connection lost", f"{where}: {exc}")
+            return UnreachableError(s.name, Reason.CONNECTION_LOST, f"{where}: {exc}")
         if isinstance(exc, paramiko.AuthenticationException):
-            return UnreachableError(s.name, "auth", f"{s.user}@{s.hostname}: {exc}")
+            return UnreachableError(s.name, Reason.AUTH, f"{s.user}@{s.hostname}: {exc}")
         if isinstance(exc, EOFError | ConnectionResetError | BrokenPipeError | ConnectionAbortedError):
-            return UnreachableError(s.name, "connection lost", f"{where}: closed while {phase}")
+            return UnreachableError(s.name, Reason.CONNECTION_LOST, f"{where}: closed while {phase}")
         if isinstance(exc, paramiko.IncompatiblePeer):
-            return UnreachableError(s.name, "ssh error", f"{where}: {exc}")
+            return UnreachableError(s.name, Reason.SSH_ERROR, f"{where}: {exc}")
         if isinstance(exc, paramiko.SSHException):
             if isinstance(cause, EOFError | ConnectionResetError) or "Negotiation failed" in str(exc):
-                return UnreachableError(s.name, "connection lost", f"{where}: closed while {phase}")
-            return UnreachableError(s.name, "ssh error", f"{where}: {exc or type(exc).__name__} ({phase})")
-        return UnreachableError(s.name, "ssh error", f"{where}: {type(exc).__name__}: {exc} ({phase})")
+                return UnreachableError(s.name, Reason.CONNECTION_LOST, f"{where}: closed while {phase}")
+            return UnreachableError(s.name, Reason.SSH_ERROR, f"{where}: {exc or type(exc).__name__} ({phase})")
+        return UnreachableError(s.name, Reason.SSH_ERROR, f"{where}: {type(exc).__name__}: {exc} ({phase})")
 
 
 def _prefer(first: tuple[str, ...], current: tuple[str, ...] | list[str]) -> tuple[str, ...]:

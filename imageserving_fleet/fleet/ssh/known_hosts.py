@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from imageserving_fleet.errors import UnreachableError
+from imageserving_fleet.errors import Reason, UnreachableError
 
 from .settings import SshSettings
 
@@ -179,20 +179,20 @@ class HostKeys:
             known = self.known(s) if not known else known
             same = [k for k in known if k.blob == blob]
             if any(k.revoked for k in same):
-                raise UnreachableError(s.name, "changed host key", f"{name} offers {offered}, which is "
+                raise UnreachableError(s.name, Reason.CHANGED_HOST_KEY, f"{name} offers {offered}, which is "
                                        f"marked @revoked in {same[0].where}")
             if same:
                 return
             others = [k for k in known if not k.revoked]
             if others:
                 old = others[0]
-                raise UnreachableError(s.name, "changed host key", (
+                raise UnreachableError(s.name, Reason.CHANGED_HOST_KEY, (
                     f"{name} now offers {offered}, but {old.where} holds {key_type(old.blob)} "
                     f"{fingerprint(old.blob)}; if the host was reinstalled, remove the old key with "
                     f"ssh-keygen -R {shlex.quote(name)} -f {shlex.quote(old.path)}"))
             policy = self.policy
             if policy == "reject":
-                raise UnreachableError(s.name, "unknown host key", (
+                raise UnreachableError(s.name, Reason.UNKNOWN_HOST_KEY, (
                     f"{name} offers {offered}, which is not in {', '.join(s.known_hosts_files[:1])}; "
                     f"check the fingerprint, then run with --host-key-policy accept-new to trust it"))
             if policy == "accept-new":
@@ -201,7 +201,7 @@ class HostKeys:
                 try:
                     index.append(name, blob, hashed=s.hash_known_hosts)
                 except OSError as exc:
-                    raise UnreachableError(s.name, "unknown host key",
+                    raise UnreachableError(s.name, Reason.UNKNOWN_HOST_KEY,
                                            f"cannot record {offered} in {path}: {exc.strerror}") from None
                 return
             if (name, blob) in self._warned:

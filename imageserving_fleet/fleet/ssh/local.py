@@ -15,7 +15,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from imageserving_fleet.errors import HostError, UnreachableError, UsageError
+from imageserving_fleet.errors import HostError, OutputTooLargeError, Reason, UnreachableError, UsageError
 
 from .base import MAX_OUTPUT, CommandResult
 from .deadline import remaining
@@ -39,7 +39,7 @@ class LocalSession:
         """Runs `/bin/sh -c command` in the home directory, in its own process group."""
         deadline = time.monotonic() + timeout
         if self._aborted:
-            raise UnreachableError(self.host, "connection lost", "aborted")
+            raise UnreachableError(self.host, Reason.CONNECTION_LOST, "aborted")
         process = subprocess.Popen(
             ["/bin/sh", "-c", command], stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=os.path.expanduser("~"),
@@ -51,7 +51,7 @@ class LocalSession:
             out, err = self._pump(process, stdin, deadline, timeout, max_output)
             code = process.wait(timeout=remaining(deadline))
         except subprocess.TimeoutExpired:
-            raise UnreachableError(self.host, "timeout", f"command did not finish within {timeout:g}s"
+            raise UnreachableError(self.host, Reason.TIMEOUT, f"command did not finish within {timeout:g}s"
                                    ) from None
         finally:
             with self._lock:
@@ -63,7 +63,7 @@ class LocalSession:
                 _killpg(process)
                 process.wait()
         if self._aborted:
-            raise UnreachableError(self.host, "connection lost", "aborted")
+            raise UnreachableError(self.host, Reason.CONNECTION_LOST, "aborted")
         # A signal death reads -N from Popen: report it as a shell would, 128+N.
         return CommandResult(code if code >= 0 else 128 - code, out, err)
 
@@ -94,8 +94,7 @@ class LocalSession:
                         chunks[key.fd] += data
                         total += len(data)
                         if total > max_output:
-                            raise UnreachableError(self.host, "output too large",
-                                                   f"the command wrote more than {max_output} bytes")
+                            raise OutputTooLargeError(self.host, max_output)
                     elif pending is not None:
                         try:
                             written = os.write(key.fd, pending[:65536])

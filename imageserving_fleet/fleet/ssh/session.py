@@ -11,7 +11,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from imageserving_fleet.errors import HostError, UnreachableError
+from imageserving_fleet.errors import HostError, OutputTooLargeError, Reason, UnreachableError
 
 from .base import MAX_OUTPUT, CommandResult, load_paramiko
 from .deadline import WATCHDOG, close_all, hard_close, remaining
@@ -77,15 +77,15 @@ class SshSession:
             chan.in_stderr_buffer.set_event(wake)
             chan.exec_command(command)  # waits for sshd's answer: the alarm bounds that wait
             return self._pump(chan, wake, stdin, deadline, timeout, max_output)
-        except UnreachableError:
+        except HostError:  # UnreachableError, OutputTooLargeError: already said
             raise
         except Exception as exc:
             if alarm.fired or time.monotonic() >= deadline:
-                raise UnreachableError(self.host, "timeout", f"command did not finish within {timeout:g}s"
+                raise UnreachableError(self.host, Reason.TIMEOUT, f"command did not finish within {timeout:g}s"
                                        ) from None
             if self._aborted or not self.transport.is_active():
                 raise self._lost(f"{type(exc).__name__}: {exc}") from None
-            raise UnreachableError(self.host, "ssh error", f"{type(exc).__name__}: {exc}") from None
+            raise UnreachableError(self.host, Reason.SSH_ERROR, f"{type(exc).__name__}: {exc}") from None
         finally:
             alarm.cancel()
             for chan in channel:
@@ -108,8 +108,7 @@ class SshSession:
                 if chan.recv_stderr_ready():
                     err += chan.recv_stderr(65536)
                 if len(out) + len(err) > max_output:  # checked per read: a flood must not fill memory
-                    raise UnreachableError(self.host, "output too large",
-                                           f"the command wrote more than {max_output} bytes")
+                    raise OutputTooLargeError(self.host, max_output)
             while pending is not None and chan.send_ready():
                 try:
                     sent = chan.send(pending[:32768])
@@ -131,7 +130,7 @@ class SshSession:
                     break
             elif chan.closed:
                 if time.monotonic() >= deadline:  # the watchdog closed it
-                    raise UnreachableError(self.host, "timeout",
+                    raise UnreachableError(self.host, Reason.TIMEOUT,
                                            f"command did not finish within {timeout:g}s")
                 if self._aborted or not self.transport.is_active():
                     raise self._lost("closed during the command")
@@ -140,7 +139,7 @@ class SshSession:
                 continue
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise UnreachableError(self.host, "timeout", f"command did not finish within {timeout:g}s")
+                raise UnreachableError(self.host, Reason.TIMEOUT, f"command did not finish within {timeout:g}s")
             wait = min(remaining, POLL)
             if pending is not None and not chan.send_ready():
                 wait = min(wait, 0.01)  # no wakeup when the remote window reopens
@@ -156,7 +155,7 @@ class SshSession:
         guard.cancel()
 
     def _lost(self, detail: str) -> UnreachableError:
-        return UnreachableError(self.host, "connection lost", "aborted" if self._aborted else detail)
+        return UnreachableError(self.host, Reason.CONNECTION_LOST, "aborted" if self._aborted else detail)
 
     def sftp(self, *, timeout: float = 30.0) -> paramiko.SFTPClient:
         """An SFTP client on this connection; `timeout` bounds the opening and each later request."""
@@ -173,10 +172,10 @@ class SshSession:
             for chan in opened:
                 hard_close(chan)
             if alarm.fired:
-                raise UnreachableError(self.host, "timeout", f"no SFTP session within {timeout:g}s") from None
+                raise UnreachableError(self.host, Reason.TIMEOUT, f"no SFTP session within {timeout:g}s") from None
             if not self.alive:
                 raise self._lost(str(exc)) from None
-            raise UnreachableError(self.host, "ssh error", f"SFTP: {exc}") from None
+            raise UnreachableError(self.host, Reason.SSH_ERROR, f"SFTP: {exc}") from None
         finally:
             alarm.cancel()
         return client
@@ -192,13 +191,13 @@ class SshSession:
             client.chmod(remote, os.stat(local).st_mode & 0o7777)
         except Exception as exc:
             if alarm is not None and alarm.fired:
-                raise UnreachableError(self.host, "timeout", f"upload of {local} took more than {timeout:g}s"
+                raise UnreachableError(self.host, Reason.TIMEOUT, f"upload of {local} took more than {timeout:g}s"
                                        ) from None
             if not self.alive:
                 raise self._lost(f"during the upload of {local}") from None
             if isinstance(exc, OSError) and exc.errno is not None:  # the server's answer: no such dir...
                 raise HostError(self.host, "upload failed", f"{remote}: {exc.strerror or exc}") from None
-            raise UnreachableError(self.host, "ssh error", f"upload of {local}: {type(exc).__name__}: {exc}"
+            raise UnreachableError(self.host, Reason.SSH_ERROR, f"upload of {local}: {type(exc).__name__}: {exc}"
                                    ) from None
         finally:
             if alarm is not None:

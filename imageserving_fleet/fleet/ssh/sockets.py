@@ -17,7 +17,7 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO, Any
 
-from imageserving_fleet.errors import UnreachableError
+from imageserving_fleet.errors import Reason, UnreachableError
 
 from .deadline import remaining
 
@@ -42,7 +42,7 @@ class Resolver:
             future = self._dns.get(key)
             if future is None:
                 if self._closed:
-                    raise UnreachableError(name, "connection lost", "the run was aborted")
+                    raise UnreachableError(name, Reason.CONNECTION_LOST, "the run was aborted")
                 if self._pool is None:
                     # getaddrinfo cannot be interrupted: a thread lets us stop waiting at the deadline.
                     self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="fleet-dns")
@@ -51,12 +51,12 @@ class Resolver:
         try:
             return future.result(timeout=remaining(deadline))
         except TimeoutError:
-            raise UnreachableError(name, "dns", f"looking up {hostname} took too long") from None
+            raise UnreachableError(name, Reason.DNS, f"looking up {hostname} took too long") from None
         except socket.gaierror as exc:
             if exc.errno == socket.EAI_AGAIN:  # a transient failure: let the next host try again
                 with self._lock:
                     self._dns.pop(key, None)
-            raise UnreachableError(name, "dns", f"cannot resolve {hostname}: {exc.strerror}") from None
+            raise UnreachableError(name, Reason.DNS, f"cannot resolve {hostname}: {exc.strerror}") from None
 
     def close(self) -> None:
         with self._lock:
