@@ -51,11 +51,12 @@ class Job:
 
 
 class Interrupted(Exception):
-    """Ctrl-C during a run; carries the results gathered so far (the others marked)."""
+    """Ctrl-C during a run; carries the results gathered so far (the others marked), and which
+    hosts were in the middle of their job (`running`): their work may be half done."""
 
-    def __init__(self, results: list[HostResult]) -> None:
+    def __init__(self, results: list[HostResult], running: frozenset[str] = frozenset()) -> None:
         super().__init__("interrupted")
-        self.results = results
+        self.results, self.running = results, running
 
 
 class Fleet:
@@ -197,7 +198,7 @@ class Fleet:
                     self.on_result(results[name])
             for target in pending:
                 results[target.name] = HostResult(target.name, Result.SKIPPED, "interrupted before it started")
-            raise Interrupted([results[t.name] for t in targets]) from None
+            raise Interrupted([results[t.name] for t in targets], frozenset(running)) from None
         return [results[t.name] for t in targets]
 
     def close(self) -> None:

@@ -8,7 +8,11 @@ from pathlib import Path
 import pytest
 
 from imageserving_fleet.errors import UsageError
+from imageserving_fleet.fleet.ssh import Connector
 from imageserving_fleet.fleet.ssh.config import SshConfigFiles, read_ssh_config
+from imageserving_fleet.fleet.target import FleetOptions, make_target
+
+from .helpers import NO_OPTIONS
 
 
 @pytest.mark.parametrize(("files", "host", "expected"), [
@@ -59,3 +63,12 @@ def test_a_host_named_file_is_read_once_beside_the_runs(tmp_path: Path) -> None:
     assert files.lookup(None, "h")["user"] == "run"
     assert files.lookup(str(tmp_path / "own"), "h")["user"] == "own"
     assert files.lookup(None, "h") is files.lookup(None, "h")  # cached per (file, host)
+
+
+def test_settings_follow_include(tmp_path: Path) -> None:  # through the Connector, as a run reads it
+    (tmp_path / "conf.d").mkdir()
+    (tmp_path / "conf.d" / "hosts.conf").write_text("Host inc\n    Port 2345\n")
+    config = tmp_path / "config"
+    config.write_text(f"Include {tmp_path}/conf.d/*.conf\nHost *\n    Port 22\n")
+    connector = Connector(FleetOptions(ssh_config=str(config)))
+    assert connector.settings(make_target("inc", {}, NO_OPTIONS)).port == 2345
