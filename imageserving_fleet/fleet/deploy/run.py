@@ -15,6 +15,7 @@ from importlib import resources
 from pathlib import Path
 
 from ...errors import HostError, InventoryError
+from ..remote import AGENT_MISSING_EXIT
 from ..results import HostResult, Result
 from ..runner import Fleet, Interrupted, Job, Step
 from ..session import RunSettings
@@ -86,7 +87,7 @@ def deploy(fleet: Fleet, targets: Sequence[Target], job: DeployJob,
         python = job.python(target.name)
         out = session.run(install.probe_command(target, python, password=stdin is not None), stdin=stdin,
                           timeout=max(0.01, deadline - time.monotonic()))
-        if out.exit_code == 127:
+        if out.exit_code == AGENT_MISSING_EXIT:  # sh: command not found
             return HostResult(target.name, Result.FAILED, f"{python} not found on the host (set imageserving_python "
                                                            "or ansible_python_interpreter)")
         if out.exit_code != 0:
