@@ -15,6 +15,7 @@
     auth.py         public-key authentication (keys, ssh-agent)
     sockets.py      DNS, TCP, jump-host channel and ProxyCommand sockets
     deadline.py     the watchdog: one thread that closes whatever is blocked when a deadline passes
+    mock.py         MockConnector: sessions a test's handler answers (the fan-out's logic tests)
 
 Every failure to reach a host or to hear back from it raises `UnreachableError(host, reason,
 detail)` with a `Reason` as the reason, so the fleet can report it and go on. This package knows
