@@ -14,9 +14,10 @@
 
 A term that names a group selects the group's hosts (its children's included); a term that names a
 host selects it. The result is always in inventory order (the implicit localhost, which is in no
-group, not even `all`, comes last), and matching nothing is a PatternError. Each step is the one of
-Ansible's inventory/manager.py of the same name: split_host_pattern, order_patterns,
-_evaluate_patterns, _match_one_pattern, _split_subscript, _apply_subscript, _enumerate_matches.
+group, not even `all`, comes last), and matching nothing is a PatternError. Each step mirrors one
+of Ansible's inventory/manager.py: split_pattern ↔ split_host_pattern, order_terms ↔ order_patterns,
+evaluate ↔ _evaluate_patterns, match_term ↔ _match_one_pattern, enumerate_matches ↔
+_enumerate_matches, split_subscript / apply_subscript ↔ _split_subscript / _apply_subscript.
 """
 
 from __future__ import annotations
