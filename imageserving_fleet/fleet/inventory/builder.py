@@ -111,10 +111,10 @@ class Builder:
             host = self.hosts.get(name)
             if host is None:
                 host = self.hosts[name] = _HostDef(name)
+                if port is not None:  # only where the host first appears: Ansible's data.py ignores it later
+                    host.vars["ansible_port"] = port
             host.groups[group] = None
             self.groups[group].hosts[name] = None
-            if port is not None:
-                host.vars["ansible_port"] = port
             host.vars.update(variables)
 
     def build(self, var_dirs: Sequence[VarsSource]) -> Inventory:

@@ -60,7 +60,7 @@ def generated_inventory(rng: random.Random, directory: Path) -> Case:
         groups.append("localhost")
     hosts = [f"h{i}" for i in range(rng.randint(1, 7))]
     extra = rng.sample(["web[1:3]", "db-[a:c]", "[1:2].example.com", "127.0.0.1", "localhost", "::1",
-                        "n[01:10:3]"], k=rng.randint(0, 2))
+                        "n[01:10:3]", "p1:2222", "[2001:db8::1]:2200", "h0:2201"], k=rng.randint(0, 3))
     members: dict[str, list[str]] = {g: [] for g in groups}
     children: dict[str, list[str]] = {g: [] for g in groups}
     for entry in hosts + extra:
@@ -114,7 +114,8 @@ def _connection_vars(rng: random.Random) -> dict[str, Any]:
 
 def _expanded(extra: list[str]) -> list[str]:
     names = {"web[1:3]": ["web1", "web2", "web3"], "db-[a:c]": ["db-a", "db-b", "db-c"],
-             "[1:2].example.com": ["1.example.com", "2.example.com"], "n[01:10:3]": ["n01", "n04", "n07", "n10"]}
+             "[1:2].example.com": ["1.example.com", "2.example.com"], "n[01:10:3]": ["n01", "n04", "n07", "n10"],
+             "p1:2222": ["p1"], "[2001:db8::1]:2200": ["2001:db8::1"], "h0:2201": ["h0"]}
     return [n for e in extra for n in names.get(e, [e])]
 
 
