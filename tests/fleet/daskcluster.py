@@ -110,6 +110,13 @@ class DaskCluster:
             time.sleep(0.2)
         raise RuntimeError(f"workers {sorted(want)} not all connected (saw {sorted(seen)})")
 
+    def ensure_workers(self, resources: dict[str, str | None]) -> None:
+        """Starts whichever of these named workers is not running (a test killed it), then waits for all."""
+        for name, offered in resources.items():
+            if name not in self.workers:
+                self.add_worker(name, offered)
+        self.wait_workers(set(resources))
+
     def running_on(self, key_part: str) -> str | None:
         """The name of the worker processing a task whose key contains key_part, if any."""
         by_address = {w.address: w.name for w in self.workers.values()}

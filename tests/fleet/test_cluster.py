@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,6 +27,8 @@ from .daskcluster import DaskCluster, blocking_agent  # noqa: E402
 from .fleetlab import Lab, by_host, pids  # noqa: E402
 
 RUNNING = ["e1", "w1", "a1", "a2"]  # hosts with a started supervisor
+WORKERS = {"east": "east=4", "west": "west=4"}
+BLOCKING = ("blk_status", "blk_restart", "blk_int")  # hosts whose agent waits for a file
 
 
 def poll(condition: Any, what: str, deadline: float = 60.0) -> None:
@@ -41,9 +43,7 @@ def poll(condition: Any, what: str, deadline: float = 60.0) -> None:
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaskCluster]:
     with DaskCluster(tmp_path_factory.mktemp("dask")) as c:
-        c.add_worker("east", "east=4")
-        c.add_worker("west", "west=4")
-        c.wait_workers({"east", "west"})
+        c.ensure_workers(WORKERS)
         yield c
 
 
@@ -55,7 +55,7 @@ def lab(sshd: SshServer, tmp_path_factory: pytest.TempPathFactory, cluster: Dask
     lab.add_host("a1")
     lab.add_host("a2")
     lab.add_host("n1", imageserving_worker="north")  # no worker offers north
-    for name in ("blk_status", "blk_restart"):
+    for name in BLOCKING:
         hold = lab.dir / name
         hold.mkdir()
         wrapper, _, _ = blocking_agent(hold, lab.agent)
@@ -64,9 +64,9 @@ def lab(sshd: SshServer, tmp_path_factory: pytest.TempPathFactory, cluster: Dask
     assert code == 0, doc
     lab.started = by_host(doc)  # type: ignore[attr-defined]
     yield lab
-    for name in ("blk_status", "blk_restart"):
+    for name in BLOCKING:
         (lab.dir / name / "ABORT").touch()
-    run_json(lab, cluster, "stop", "-l", ":".join(RUNNING))  # in parallel: stop_all goes one by one
+    lab.fleet_json("stop", "-l", ":".join(RUNNING))  # in parallel (stop_all goes one by one), in-process
     lab.stop_all()
 
 
@@ -90,6 +90,7 @@ def addresses(cluster: DaskCluster) -> dict[str, str]:
 
 def test_status_places_pinned_hosts_on_their_workers_and_answers_an_unoffered_one_at_once(
         lab: Lab, cluster: DaskCluster) -> None:
+    cluster.ensure_workers(WORKERS)
     code, doc = run_json(lab, cluster, "status", "-l", ":".join([*RUNNING, "n1"]))
     hosts = by_host(doc)
     assert [h["host"] for h in doc["hosts"]] == [*RUNNING, "n1"]  # inventory order, whatever finished first
@@ -103,6 +104,7 @@ def test_status_places_pinned_hosts_on_their_workers_and_answers_an_unoffered_on
 
 
 def test_rolling_restart_through_the_cluster_keeps_batches_and_the_health_gate(lab: Lab, cluster: DaskCluster) -> None:
+    cluster.ensure_workers(WORKERS)
     code, doc = run_json(lab, cluster, "restart", "is", "--serial", "2", "-l", ":".join(RUNNING))
     assert code == 0, doc
     assert [h["host"] for h in doc["hosts"]] == RUNNING
@@ -113,6 +115,7 @@ def test_rolling_restart_through_the_cluster_keeps_batches_and_the_health_gate(l
 
 
 def test_report_through_the_cluster_records_history_and_workers(lab: Lab, cluster: DaskCluster) -> None:
+    cluster.ensure_workers(WORKERS)
     out, history = lab.dir / "report.json", lab.dir / "history.db"
     proc = subprocess.run(argv(lab, cluster, "-l", ":".join(RUNNING), "report", "-o", str(out), "--history",
                                str(history)), capture_output=True, text=True, timeout=180, env=cluster.client_env(),
@@ -131,6 +134,7 @@ def _kill_mid_run(lab: Lab, cluster: DaskCluster, command: str, host: str
     Returns the killed worker's name, the exit code, the JSON, and whether the host's agent was
     started again after the kill (the shard asked again on the other worker).
     """
+    cluster.ensure_workers(WORKERS)  # two, so that one can take over from the other
     hold = lab.dir / host
     started = hold / "STARTED"
     for leftover in ("STARTED", "RELEASE"):
@@ -157,16 +161,13 @@ def _kill_mid_run(lab: Lab, cluster: DaskCluster, command: str, host: str
     except ValueError:
         raise AssertionError(f"no JSON (exit {proc.returncode}): {stdout!r} {stderr[-3000:]!r}") from None
     asked_again = started.exists()
-    # Back to two workers for whatever runs next.
-    cluster.add_worker(doomed, f"{doomed}=4")
-    cluster.wait_workers({"east", "west"})
     return doomed, proc.returncode, doc, asked_again
 
 
 def test_a_worker_killed_mid_status_has_its_hosts_asked_again_elsewhere(lab: Lab, cluster: DaskCluster) -> None:
     killed, code, doc, asked_again = _kill_mid_run(lab, cluster, "status", "blk_status")
     (entry,) = doc["hosts"]
-    survivor = ({"east", "west"} - {killed}).pop()
+    survivor = (set(WORKERS) - {killed}).pop()
     assert asked_again
     assert entry["worker"] == cluster.workers[survivor].address, entry
     assert entry["result"] == "failed" and "not running" in entry["reason"], entry  # answered: no supervisor
@@ -179,6 +180,25 @@ def test_a_worker_killed_mid_restart_fails_its_hosts_without_retrying(lab: Lab, 
     assert entry["result"] == "failed" and entry["reason"] == "worker lost; state unknown", entry
     assert code == 2
     assert not asked_again  # the second attempt, on the other worker, did not touch the host
+
+
+def test_ctrl_c_cancels_the_outstanding_shards_and_prints_the_partial_report(lab: Lab, cluster: DaskCluster) -> None:
+    hold = lab.dir / "blk_int"
+    proc = subprocess.Popen(argv(lab, cluster, "status", "-l", "a1:blk_int", "--json"), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=cluster.client_env(), cwd=lab.dir)
+    try:
+        poll((hold / "STARTED").exists, "blk_int's agent to start")
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        (hold / "ABORT").touch()  # frees the worker thread the cancelled shard still holds
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 99, stderr[-3000:]
+    hosts = by_host(json.loads(stdout))
+    assert hosts["blk_int"]["result"] == "failed" and hosts["blk_int"]["reason"] == "interrupted while running"
+    assert "partial" in stderr
 
 
 def test_a_become_password_is_refused_for_a_tcp_cluster_before_any_host(lab: Lab, cluster: DaskCluster) -> None:

@@ -37,6 +37,24 @@ POLL = 0.5               # seconds between checks that outstanding shards still 
 KEY_PREFIX = "imageserving"
 
 
+TLS_SETTINGS = {  # dask's own configuration keys, and the variables that set them
+    "distributed.comm.tls.ca-file": "DASK_DISTRIBUTED__COMM__TLS__CA_FILE",
+    "distributed.comm.tls.client.cert": "DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT",
+    "distributed.comm.tls.client.key": "DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY",
+}
+
+
+def _check_tls_config(address: ClusterAddress) -> None:
+    """A tls:// scheduler needs our CA and client certificate from dask's configuration: say which."""
+    import dask
+
+    missing = [env for key, env in TLS_SETTINGS.items() if key != "distributed.comm.tls.client.key"
+               and not dask.config.get(key, None)]
+    if missing:
+        raise ClusterError(f"--cluster {address}: set {' and '.join(missing)} (and the client key, if not in the "
+                           "certificate file) or dask's distributed.comm.tls settings: see README, Cluster")
+
+
 class _ClosedByFleet:
     """The `connector` today's CLI closes after a run: the cluster's client is the fleet's to close."""
 
@@ -75,8 +93,11 @@ class ClusterFleet:
                                            silence_logs=logging.ERROR)
                 self._client = Client(self._local, set_as_default=False)
             else:
+                if self.address.encrypted:
+                    _check_tls_config(self.address)
                 self._client = Client(self.address.url, timeout=CONNECT_TIMEOUT, set_as_default=False)
-        except (OSError, TimeoutError, ValueError) as exc:
+        except (OSError, TimeoutError, ValueError, TypeError) as exc:  # TypeError: dask's "TLS expects..."
+
             self.close()
             raise ClusterError(f"--cluster {self.address}: cannot reach the scheduler: {exc}") from None
         return self._client
