@@ -17,7 +17,11 @@ Three ways, side by side, each a fresh controller process (interpreter start and
   in-process   `imageserving-fleet status --json` (--forks 50)
   local:2      the same with `--cluster local:2`: two worker processes started by the controller
   scheduler    the same with `--cluster tcp://...`: a `dask scheduler` and two `dask worker`s
-               (--nthreads 4, no nanny) started beforehand by the benchmark, as an operator would
+               (--nthreads 1, no nanny) started beforehand by the benchmark, as an operator would
+
+Each way works on 50 hosts at once (forks 50; two workers each running one shard of 25 hosts at a
+time), because all of them share one sshd on this machine's two cores: more at once only makes the
+handshakes time out, which says nothing about the fan-out.
 
 Measured per run: wall time (spawn to exit) and the CPU (user + system) of the controller process itself,
 from getrusage(RUSAGE_SELF) at its exit, threads included and its children excluded (local:2's workers are
@@ -29,6 +33,7 @@ fixed costs (start, imports, the cluster's set-up) drop out; the 10-host run giv
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
 import resource
@@ -120,7 +125,8 @@ def run(way: str, n: int, inv: Path, sshd: Any, cluster_address: str | None, wat
     cpu = json.loads(rusage.read_text())
     rusage.unlink()
     return {"way": way, "hosts": n, "wall": wall, "controller_cpu": cpu["self"],
-            "workers_cpu": cpu["children"] + others, "workers": len({h.get("worker") for h in doc["hosts"]} - {None})}
+            "workers_cpu": cpu["children"] + others,
+            "workers": dict(collections.Counter(h["worker"] for h in doc["hosts"] if h.get("worker")))}
 
 
 def main() -> None:
@@ -128,6 +134,7 @@ def main() -> None:
     parser.add_argument("--hosts", type=int, default=500)
     parser.add_argument("--small", type=int, default=10)
     parser.add_argument("--reps", type=int, default=1)
+    parser.add_argument("--ways", default="in-process,local:2,scheduler", help="a subset, comma-separated")
     args = parser.parse_args()
 
     from tests.fleet.daskcluster import DaskCluster
@@ -137,20 +144,46 @@ def main() -> None:
         work = Path(tmp)
         agent = canned_status(work)
         invs = {n: inventory(work, sshd, agent, n) for n in (args.small, args.hosts)}
-        with DaskCluster(work, nthreads=4) as cluster:
+        # One shard (25 hosts) at a time per worker: 50 hosts at once in all, as --forks 50 in-process.
+        with DaskCluster(work, nthreads=1) as cluster:
             cluster.add_worker("one")
             cluster.add_worker("two")
             cluster.wait_workers({"one", "two"})
             assert cluster.scheduler is not None
             watch = [cluster.scheduler.pid, *(w.process.pid for w in cluster.workers.values())]
-            ways = [("in-process", None, []), ("local:2", "local:2", []), ("scheduler, 2 workers", cluster.address, watch)]
+            ways = [w for w in [("in-process", None, []), ("local:2", "local:2", []),
+                                ("scheduler", cluster.address, watch)] if w[0] in args.ways.split(",")]
             rows = []
             for rep in range(args.reps):
                 for n in (args.small, args.hosts):
                     for way, address, w in ways:
                         print(f"rep {rep + 1}: {way}, {n} hosts", file=sys.stderr, flush=True)
                         rows.append(run(way, n, invs[n], sshd, address, w))
+                        print(f"  {rows[-1]}", file=sys.stderr, flush=True)
+            parts = fixed_parts(cluster.address)
     print_table(rows, args.small, args.hosts)
+    print("\nwhere a cluster run's fixed cost goes (controller side, medians):")
+    for what, seconds in parts.items():
+        print(f"- {what}: {seconds * 1000:.1f} ms")
+
+
+def fixed_parts(address: str, rounds: int = 20) -> dict[str, float]:
+    """The pieces of a cluster run's fixed cost, timed in a fresh interpreter: import, connect, round trip."""
+    code = f'''
+import json, statistics, time
+t = time.perf_counter(); import distributed; imp = time.perf_counter() - t
+t = time.perf_counter(); c = distributed.Client({address!r}, set_as_default=False); conn = time.perf_counter() - t
+t = time.perf_counter(); c.scheduler_info(n_workers=-1); info = time.perf_counter() - t
+trips = []
+for i in range({rounds}):
+    t = time.perf_counter(); c.submit(int, i, pure=False).result(); trips.append(time.perf_counter() - t)
+c.close()
+print(json.dumps({{"import distributed": imp, "connect a client to the scheduler": conn,
+                  "scheduler_info (workers and resources)": info,
+                  "one shard's round trip (submit to result, an empty task)": statistics.median(trips)}}))
+'''
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
+    return dict(json.loads(out.stdout))
 
 
 def print_table(rows: list[dict[str, Any]], small: int, big: int) -> None:
@@ -166,9 +199,9 @@ def print_table(rows: list[dict[str, Any]], small: int, big: int) -> None:
         print(f"| {way} | {best(way, small, 'wall'):.2f} s | {best(way, big, 'wall'):.2f} s "
               f"| {best(way, small, 'controller_cpu'):.2f} s | {best(way, big, 'controller_cpu'):.2f} s "
               f"| {per_host * 1000:.2f} ms | {best(way, big, 'workers_cpu'):.2f} s | {wall_per_host * 1000:.1f} ms |")
-    base = best("in-process", small, "wall")
+    base = best("in-process", small, "wall") if any(r["way"] == "in-process" for r in rows) else 0.0
     for way in dict.fromkeys(r["way"] for r in rows):
-        if way != "in-process":
+        if way != "in-process" and base:
             print(f"\nfixed cost of a run through {way} at {small} hosts: "
                   f"{best(way, small, 'wall') - base:+.2f} s wall over in-process", end="")
     print()

@@ -11,6 +11,7 @@ partial results, as the in-process fan-out does.
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import time
 import uuid
@@ -32,7 +33,6 @@ from .policy import ASK_AGAIN_LIMIT, WORKER_LOST, OnLostWorker, on_lost_worker
 from .shard import Secret, Shard, run_shard, worker_lost
 
 CONNECT_TIMEOUT = 15.0   # seconds to reach a scheduler before the run is refused (exit 1)
-LOCAL_THREADS = 4        # shards a `local:N` worker runs at once (each its own --forks threads)
 POLL = 0.5               # seconds between checks that outstanding shards still have a worker
 KEY_PREFIX = "imageserving"
 
@@ -81,14 +81,17 @@ class ClusterFleet:
         self._local: Any = None
 
     # ---------------------------------------------------------------- the cluster
-    def client(self) -> Client:
+    def client(self, hosts: int = 0) -> Client:
         if self._client is not None:
             return self._client
         try:
             if self.address.kind is Kind.LOCAL:
                 from distributed import LocalCluster
 
-                self._local = LocalCluster(n_workers=self.address.workers, threads_per_worker=LOCAL_THREADS,
+                # --forks stays the number of hosts worked on at once, over all the local workers.
+                workers = self.address.workers
+                threads = max(1, math.ceil(self.forks / (workers * shard_size(hosts, workers, self.forks))))
+                self._local = LocalCluster(n_workers=workers, threads_per_worker=threads,
                                            processes=True, host="127.0.0.1", dashboard_address=None,
                                            silence_logs=logging.ERROR)
                 self._client = Client(self._local, set_as_default=False)
@@ -116,7 +119,7 @@ class ClusterFleet:
         Raises Interrupted (with the partial results) on Ctrl-C.
         """
         limit = self.timeout if timeout is None else timeout
-        client = self.client()
+        client = self.client(len(targets))
         results: dict[str, HostResult] = {}
 
         def finish(res: HostResult) -> None:
@@ -147,13 +150,12 @@ class ClusterFleet:
             outstanding[future] = (shard, resource, attempt)
             future.add_done_callback(finished.put)
 
-        for index, (resource, hosts) in enumerate(placement.shards):
-            claim = f"{KEY_PREFIX}-claim-{run_id}-{index}" if policy is OnLostWorker.FAIL else None
-            if claim:
-                claims.append(claim)
-            submit(Shard(index, hosts, self.options, job, limit, self.forks, self._password, claim), resource, 1)
-
         try:
+            for index, (resource, hosts) in enumerate(placement.shards):
+                claim = f"{KEY_PREFIX}-claim-{run_id}-{index}" if policy is OnLostWorker.FAIL else None
+                if claim:
+                    claims.append(claim)
+                submit(Shard(index, hosts, self.options, job, limit, self.forks, self._password, claim), resource, 1)
             next_check = time.monotonic() + POLL
             while outstanding:
                 try:
