@@ -119,12 +119,12 @@ def run(way: str, n: int, inv: Path, sshd: Any, cluster_address: str | None, wat
     others = sum(proc_cpu(p) for p in watch) - before
     doc = json.loads(proc.stdout)
     ok = doc["summary"]["ok"]
-    if ok != n:
-        bad = [h for h in doc["hosts"] if h["result"] != "ok"][:3]
-        raise SystemExit(f"{way} {n}: only {ok} of {n} hosts ok: {bad} {proc.stderr[-2000:]}")
+    if ok != n:  # reported, not hidden: the table says how many answered
+        bad = [(h["host"], h["result"], h["reason"]) for h in doc["hosts"] if h["result"] != "ok"][:3]
+        print(f"  {way} {n}: only {ok} of {n} hosts ok, e.g. {bad}", file=sys.stderr, flush=True)
     cpu = json.loads(rusage.read_text())
     rusage.unlink()
-    return {"way": way, "hosts": n, "wall": wall, "controller_cpu": cpu["self"],
+    return {"way": way, "hosts": n, "ok": ok, "wall": wall, "controller_cpu": cpu["self"],
             "workers_cpu": cpu["children"] + others,
             "workers": dict(collections.Counter(h["worker"] for h in doc["hosts"] if h.get("worker")))}
 
@@ -191,14 +191,15 @@ def print_table(rows: list[dict[str, Any]], small: int, big: int) -> None:
         return min(r[key] for r in rows if r["way"] == way and r["hosts"] == n)
 
     print(f"| way | wall {small} | wall {big} | controller CPU {small} | controller CPU {big} "
-          f"| controller CPU per host | workers' CPU {big} | wall per host |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+          f"| controller CPU per host | workers' CPU {big} | wall per host | hosts ok |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
     for way in dict.fromkeys(r["way"] for r in rows):
         per_host = (best(way, big, "controller_cpu") - best(way, small, "controller_cpu")) / (big - small)
         wall_per_host = (best(way, big, "wall") - best(way, small, "wall")) / (big - small)
         print(f"| {way} | {best(way, small, 'wall'):.2f} s | {best(way, big, 'wall'):.2f} s "
               f"| {best(way, small, 'controller_cpu'):.2f} s | {best(way, big, 'controller_cpu'):.2f} s "
-              f"| {per_host * 1000:.2f} ms | {best(way, big, 'workers_cpu'):.2f} s | {wall_per_host * 1000:.1f} ms |")
+              f"| {per_host * 1000:.2f} ms | {best(way, big, 'workers_cpu'):.2f} s | {wall_per_host * 1000:.1f} ms "
+              f"| {min(r['ok'] for r in rows if r['way'] == way and r['hosts'] == big)}/{big} |")
     base = best("in-process", small, "wall") if any(r["way"] == "in-process" for r in rows) else 0.0
     for way in dict.fromkeys(r["way"] for r in rows):
         if way != "in-process" and base:

@@ -34,6 +34,7 @@ from .shard import Secret, Shard, run_shard, worker_lost
 
 CONNECT_TIMEOUT = 15.0   # seconds to reach a scheduler before the run is refused (exit 1)
 POLL = 0.5               # seconds between checks that outstanding shards still have a worker
+SHARD_GRACE = 15.0       # seconds a shard may take beyond --timeout (queueing, connecting to the scheduler)
 KEY_PREFIX = "imageserving"
 
 
@@ -105,12 +106,12 @@ class ClusterFleet:
             raise ClusterError(f"--cluster {self.address}: cannot reach the scheduler: {exc}") from None
         return self._client
 
-    def _offered(self) -> tuple[int, set[str]]:
-        """The number of workers and the resource names at least one of them offers."""
+    def _offered(self) -> tuple[int, int, set[str]]:
+        """The number of workers, their threads in all, and the resource names at least one offers."""
         info = self.client().scheduler_info(n_workers=-1)
         workers = info.get("workers", {})
         names = {name for w in workers.values() for name, qty in (w.get("resources") or {}).items() if qty > 0}
-        return len(workers), names
+        return len(workers), sum(int(w.get("nthreads") or 1) for w in workers.values()), names
 
     # ---------------------------------------------------------------- one run
     def run(self, targets: Sequence[Target], job: Job, timeout: float | None = None) -> list[HostResult]:
@@ -129,7 +130,7 @@ class ClusterFleet:
             if self.on_result:
                 self.on_result(res)
 
-        workers, offered = self._offered()
+        workers, threads, offered = self._offered()
         if workers == 0:
             for t in targets:
                 finish(HostResult(t.name, Result.UNREACHABLE, f"no worker is connected to {self.address}"))
@@ -138,6 +139,11 @@ class ClusterFleet:
         for res in placement.unplaceable:
             finish(res)
         policy = on_lost_worker(job.command)
+        # A shard's hosts all start at once (a shard is at most --forks hosts), so once a worker takes
+        # it, it answers within --timeout. A worker that is alive but stuck would hold the run forever:
+        # past this, the shards still out are answered here (a hung worker is not a lost one to dask).
+        waves = math.ceil(len(placement.shards) / max(1, threads)) + 1
+        run_deadline = time.monotonic() + waves * (limit + SHARD_GRACE)
         run_id = uuid.uuid4().hex[:12]
         outstanding: dict[Future, tuple[Shard, str | None, int]] = {}  # future -> shard, resource, attempt
         claims: list[str] = []
@@ -175,6 +181,8 @@ class ClusterFleet:
                 if time.monotonic() >= next_check:
                     self._strand_check(outstanding, finish)
                     next_check = time.monotonic() + POLL
+                if outstanding and time.monotonic() >= run_deadline:
+                    self._overdue(outstanding, policy, waves * (limit + SHARD_GRACE), finish)
         except KeyboardInterrupt:
             self._interrupt(outstanding, finish)
             for t in targets:
@@ -209,7 +217,7 @@ class ClusterFleet:
                 for t in shard.targets:
                     finish(HostResult(t.name, Result.UNREACHABLE, f"lost the scheduler at {self.address}"))
             return
-        _, offered = self._offered()
+        _, _, offered = self._offered()
         for future, (shard, resource, _) in list(outstanding.items()):
             if resource is None or resource in offered:
                 continue
@@ -219,6 +227,19 @@ class ClusterFleet:
             for t in shard.targets:
                 finish(HostResult(t.name, Result.FAILED, WORKER_LOST) if started
                        else HostResult(t.name, Result.UNREACHABLE, no_worker_reason(resource)))
+
+    def _overdue(self, outstanding: dict[Future, tuple[Shard, str | None, int]], policy: OnLostWorker,
+                 waited: float, finish: Callable[[HostResult], None]) -> None:
+        """The run's bound passed: what is still out is cancelled and answered, never waited on longer."""
+        self.client().cancel(list(outstanding))
+        for shard, _, _ in outstanding.values():
+            for t in shard.targets:
+                if policy is OnLostWorker.ASK_AGAIN:
+                    finish(HostResult(t.name, Result.UNREACHABLE, f"timeout: no answer from a worker within {waited:g}s"))
+                else:
+                    finish(HostResult(t.name, Result.FAILED, f"no answer from its worker within {waited:g}s; "
+                                                             "state unknown"))
+        outstanding.clear()
 
     def _interrupt(self, outstanding: dict[Future, tuple[Shard, str | None, int]],
                    finish: Callable[[HostResult], None]) -> None:
