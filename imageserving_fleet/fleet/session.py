@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import UsageError
-from .inventory import Inventory, default_inventory, load_inventory
-from .patterns import select
+from .inventory import Inventory, default_inventory, load_inventory, select
 from .results import HostResult
 from .runner import Fleet
 from .target import FleetOptions, Target, make_target
