@@ -246,7 +246,7 @@ def hosts(ctx: typer.Context) -> None:
     settings: RunSettings = ctx.obj
     targets = settings.targets()
     rows = [{"host": t.name, "address": t.address, "connection": t.connection, "become": t.become,
-             "become_user": t.become_user, "home": t.home, "config": t.config,
+             "become_user": t.become_user, "home": t.home, "config": t.config, "worker": t.worker,
              "agent": t.agent_command or f"{t.venv}/bin/imageserving (else imageserving on PATH)"} for t in targets]
     if settings.as_json:
         sys.stdout.write(json.dumps({"schema": 1, "command": "hosts", "hosts": rows}) + "\n")

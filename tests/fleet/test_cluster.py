@@ -178,6 +178,7 @@ def test_a_worker_killed_mid_restart_fails_its_hosts_without_retrying(lab: Lab, 
     _, code, doc, asked_again = _kill_mid_run(lab, cluster, "restart", "blk_restart")
     (entry,) = doc["hosts"]
     assert entry["result"] == "failed" and entry["reason"] == "worker lost; state unknown", entry
+    assert entry["worker"] is None  # the worker that asked it is gone; the one that answered did not ask
     assert code == 2
     assert not asked_again  # the second attempt, on the other worker, did not touch the host
 

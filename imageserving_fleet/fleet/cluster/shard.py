@@ -57,9 +57,8 @@ class Shard:
         return f"Shard({self.index}, {self.job.command}, {len(self.targets)} hosts)"
 
 
-def worker_lost(targets: tuple[Target, ...] | list[Target], worker: str = "") -> list[HostResult]:
-    extra = {"worker": worker} if worker else {}
-    return [HostResult(t.name, Result.FAILED, WORKER_LOST, extra=dict(extra)) for t in targets]
+def worker_lost(targets: tuple[Target, ...] | list[Target]) -> list[HostResult]:
+    return [HostResult(t.name, Result.FAILED, WORKER_LOST) for t in targets]
 
 
 def run_shard(shard: Shard) -> list[HostResult]:
@@ -68,7 +67,7 @@ def run_shard(shard: Shard) -> list[HostResult]:
 
     worker = get_worker().address
     if shard.claim is not None and not _first_attempt(shard.claim):
-        return worker_lost(shard.targets, worker)
+        return worker_lost(shard.targets)  # asked by the lost worker, not by this one: "worker" stays null
     from ..transport import Connector
 
     connector = Connector(shard.options)
