@@ -184,10 +184,10 @@ class ClusterFleet:
                 if outstanding and time.monotonic() >= run_deadline:
                     self._overdue(outstanding, policy, waves * (limit + SHARD_GRACE), finish)
         except KeyboardInterrupt:
-            self._interrupt(outstanding, finish)
+            running = self._interrupt(outstanding, finish)
             for t in targets:
                 results.setdefault(t.name, HostResult(t.name, Result.SKIPPED, "interrupted before it started"))
-            raise Interrupted([results[t.name] for t in targets]) from None
+            raise Interrupted([results[t.name] for t in targets], running) from None
         finally:
             self._clear(claims)
         return [results[t.name] for t in targets]
@@ -242,7 +242,7 @@ class ClusterFleet:
         outstanding.clear()
 
     def _interrupt(self, outstanding: dict[Future, tuple[Shard, str | None, int]],
-                   finish: Callable[[HostResult], None]) -> None:
+                   finish: Callable[[HostResult], None]) -> frozenset[str]:
         """Ctrl-C: cancels every outstanding shard; a shard a worker had begun counts as interrupted."""
         client = self.client()
         try:
@@ -250,13 +250,16 @@ class ClusterFleet:
         except Exception:
             running = {future.key for future in outstanding}
         client.cancel(list(outstanding))
+        begun: set[str] = set()
         for future, (shard, _, _) in outstanding.items():
             for t in shard.targets:
                 if future.key in running:
+                    begun.add(t.name)
                     finish(HostResult(t.name, Result.FAILED, "interrupted while running"))
                 else:
                     finish(HostResult(t.name, Result.SKIPPED, "interrupted before it started"))
         outstanding.clear()
+        return frozenset(begun)
 
     def _clear(self, claims: list[str]) -> None:
         """Drops the run's claims from the scheduler (a set Event stays there until cleared)."""

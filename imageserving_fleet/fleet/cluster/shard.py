@@ -68,17 +68,12 @@ def run_shard(shard: Shard) -> list[HostResult]:
     worker = get_worker().address
     if shard.claim is not None and not _first_attempt(shard.claim):
         return worker_lost(shard.targets)  # asked by the lost worker, not by this one: "worker" stays null
-    from ..transport import Connector
+    from ..ssh import Connector
 
-    connector = Connector(shard.options)
     password = shard.become_password.reveal() if shard.become_password else None
-    fleet = Fleet(connector, forks=max(1, min(shard.forks, len(shard.targets))), timeout=shard.timeout,
-                  become_password=password, keep_sessions=False)
-    try:
+    with Fleet(Connector(shard.options), forks=max(1, min(shard.forks, len(shard.targets))),
+               timeout=shard.timeout, become_password=password, keep_sessions=False) as fleet:
         results = fleet.run(shard.targets, shard.job)
-    finally:
-        fleet.close()
-        connector.close()
     return [replace(r, extra={**r.extra, "worker": worker}) for r in results]
 
 
