@@ -56,13 +56,6 @@ def _check_tls_config(address: ClusterAddress) -> None:
                            "certificate file) or dask's distributed.comm.tls settings: see README, Cluster")
 
 
-class _ClosedByFleet:
-    """The `connector` today's CLI closes after a run: the cluster's client is the fleet's to close."""
-
-    def close(self) -> None:
-        pass
-
-
 class ClusterFleet:
     """Runs jobs on targets through a dask cluster; same run() as runner.Fleet."""
 
@@ -77,7 +70,6 @@ class ClusterFleet:
         self._password = Secret(become_password) if become_password is not None else None
         self.on_result = on_result
         self.keep_sessions = keep_sessions  # connections live in the workers' shards, one run each
-        self.connector = _ClosedByFleet()
         self._client: Client | None = None
         self._local: Any = None
 
