@@ -40,8 +40,8 @@ def _server(**kw: object) -> Iterator[SshServer]:
 
 @pytest.fixture(scope="module")
 def nosftp_sshd() -> Iterator[SshServer]:
-    """An sshd with no `Subsystem sftp`: SFTP requests are refused."""
-    yield from _server(sftp=None)
+    """An sshd with no `Subsystem sftp`: SFTP requests are refused. Its bash users read ~/.bashrc."""
+    yield from _server(sftp=None, skip_bashrc=False)
 
 
 @pytest.fixture(scope="module")
@@ -108,20 +108,15 @@ def test_sftp_where_the_host_offers_it(sshd: SshServer, tmp_path: Path) -> None:
 @pytest.mark.parametrize("case", ["no sftp subsystem", "a login shell that prints"])
 def test_piped_when_sftp_fails_and_a_large_file_spans_several_commands(
         case: str, request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    if case == "no sftp subsystem":
-        server, user = request.getfixturevalue("nosftp_sshd"), None
-        home, why = Path.home(), "Channel closed"
-        remote_dir = str(tmp_path / "up")
-    else:
-        server, user = request.getfixturevalue("shell_sftp_sshd"), request.getfixturevalue("printing_user")
-        home, why = Path(os.path.expanduser(f"~{user}")), "Garbage packet"
-        remote_dir = "~/.cache/imageserving-fleet/wheels"  # created by the receiver
+    server = request.getfixturevalue("nosftp_sshd" if case == "no sftp subsystem" else "shell_sftp_sshd")
+    why = "Channel closed" if case == "no sftp subsystem" else "Garbage packet"
+    user = request.getfixturevalue("printing_user")
+    home = Path(os.path.expanduser(f"~{user}"))
     monkeypatch.setattr(transfer, "CHUNK", 64 * 1024)  # 200 kB in four commands
-    files = _files(tmp_path, (150_000, 1, 50_000), remote_dir)
+    files = _files(tmp_path, (150_000, 1, 50_000), "~/.cache/imageserving-fleet/wheels")  # made by the receiver
     session = _session(server, user)
     try:
-        if user:  # the premise: this shell prints on every command
-            assert session.run("true", timeout=30).stdout.decode().strip() == WELCOME
+        assert session.run("true", timeout=30).stdout.decode().strip() == WELCOME  # the premise: it prints
         sent = transfer.send(session, files, time.monotonic() + 60, python="/usr/bin/python3")
     finally:
         session.close()

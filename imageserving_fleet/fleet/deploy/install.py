@@ -5,9 +5,9 @@ Every command has the same shape, so quoting is done in one place:
     S="$HOME"/.cache/imageserving-fleet/wheels; mkdir -p "$S" && [sudo -n [-u U] --] sh -c SCRIPT sh ARG...
 
 SCRIPT is a constant of this module; every value (paths, wheel names, the interpreter) travels as a
-positional argument quoted with shlex.quote, never pasted into a script. Uploads land in the login
-user's ~/.cache/imageserving-fleet/wheels (SFTP works as that user even when the install runs
-through sudo) under a temporary name and are renamed into place, so hosts sharing a home never see
+positional argument quoted with shlex.quote, never pasted into a script. Uploads (transfer.py: SFTP,
+else piped) land in the login user's ~/.cache/imageserving-fleet/wheels (they run as that user even
+when the install runs through sudo) under a temporary name and are renamed into place, so hosts sharing a home never see
 half a wheel. The steps before the symlink switch only build a new directory; if one fails that
 directory is removed and the agent the symlink points to is untouched.
 """

@@ -21,6 +21,8 @@ login shell prints around it is ignored, and bytes a startup file swallows from 
 short read or a checksum mismatch, a per-host failure that names the file. Files are sent in
 batches of at most CHUNK bytes, one command per batch (a wheel larger than CHUNK spans several,
 appended in order), so the controller holds at most one batch per host, never a whole large file.
+(A session whose run() took a stream for stdin would let one command carry everything, at SFTP's
+speed; the batches are what a bytes-only run() allows.)
 """
 
 from __future__ import annotations
@@ -40,9 +42,11 @@ from ...errors import HostError, UnreachableError, UsageError
 from ..remote import quote_path
 from ..transport import CommandResult, Session
 
-# One command's stdin. A bound on what a host in flight costs the controller (at most twice this,
-# while a batch of small files is joined), and large enough that a usual deploy (about 15 MB of
-# wheels) costs a handful of commands, each of which pays the login shell's start.
+# One command's stdin: what a host in flight costs the controller (at most twice this, while a
+# batch of small files is joined: 50 forks all piping at once hold 200-400 MB), and large enough
+# that a deploy's wheels (7.5 MB) take two commands, each paying a login shell's and a python's
+# start (30-150 ms on an idle host). No cap across hosts: a stalled host holding a turn would make
+# healthy ones time out.
 CHUNK = 4 << 20
 _REPLY_LIMIT = 1 << 20  # the receipts are short; the rest is what the login shell printed
 _SFTP_REQUEST_TIMEOUT = 30.0
