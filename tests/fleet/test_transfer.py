@@ -113,15 +113,29 @@ def test_piped_when_sftp_fails_and_a_large_file_spans_several_commands(
     user = request.getfixturevalue("printing_user")
     home = Path(os.path.expanduser(f"~{user}"))
     monkeypatch.setattr(transfer, "CHUNK", 64 * 1024)  # 200 kB in four commands
-    files = _files(tmp_path, (150_000, 1, 50_000), "~/.cache/imageserving-fleet/wheels")  # made by the receiver
+    files = _files(tmp_path, (150_000, 1, 50_000), "~/.cache/imageserving-fleet/wheels")
     session = _session(server, user)
     try:
-        assert session.run("true", timeout=30).stdout.decode().strip() == WELCOME  # the premise: it prints
+        premise = session.run("mkdir -p .cache/imageserving-fleet/wheels", timeout=30)
+        assert premise.stdout.decode().strip() == WELCOME  # this shell prints on every command
         sent = transfer.send(session, files, time.monotonic() + 60, python="/usr/bin/python3")
     finally:
         session.close()
     assert sent.method == Transfer.PIPED and why in sent.sftp_error
     _landed(home, files)
+
+
+def test_the_hosts_own_refusal_is_a_failure_not_a_fallback_nor_unreachable(sshd: SshServer, tmp_path: Path) -> None:
+    """A directory that is not there: SFTP's answer is reported as is, and piped says the same."""
+    files = _files(tmp_path, (10,), str(tmp_path / "missing"))
+    session = _session(sshd)
+    try:
+        with pytest.raises(TransferFailed, match="No such file"):
+            transfer.send(session, files, time.monotonic() + 60)
+        with pytest.raises(TransferFailed, match="No such file"):
+            transfer.piped(session, files, time.monotonic() + 60)
+    finally:
+        session.close()
 
 
 # ------------------------------------------------------------------ piped through a real shell, corrupted on the way
@@ -150,6 +164,7 @@ class Tampering:
 def test_a_file_changed_on_the_way_is_a_failure_and_nothing_lands(
         change: str, words: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))  # LocalSession runs in the home directory
+    (tmp_path / "up").mkdir()
     files = _files(tmp_path, (1000,), "up")
     with pytest.raises(TransferFailed, match="upload") as caught:
         transfer.piped(Tampering(LocalSession("h1"), change), files, time.monotonic() + 60)  # type: ignore[arg-type]
@@ -157,11 +172,13 @@ def test_a_file_changed_on_the_way_is_a_failure_and_nothing_lands(
     assert os.listdir(tmp_path / "up") == []  # no half file, no temporary left
 
 
-def test_piped_values_are_data_to_the_shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("python", ["python3", "/no/such/python3", "no-such-python"])  # the last two: python3
+def test_piped_values_are_data_to_the_shell(python: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "up").mkdir()
     (tmp_path / "x.whl").write_bytes(b"wheel")
     odd = Outgoing.of(tmp_path / "x.whl", "up/it's $(touch pwned); `id` x.whl")
-    transfer.piped(LocalSession("h1"), [odd], time.monotonic() + 60)
+    transfer.piped(LocalSession("h1"), [odd], time.monotonic() + 60, python=python)
     assert (tmp_path / "up" / "it's $(touch pwned); `id` x.whl").read_bytes() == b"wheel"
     assert not (tmp_path / "pwned").exists()
 

@@ -9,9 +9,10 @@ The order is Ansible's `ssh_transfer_method: smart` (sftp, then scp, then piped)
 OpenSSH 9 and later `scp` speaks SFTP itself, so it fails wherever SFTP does; legacy `scp -t` needs
 an scp binary on the host and, like the SFTP server, is started through the login shell and speaks
 its protocol on the same stdout the shell prints on, so a printing startup file breaks it the same
-way. The two causes of a failed SFTP session, no `Subsystem sftp` (sshd refuses the request) and a
-login shell that prints (sshd starts the SFTP server with `$SHELL -c`, so the printed bytes come
-first and paramiko calls them a garbage packet), are both cured by the piped transfer and by no scp.
+way. The two usual causes of a failed SFTP session, no `Subsystem sftp` (sshd refuses the request)
+and a login shell that prints (sshd starts the SFTP server with `$SHELL -c`, so the printed bytes
+come first and paramiko calls them a garbage packet), are both cured by the piped transfer; scp
+would cure at most the first, which piped already does, with a checksum scp lacks.
 
 Piped: the files' bytes go on stdin of `exec PYTHON -c RECEIVE MARK ARGS...` (the deploy already
 needs python3 there). The receiver reads exactly the announced number of bytes per file into a
@@ -64,8 +65,6 @@ for n in range(len(args) // 6):
     path, tmp, offset, length, want, mode = args[6 * n:6 * n + 6]
     offset, length = int(offset), int(length)
     try:
-        if os.path.dirname(path):
-            os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(tmp, "r+b" if offset else "wb") as f:
             f.seek(0, 2)
             if f.tell() != offset:
@@ -266,6 +265,8 @@ def _silence(out: CommandResult) -> str:
 
 def send(session: Session, files: Sequence[Outgoing], deadline: float, *, python: str = "python3") -> Sent:
     """Puts every file at its remote path (complete, or not at all); returns how.
+
+    The remote directories must exist (the deploy's probe makes its upload directory).
 
     Raises TransferFailed (the host's answer: no space, a checksum mismatch...) or UnreachableError
     (the connection was lost or the deadline passed), never UnreachableError for SFTP itself.
