@@ -339,9 +339,9 @@ def _sftp_put(host: str, client: Any, f: Outgoing, deadline: float) -> None:
             client.putfo(handle, tmp, file_size=f.size, callback=progress, confirm=True)
         client.chmod(tmp, f.mode)
         client.posix_rename(tmp, path)
-    except _Expired:
+    except _Expired:  # the host answers, slowly: its failure, not an unreachable host
         _quietly_remove(client, tmp)
-        raise UnreachableError(host, "timeout", f"upload of {f.local.name} did not finish in time") from None
+        raise TransferFailed(host, "upload", f"{f.local.name} over SFTP did not finish before the deadline") from None
     except OSError as exc:
         if isinstance(exc, socket.timeout) or exc.errno is None:
             _quietly_remove(client, tmp)
