@@ -27,9 +27,9 @@ from pathlib import Path
 from ...errors import HostError
 from ..target import Target
 from ..transport import CommandResult, Session
-from . import transfer
 from .facts import PROBE
 from .plan import Action, Plan
+from .transfer import Outgoing, Sent, send
 from .wheelhouse import Bundle
 
 STAGE = ".cache/imageserving-fleet/wheels"  # under the login user's home, where SFTP paths start
@@ -138,7 +138,7 @@ def cleanup_command(target: Target, plan: Plan, password: bool = False) -> str:
 
 
 def upload(session: Session, bundle: Bundle, names: Sequence[str], deadline: float, *, python: str,
-           unit: tuple[str, str] | None = None) -> tuple[list[tuple[str, str]], transfer.Sent | None]:
+           unit: tuple[str, str] | None = None) -> tuple[list[tuple[str, str]], Sent | None]:
     """Sends the named wheels to the upload dir under temporary names, and `unit` (name, text) as is.
 
     Returns the (temporary, final) names of the wheels and how they were sent (None: nothing to
@@ -147,15 +147,15 @@ def upload(session: Session, bundle: Bundle, names: Sequence[str], deadline: flo
     by_name = {w.name: w for w in bundle.wheels}
     token = secrets.token_hex(4)
     parts = [(f"{check_wheel_name(name)}.part-{token}", name) for name in names]
-    files = [transfer.Outgoing(by_name[name].path, f"{STAGE}/{part}", by_name[name].path.stat().st_size,
+    files = [Outgoing(by_name[name].path, f"{STAGE}/{part}", by_name[name].path.stat().st_size,
                                by_name[name].sha256) for part, name in parts]
     with tempfile.TemporaryDirectory(prefix="imageserving-fleet-") as scratch:
         if unit is not None:
             name, text = unit
             local = Path(scratch, "imageserving.service")
             local.write_text(text)
-            files.insert(0, transfer.Outgoing.of(local, f"{STAGE}/{name}"))
-        sent = transfer.send(session, files, deadline, python=python) if files else None
+            files.insert(0, Outgoing.of(local, f"{STAGE}/{name}"))
+        sent = send(session, files, deadline, python=python) if files else None
     return parts, sent
 
 
