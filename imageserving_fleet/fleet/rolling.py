@@ -75,21 +75,22 @@ def rolling_restart(fleet: Fleet, targets: Sequence[Target], component: str | No
                 break
     except (Interrupted, KeyboardInterrupt) as exc:
         partial = {r.host: r for r in exc.results} if isinstance(exc, Interrupted) else {}
+        cut = exc.running if isinstance(exc, Interrupted) else frozenset()
         for name in current:
             if name not in results:
-                results[name] = _interrupted(name, restarted.get(name), partial.get(name))
+                results[name] = _interrupted(name, restarted.get(name), partial.get(name), name in cut)
         for name in by_name:
             results.setdefault(name, HostResult(name, Result.SKIPPED, "not restarted: interrupted before its batch"))
         raise Interrupted([results[t.name] for t in targets]) from None
     return [results[t.name] for t in targets]
 
 
-def _interrupted(name: str, restart: HostResult | None, partial: HostResult | None) -> HostResult:
-    """What Ctrl-C left of one host of the batch in flight, said plainly."""
+def _interrupted(name: str, restart: HostResult | None, partial: HostResult | None, cut: bool) -> HostResult:
+    """What Ctrl-C left of one host of the batch in flight, said plainly; `cut`: it was mid-job."""
     if restart is None:  # interrupted during the restart command itself
         if partial is None or partial.result == Result.SKIPPED:
             return HostResult(name, Result.SKIPPED, "not restarted: interrupted before its restart began")
-        if partial.reason == "interrupted while running":
+        if cut:
             return HostResult(name, Result.FAILED, "interrupted during its restart: it may be half-restarted; "
                                                    "check with `status`", elapsed_s=partial.elapsed_s)
         return partial  # its restart had finished: ok or failed, as the agent said

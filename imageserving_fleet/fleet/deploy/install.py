@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...errors import HostError
+from ..ssh import CommandResult, Session
 from ..target import Target
-from ..transport import CommandResult, Session
 from .facts import PROBE
 from .plan import Action, Plan
 from .transfer import Outgoing, Sent, send
