@@ -26,8 +26,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from imageserving_fleet.fleet.deploy import transfer  # noqa: E402
+from imageserving_fleet.fleet.ssh import Connector  # noqa: E402
 from imageserving_fleet.fleet.target import FleetOptions, make_target  # noqa: E402
-from imageserving_fleet.fleet.transport import Connector  # noqa: E402
 from tests.sshd import SshServer  # noqa: E402
 
 

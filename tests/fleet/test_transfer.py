@@ -20,8 +20,8 @@ import pytest
 
 from imageserving_fleet.fleet.deploy import transfer
 from imageserving_fleet.fleet.deploy.transfer import Outgoing, Piece, Receipt, Transfer, TransferFailed
+from imageserving_fleet.fleet.ssh import CommandResult, Connector, LocalSession, Session
 from imageserving_fleet.fleet.target import FleetOptions, make_target
-from imageserving_fleet.fleet.transport import CommandResult, Connector, LocalSession, Session
 from tests.sshd import SFTP_SERVER, SshServer, sshd_available
 
 WELCOME = "Welcome to this host! (printed by ~/.bashrc)"

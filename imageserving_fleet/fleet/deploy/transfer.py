@@ -41,7 +41,7 @@ from typing import Any
 
 from ...errors import HostError, UnreachableError, UsageError
 from ..remote import quote_path
-from ..transport import CommandResult, Session
+from ..ssh import CommandResult, Session
 
 # One command's stdin: what a host in flight costs the controller (at most twice this, while a
 # batch of small files is joined: 50 forks all piping at once hold 200-400 MB), and large enough
