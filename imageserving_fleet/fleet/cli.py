@@ -200,7 +200,7 @@ def deploy(ctx: typer.Context,
            wheel: Annotated[str | None, typer.Option(
                "--wheel", metavar="PATH", help="Deploy this imageserving-fleet wheel (e.g. a release build) "
                                                "instead of building one from this installation.")] = None) -> None:
-    """Install or upgrade the agent on every host: wheels over SFTP, a new venv, no package index there."""
+    """Install or upgrade the agent on every host: wheels over SFTP (else piped), a new venv, no package index there."""
     import zipfile
 
     from .deploy.plan import DeployRequest
