@@ -28,6 +28,7 @@ class Settings:
     def __init__(self, home: str | None, config: str | None, as_json: bool) -> None:
         self.home = Home.resolve(home)
         self.config_path = str(resolve_path(config))
+        self.explicit_config = config  # --config or IMAGESERVING_CONFIG, else None
         self.as_json = as_json
 
     def config(self) -> AgentConfig:
@@ -64,22 +65,49 @@ def _finish(settings: Settings, outcome: control.Outcome, table: bool = True) ->
 
 
 @app.command()
-def start(ctx: typer.Context) -> None:
-    """Start the Server Supervisor (detached) and all components, in start order."""
+def start(ctx: typer.Context,
+          component: Annotated[str | None, typer.Argument(help="ps, is or svg: start one held-down component "
+                                                                "(the supervisor must run)")] = None) -> None:
+    """Start the Server Supervisor (detached) and all components, in start order; or one component.
+
+    Example: imageserving start is   (ends the hold of `imageserving stop is`)
+    """
     s: Settings = ctx.obj
+    if component:  # the running supervisor knows its components (and says so: exit 2)
+        _finish(s, control.start(s.home, None, control.normalize_ids([component], None)))
     _finish(s, control.start(s.home, s.config()))  # a bad file is refused before anything starts
 
 
 @app.command("inicio", hidden=True)
-def inicio(ctx: typer.Context) -> None:
-    start(ctx)
+def inicio(ctx: typer.Context, component: Annotated[str | None, typer.Argument()] = None) -> None:
+    start(ctx, component)
 
 
 @app.command()
-def stop(ctx: typer.Context) -> None:
-    """Stop all components (reverse order), then the Server Supervisor."""
+def stop(ctx: typer.Context,
+         component: Annotated[str | None, typer.Argument(help="ps, is or svg: stop it and hold it down until "
+                                                               "`start ID`")] = None) -> None:
+    """Stop all components (reverse order), then the Server Supervisor; or hold one component down.
+
+    Example: imageserving stop is   (maintenance: is stays STOPPED, "stopped by operator", through reloads
+    and health checks, until `imageserving start is`)
+    """
     s: Settings = ctx.obj
-    _finish(s, control.stop(s.home), table=False)
+    ids = control.normalize_ids([component], None) if component else []
+    _finish(s, control.stop(s.home, ids), table=False)
+
+
+@app.command()
+def reload(ctx: typer.Context) -> None:
+    """Re-read the configuration and apply only what changed; every other component keeps its pid.
+
+    Reads --config when given, else the file the supervisor runs with. A bad file changes nothing
+    (exit 6, with file, line and key). Example: imageserving reload --json
+    """
+    s: Settings = ctx.obj
+    path = s.explicit_config or control.running_config(s.home) or s.config_path
+    config = load_config(path)  # validated here: the supervisor never reads YAML
+    _finish(s, control.reload(s.home, config))
 
 
 @app.command()
