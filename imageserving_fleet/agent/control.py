@@ -16,8 +16,9 @@ from ..errors import ComponentError, NotRunningError, SupervisorError, UsageErro
 from . import client
 from .home import Home
 
-# LSB exit codes: one home, shared with the control server (an error reply's `code` is one of them)
-from .protocol import BAD_ARGS, BAD_CONFIG, FAILED, NO_ANSWER, NOT_RUNNING, OK, SUPERVISOR_DOWN  # noqa: E402
+# The LSB exit codes live in protocol.py, shared with the control server (an error reply's code is one).
+from .protocol import BAD_ARGS, BAD_CONFIG, FAILED, NO_ANSWER, NOT_RUNNING, OK, SUPERVISOR_DOWN  # noqa: F401
+
 START_TIMEOUT = 30.0  # seconds for a new supervisor to take its lock and open its socket
 
 
