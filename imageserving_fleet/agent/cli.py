@@ -204,7 +204,8 @@ def _follow(path: str) -> None:
         fh.close()
 
 
-config_app = typer.Typer(help="Check a configuration without starting anything.", no_args_is_help=True)
+config_app = typer.Typer(help="Check a configuration without starting anything, or install one.",
+                         no_args_is_help=True)
 app.add_typer(config_app, name="config")
 
 
@@ -222,6 +223,21 @@ def config_check(ctx: typer.Context,
         return
     order = " → ".join(", ".join(g) for g in cfg.priorities())
     print(f"{cfg.path}: valid; {len(cfg.components)} components, start order: {order}")
+
+
+@config_app.command("install")
+def config_install(ctx: typer.Context,
+                   no_reload: Annotated[bool, typer.Option("--no-reload", help="Install only.")] = False) -> None:
+    """Install a configuration read from stdin as --config (default /etc/imageserving/agent.yaml), then reload.
+
+    Validated first as `config check` does; a refused file (exit 6) leaves the old one in place;
+    the previous file is kept as .prev. The fleet's `config push` runs this on every host.
+    Example: imageserving --config /etc/imageserving/agent.yaml config install < new.yaml
+    """
+    from .install import destination, install
+
+    s: Settings = ctx.obj
+    _finish(s, install(s.home, destination(s.explicit_config), sys.stdin.buffer, apply=not no_reload))
 
 
 def run(args: list[str]) -> None:

@@ -29,8 +29,12 @@ MAX_OUTPUT = 16 * 2**20  # a status document is a few kB; more is a lying host
 class Job:
     """What to run: the agent arguments and the name of the command for classification."""
 
-    command: str               # "status", "start", "stop", "restart", "version"
+    command: str               # "status", "start", "stop", "restart", "version", "reload", "logs"...
     args: tuple[str, ...]      # agent arguments, e.g. ("restart", "is", "--json")
+    stdin: bytes | None = None  # fed to the agent (config push sends the file this way)
+    # How to read what the agent did, when it does not print a status document (logs); a
+    # module-level function (host, exit status, stdout, stderr, elapsed) -> HostResult.
+    parse: Callable[[str, int, bytes, bytes, float], HostResult] | None = None
 
 
 class Interrupted(Exception):
@@ -60,9 +64,9 @@ class Fleet:
 
     # -------------------------------------------------------------- one host
     def command_for(self, target: Target, job: Job) -> tuple[str, bytes | None]:
-        if target.become and self.become_password is not None:
-            return remote.with_password(target, job.args), (self.become_password + "\n").encode()
-        return remote.agent_command(target, job.args), None
+        if target.become and self.become_password is not None:  # sudo -S reads one line, the agent the rest
+            return remote.with_password(target, job.args), (self.become_password + "\n").encode() + (job.stdin or b"")
+        return remote.agent_command(target, job.args), job.stdin
 
     def session(self, target: Target, deadline: float) -> Session:
         with self._lock:
@@ -104,6 +108,8 @@ class Fleet:
             # A flood of output comes from a host we did reach: the agent there failed, not the network.
             verdict = Result.FAILED if exc.reason == "output too large" else Result.UNREACHABLE
             return HostResult(target.name, verdict, reason, elapsed_s=time.monotonic() - started)
+        if job.parse is not None:
+            return job.parse(target.name, out.exit_code, out.stdout, out.stderr, time.monotonic() - started)
         if job.command == "version":
             return _version_result(target.name, out.exit_code, out.stdout, out.stderr, time.monotonic() - started)
         return classify(target.name, job.command, out.exit_code, out.stdout, out.stderr,

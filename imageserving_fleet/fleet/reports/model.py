@@ -21,7 +21,7 @@ from typing import Any
 
 from ...errors import ImageServingError
 from ...schema import COMPONENT_IDS, SchemaError, parse_status
-from ..results import HostResult, Result, Summary, exit_code, summarize
+from ..results import HostResult, Result, Summary, config_digests, exit_code, summarize
 from .trends import Trend
 
 DEFAULT_TITLE = "Image Serving fleet"
@@ -48,6 +48,8 @@ class Cell:
     restarts: int = 0
     message: str = ""
     trend: Trend | None = None
+    health: str | None = None        # "healthy" | "unhealthy" | "starting" | None (no check)
+    held: bool = False               # held down by the operator
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,14 @@ class Report:
         return Cell(id=cid, state=str(comp.get("state") or "STOPPED"), pid=_int(comp.get("pid")),
                     uptime_s=_num(comp.get("uptime_s")), rss_bytes=_int(comp.get("rss_bytes")),
                     restarts=_int(comp.get("restarts")) or 0, message=str(comp.get("message") or ""),
-                    trend=self.trends.get((host.host, cid)))
+                    trend=self.trends.get((host.host, cid)),
+                    health=comp.get("health") if isinstance(comp.get("health"), str) else None,
+                    held=comp.get("held") is True)
+
+    @property
+    def config_digests(self) -> dict[str, str]:
+        """host -> short config digest, only when the hosts run different configurations."""
+        return config_digests(self.hosts)
 
     def max_rss(self, cid: str) -> int:
         """The largest RSS of a component across the report: the full width of its memory bars."""
