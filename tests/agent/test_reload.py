@@ -118,3 +118,10 @@ def test_two_concurrent_reloads_do_not_interleave(agent: Agent, tmp_path: Path) 
     assert first < log.index("a STARTING -> RUNNING", first) < second  # the first had ended before the second
     last = sorted(files, key=lambda f: log.index(str(f)))[-1]
     assert env_of(agent.pids()["a"]) == last.stem
+
+
+def test_reload_and_start_id_without_a_supervisor_exit_7(agent: Agent) -> None:
+    agent.write(stack({k: free_port() for k in "abcd"}))
+    for args in (("reload",), ("start", "a")):
+        proc = agent.run(*args)
+        assert proc.returncode == 7 and "not running" in proc.stderr, (args, proc.stderr)
