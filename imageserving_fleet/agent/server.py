@@ -49,11 +49,6 @@ class ControlServer:
         self.listener.setblocking(False)
         self.sel.register(self.listener, selectors.EVENT_READ, "listen")
 
-    @property
-    def path(self) -> str:
-        name = self.listener.getsockname()
-        return os.path.abspath(name) if isinstance(name, str) and name else ""
-
     def accept(self) -> None:
         while True:
             try:
