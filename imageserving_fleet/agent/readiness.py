@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -54,6 +55,7 @@ def probe_http(url: str, timeout: float = PROBE_TIMEOUT) -> None:
     host = parts.hostname or "127.0.0.1"
     port = parts.port or (443 if parts.scheme == "https" else 80)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    end = time.monotonic() + timeout  # one deadline for the whole check: a server dripping bytes cannot extend it
     try:
         with socket.create_connection((host, port), timeout=timeout) as raw:
             sock = raw
@@ -64,6 +66,10 @@ def probe_http(url: str, timeout: float = PROBE_TIMEOUT) -> None:
             sock.sendall(f"GET {target} HTTP/1.0\r\nHost: {parts.netloc}\r\nConnection: close\r\n\r\n".encode())
             head = b""
             while b"\r\n" not in head and len(head) < 1024:
+                left = end - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError
+                sock.settimeout(left)
                 chunk = sock.recv(1024)
                 if not chunk:
                     break
