@@ -23,7 +23,9 @@ from imageserving_fleet.agent.home import Home
 
 from .conftest import Agent, component, config, free_port, prog, wait_for
 
-FAST_HEALTH = {"interval": "300ms", "timeout": "200ms", "failures": 2, "start_period": "0s"}
+# Short, but with a timeout a loaded machine's healthy server still meets: a spurious restart would
+# only add to `restarts`, which the tests therefore bound from below.
+FAST_HEALTH = {"interval": "1s", "timeout": "800ms", "failures": 2, "start_period": "0s"}
 
 
 def http_component(cid: str, port: int, **settings: object) -> str:
@@ -48,7 +50,7 @@ def test_a_sigstopped_http_component_is_restarted_as_unhealthy(agent: Agent) -> 
         except OSError:
             pass
     assert ps["restart_reason"].startswith("unhealthy: http http://127.0.0.1:")
-    assert ps["restarts"] == 1 and ps["last_health_error"]
+    assert ps["restarts"] >= 1 and ps["last_health_error"]
     assert not psutil.pid_exists(before["ps"]) or psutil.Process(before["ps"]).status() == psutil.STATUS_ZOMBIE
     assert agent.pids()["is"] == before["is"]  # the neighbour keeps its pid
     assert "2 health check(s) failed in a row" in agent.log()
