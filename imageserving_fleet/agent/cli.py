@@ -60,6 +60,15 @@ def _ids(settings: Settings, ids: list[str]) -> list[str]:
     return control.normalize_ids(ids, settings.config().ids)
 
 
+def _known_ids(settings: Settings, component: str) -> list[str]:
+    """Checked against the configuration (exit 2 listing the valid ids); a broken file must not stop
+    `stop ID` from working, so then the running supervisor checks it."""
+    try:
+        return _ids(settings, [component])
+    except ConfigError:
+        return control.normalize_ids([component], None)
+
+
 def _finish(settings: Settings, outcome: control.Outcome, table: bool = True) -> None:
     raise typer.Exit(emit(outcome, settings.as_json, table))
 
@@ -73,8 +82,8 @@ def start(ctx: typer.Context,
     Example: imageserving start is   (ends the hold of `imageserving stop is`)
     """
     s: Settings = ctx.obj
-    if component:  # the running supervisor knows its components (and says so: exit 2)
-        _finish(s, control.start(s.home, None, control.normalize_ids([component], None)))
+    if component:
+        _finish(s, control.start(s.home, None, _known_ids(s, component)))
     _finish(s, control.start(s.home, s.config()))  # a bad file is refused before anything starts
 
 
@@ -93,8 +102,7 @@ def stop(ctx: typer.Context,
     and health checks, until `imageserving start is`)
     """
     s: Settings = ctx.obj
-    ids = control.normalize_ids([component], None) if component else []
-    _finish(s, control.stop(s.home, ids), table=False)
+    _finish(s, control.stop(s.home, _known_ids(s, component) if component else []), table=False)
 
 
 @app.command()
