@@ -141,3 +141,58 @@ class Check:
                 os.killpg(self.pid, signal.SIGKILL)
             except OSError:
                 pass
+
+
+class Checks:
+    """Every outstanding check of a supervisor, by (component, purpose), with the pid each is about.
+
+    `purpose` is "ready" (while STARTING) or "health" (while RUNNING). A verdict about a process
+    that is gone by the time it arrives is dropped by the caller (the pid differs).
+    """
+
+    def __init__(self, wake: Callable[[], None] | None = None) -> None:
+        self.wake = wake
+        self.out: dict[tuple[str, str], tuple[Check, int | None]] = {}
+        self.next: dict[tuple[str, str], float] = {}
+
+    def start_due(self, cid: str, purpose: str, spec: ReadyCheck, timeout: float, every: float, now: float,
+                  pid: int | None, cwd: str | None) -> None:
+        """Starts a check unless one is out or the last one began less than `every` ago."""
+        key = (cid, purpose)
+        if key in self.out or now < self.next.get(key, 0.0):
+            return
+        self.next[key] = now + every
+        self.out[key] = (Check(spec, timeout, now, cwd=cwd, wake=self.wake), pid)
+
+    def finished(self, now: float) -> list[tuple[str, str, int | None, Verdict]]:
+        """Takes the monotonic time; returns (component, purpose, pid, verdict) of every check that ended."""
+        done = []
+        for key, (check, pid) in list(self.out.items()):
+            verdict = check.poll(now)
+            if verdict is not None:
+                del self.out[key]
+                done.append((key[0], key[1], pid, verdict))
+        return done
+
+    def reaped(self, pid: int, status: int) -> None:
+        for check, _ in self.out.values():
+            if check.pid == pid:
+                check.reaped(status)
+
+    def spawned(self, cid: str, now: float) -> None:
+        """A new process: checks about the one before are cancelled; readiness now, liveness once RUNNING."""
+        for key in [k for k in self.out if k[0] == cid]:
+            self.out.pop(key)[0].cancel()
+        self.next[(cid, "ready")] = now
+        self.next.pop((cid, "health"), None)
+
+    def forget(self, cid: str) -> None:
+        for key in [k for k in self.next if k[0] == cid]:
+            del self.next[key]
+
+    def wakeups(self, running_with_health: list[str], now: float) -> list[float]:
+        """When the loop must look again: check deadlines, and the next liveness check of each RUNNING one."""
+        times = [check.deadline for check, _ in self.out.values()]
+        times += [self.next.get((cid, "health"), now) for cid in running_with_health
+                  if (cid, "health") not in self.out]
+        return times

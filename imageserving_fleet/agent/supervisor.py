@@ -72,9 +72,7 @@ class Supervisor:
         self.logs = {c.id: LogFile(home.log(c.id), config.log_max_bytes, config.log_backups)
                      for c in config.components}
         self.events = EventLog(home.log("Supervisor"), config.log_max_bytes, config.log_backups)
-        # Outstanding checks by (component, "ready" | "health"), with the pid they are about.
-        self.checks: dict[tuple[str, str], tuple[readiness.Check, int | None]] = {}
-        self.next_check: dict[tuple[str, str], float] = {}
+        self.checks = readiness.Checks(wake=self.wake)
         self.sampler = procs.RssSampler()
         self.mem_strikes: dict[str, int] = {}
         self.next_memory = 0.0
@@ -139,9 +137,8 @@ class Supervisor:
             return BUSY_TICK
         now = time.monotonic()
         times = [t for cid, p in self.procs.items() if (t := next_deadline(p, self.comps[cid])) is not None]
-        times += [check.deadline for check, _ in self.checks.values()]
-        times += [self.next_check.get((cid, "health"), now) for cid, p in self.procs.items()
-                  if p.state == State.RUNNING and self.comps[cid].health and (cid, "health") not in self.checks]
+        times += self.checks.wakeups([cid for cid, p in self.procs.items()
+                                      if p.state == State.RUNNING and self.comps[cid].health], now)
         if any(c.max_memory for c in self.comps.values()):
             times.append(self.next_memory)
         if (t := self.server.next_deadline()) is not None:
@@ -181,10 +178,7 @@ class Supervisor:
         self.outputs[child.output_fd] = comp.id
         self.sel.register(child.output_fd, selectors.EVENT_READ, ("output", child.output_fd))
         procs.save_children(self.home.children_file, self.children.values())
-        for key in [k for k in self.checks if k[0] == comp.id]:
-            self.checks.pop(key)[0].cancel()  # about the process before: its answer means nothing now
-        self.next_check[(comp.id, "ready")] = time.monotonic()
-        self.next_check.pop((comp.id, "health"), None)
+        self.checks.spawned(comp.id, time.monotonic())
         self.feed(comp.id, Spawned(child.pid))
 
     def signal(self, cid: str, signo: int) -> None:
@@ -228,19 +222,12 @@ class Supervisor:
                 how, clean = procs.describe_status(status)
                 self.feed(cid, Exited(pid, how, clean))
                 continue
-            for check, _ in self.checks.values():
-                if check.pid == pid:
-                    check.reaped(status)
+            self.checks.reaped(pid, status)
 
     # --------------------------------------------------------------- checks
     def run_checks(self, now: float) -> None:
         """Collects finished checks and starts due ones: readiness while STARTING, liveness while RUNNING."""
-        for key, (check, pid) in list(self.checks.items()):
-            verdict = check.poll(now)
-            if verdict is None:
-                continue
-            del self.checks[key]
-            cid, purpose = key
+        for cid, purpose, pid, verdict in self.checks.finished(now):
             if cid not in self.procs or self.procs[cid].pid != pid:
                 continue  # about a process that is gone: a stale answer
             if purpose == "ready":
@@ -253,18 +240,11 @@ class Supervisor:
             if p.pid is None:
                 continue
             if p.state == State.STARTING and comp.ready is not None and not p.ready_ok:
-                self._maybe_check(cid, "ready", comp.ready, readiness.PROBE_TIMEOUT if comp.ready.kind != "command"
-                                  else readiness.COMMAND_TIMEOUT, readiness.INTERVAL, now)
+                timeout = readiness.COMMAND_TIMEOUT if comp.ready.kind == "command" else readiness.PROBE_TIMEOUT
+                self.checks.start_due(cid, "ready", comp.ready, timeout, readiness.INTERVAL, now, p.pid, comp.cwd)
             elif p.state == State.RUNNING and comp.health is not None:
-                self._maybe_check(cid, "health", comp.health.check, comp.health.timeout, comp.health.interval, now)
-
-    def _maybe_check(self, cid: str, purpose: str, spec: Any, timeout: float, every: float, now: float) -> None:
-        key = (cid, purpose)
-        if key in self.checks or now < self.next_check.get(key, 0.0):
-            return
-        self.next_check[key] = now + every
-        check = readiness.Check(spec, timeout, now, cwd=self.comps[cid].cwd, wake=self.wake)
-        self.checks[key] = (check, self.procs[cid].pid)
+                h = comp.health
+                self.checks.start_due(cid, "health", h.check, h.timeout, h.interval, now, p.pid, comp.cwd)
 
     def wake(self) -> None:
         """Called from a check's thread: a zero byte on the wake-up socket (no signal is 0)."""
@@ -373,8 +353,7 @@ class Supervisor:
                 self.comps.pop(cid, None)
                 self.logs.pop(cid).close()
                 self.sampler.forget(cid)
-                for key in [k for k in self.next_check if k[0] == cid]:
-                    del self.next_check[key]
+                self.checks.forget(cid)
 
     # ----------------------------------------------------------------- status
     def status_doc(self, ids: list[str] | None) -> dict[str, Any]:
