@@ -7,11 +7,15 @@ fields they do not know, so newer agents and older controllers keep working toge
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 SCHEMA = 1
 COMPONENT_IDS = ("ps", "is", "svg")  # the fleet's table columns; an agent may run others
+# What a component id may be: the agent's config refuses others, the fleet checks a command-line
+# id against it before it goes near a remote shell.
+COMPONENT_ID_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}\Z")  # \Z: "$" would let "ps\n" through
 STATES = ("STOPPED", "STARTING", "RUNNING", "BACKOFF", "STOPPING", "EXITED", "FATAL")
 
 
@@ -47,13 +51,17 @@ class SupervisorStatus:
     pid: int | None = None
     uptime_s: float | None = None
     rss_bytes: int | None = None
-    socket: str | None = None              # absolute path of the control socket
+    socket: str | None = None              # absolute path of the control socket (SPEC §2)
     config_digest: str | None = None       # sha256 of the effective configuration
 
 
 @dataclass(frozen=True)
 class AgentStatus:
-    """What `imageserving status --json` prints."""
+    """What `imageserving status --json` prints.
+
+    `source` is the decoded document it was parsed from (parse_status), kept so the fleet can
+    pass on what the host said field for field, those of newer agents too (`document()`).
+    """
 
     host: str
     agent_version: str
@@ -63,6 +71,7 @@ class AgentStatus:
     message: str = ""
     schema: int = SCHEMA
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
+    source: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
     def component(self, cid: str) -> ComponentStatus | None:
         return next((c for c in self.components if c.id == cid), None)
@@ -88,6 +97,10 @@ class AgentStatus:
             "components": [asdict(c) for c in self.components], "message": self.message,
         }
         return doc
+
+    def document(self) -> dict[str, Any]:
+        """The JSON document: as the host sent it when parsed from one, else built (to_dict())."""
+        return self.source if self.source is not None else self.to_dict()
 
 
 def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
@@ -157,10 +170,11 @@ def parse_status(doc: Any) -> AgentStatus:
             state=sup["state"], pid=_typed(sup, "pid", int, None, "supervisor"),
             uptime_s=_typed(sup, "uptime_s", (int, float), None, "supervisor"),
             rss_bytes=_typed(sup, "rss_bytes", int, None, "supervisor"),
-            socket=_optional_text(sup, "socket"),
-            config_digest=_optional_text(sup, "config_digest"),
+            socket=_typed(sup, "socket", str, None, "supervisor"),
+            config_digest=_typed(sup, "config_digest", str, None, "supervisor"),
         ),
         components=tuple(_component(c, i) for i, c in enumerate(comps)),
         message=str(doc.get("message") or ""),
         extra={k: v for k, v in doc.items() if k not in known},
+        source=doc,
     )

@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..schema import COMPONENT_ID_RE
 from ..units import expand_vars, parse_duration, parse_size
 from ..yamldepth import MAX_DEPTH, too_deep
 
 SYSTEM_CONFIG = "/etc/imageserving/agent.yaml"
-ID_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+ID_RE = COMPONENT_ID_RE
 RESTART_POLICIES = ("always", "on-failure", "never")
 MAX_CONFIG_BYTES = 4 * 2**20
 _INTEGER = re.compile(r"-?[0-9]{1,18}")  # ASCII digits only; str.isdigit() takes '²', which int() refuses

@@ -24,8 +24,8 @@ from .results import (
     summarize,
 )
 from .rolling import rolling_restart
-from .runner import Interrupted, Job
-from .session import DEFAULT_FORKS, RunSettings
+from .runner import Job
+from .session import DEFAULT_FORKS, RunSettings, Work
 from .target import FleetOptions, Target
 
 app = typer.Typer(
@@ -111,30 +111,18 @@ def _report(settings: RunSettings, command: str, results: Sequence[HostResult]) 
     return code
 
 
-def _run(ctx: typer.Context, command: str, job_or_fn: Job | Callable[..., list[HostResult]],
+def _run(ctx: typer.Context, command: str, work: Job | Work,
          report: Callable[[Sequence[HostResult]], int] | None = None) -> None:
-    """Runs one fleet command: the bar, Ctrl-C (partial report, exit 99), closing every connection."""
+    """Runs one fleet command (RunSettings.run) and prints its report; Ctrl-C: partial report, exit 99."""
     settings: RunSettings = ctx.obj
     show = report or (lambda results: _report(settings, command, results))
     targets = settings.targets()
-    fleet = settings.fleet(command, targets)  # may refuse options or prompt (-K): before the bar
-    advance, stop = _progress(settings, len(targets))
-    fleet.on_result = advance
-    try:
-        if isinstance(job_or_fn, Job):
-            results = fleet.run(targets, job_or_fn)
-        else:
-            results = job_or_fn(fleet, targets)
-    except Interrupted as exc:
-        stop()
-        show(exc.results)
+    results, interrupted = settings.run(command, targets, work, lambda n: _progress(settings, n))
+    code = show(results)
+    if interrupted:
         err.print("interrupted: the report above is partial")
-        raise typer.Exit(EXIT_INTERRUPTED) from None
-    finally:
-        stop()
-        fleet.close()
-        fleet.connector.close()
-    raise typer.Exit(show(results))
+        raise typer.Exit(EXIT_INTERRUPTED)
+    raise typer.Exit(code)
 
 
 def _component(cid: str | None) -> list[str]:

@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..schema import COMPONENT_IDS
+from ..schema import COMPONENT_IDS, ComponentStatus
 from ..units import format_duration, format_size
 from .results import HostResult, Result, config_digests, summarize
 
@@ -22,28 +22,27 @@ def component_ids(results: Sequence[HostResult]) -> list[str]:
     """ps, is, svg first, then any other component a host reports, in order of appearance."""
     seen = [c for c in COMPONENT_IDS]
     for r in results:
-        for comp in (r.status or {}).get("components", []):
-            if comp.get("id") not in seen:
-                seen.append(comp["id"])
-    present = {c.get("id") for r in results for c in (r.status or {}).get("components", [])}
+        for comp in r.components:
+            if comp.id not in seen:
+                seen.append(comp.id)
+    present = {c.id for r in results for c in r.components}
     return [c for c in seen if c in present] or list(COMPONENT_IDS)
 
 
-def _cell(comp: dict | None) -> Text:
+def _cell(comp: ComponentStatus | None) -> Text:
     if comp is None:
         return Text("-", style="dim")
-    state = str(comp.get("state", "?"))
-    text = Text(state, style=STATE_STYLE.get(state, ""))
-    if comp.get("uptime_s") is not None:
-        text.append(f" {format_duration(comp['uptime_s'])}")
-    if comp.get("rss_bytes") is not None:
-        text.append(f" {format_size(comp['rss_bytes'])}", style="cyan")
-    if comp.get("restarts"):
-        text.append(f" ↻{comp['restarts']}", style="yellow")
-    if comp.get("held"):
+    text = Text(comp.state, style=STATE_STYLE.get(comp.state, ""))
+    if comp.uptime_s is not None:
+        text.append(f" {format_duration(comp.uptime_s)}")
+    if comp.rss_bytes is not None:
+        text.append(f" {format_size(comp.rss_bytes)}", style="cyan")
+    if comp.restarts:
+        text.append(f" ↻{comp.restarts}", style="yellow")
+    if comp.held:
         text.append(" held", style="dim")
-    elif comp.get("health") == "unhealthy":
-        text.append(f" unhealthy×{comp.get('health_failures') or 0}", style="red")
+    elif comp.health == "unhealthy":
+        text.append(f" unhealthy×{comp.health_failures}", style="red")
     return text
 
 

@@ -88,9 +88,10 @@ def rolling(fleet: Fleet, targets: Sequence[Target], job: Job, serial: str | Non
                 break
     except (Interrupted, KeyboardInterrupt) as exc:
         partial = {r.host: r for r in exc.results} if isinstance(exc, Interrupted) else {}
+        cut = exc.running if isinstance(exc, Interrupted) else frozenset()
         for name in current:
             if name not in results:
-                results[name] = _interrupted(name, restarted.get(name), partial.get(name), verb)
+                results[name] = _interrupted(name, restarted.get(name), partial.get(name), name in cut, verb)
         for name in by_name:
             never = "not restarted" if verb == "restart" else f"no {verb}"
             results.setdefault(name, HostResult(name, Result.SKIPPED, f"{never}: interrupted before its batch"))
@@ -98,15 +99,15 @@ def rolling(fleet: Fleet, targets: Sequence[Target], job: Job, serial: str | Non
     return [results[t.name] for t in targets]
 
 
-def _interrupted(name: str, restart: HostResult | None, partial: HostResult | None, verb: str = "restart"
-                 ) -> HostResult:
-    """What Ctrl-C left of one host of the batch in flight, said plainly."""
+def _interrupted(name: str, restart: HostResult | None, partial: HostResult | None, cut: bool,
+                 verb: str = "restart") -> HostResult:
+    """What Ctrl-C left of one host of the batch in flight, said plainly; `cut`: it was mid-job."""
     if restart is None:  # interrupted during the job itself
         if partial is None or partial.result == Result.SKIPPED:
             if verb == "restart":
                 return HostResult(name, Result.SKIPPED, "not restarted: interrupted before its restart began")
             return HostResult(name, Result.SKIPPED, f"no {verb}: interrupted before its {verb} began")
-        if partial.reason == "interrupted while running":
+        if cut:
             half = "half-restarted" if verb == "restart" else f"half-way through its {verb}"
             return HostResult(name, Result.FAILED, f"interrupted during its {verb}: it may be {half}; "
                                                    "check with `status`", elapsed_s=partial.elapsed_s)

@@ -14,15 +14,20 @@ from pathlib import Path
 from ..errors import UsageError
 from .inventory import Inventory, default_inventory, load_inventory, select
 from .results import HostResult
-from .runner import Fleet
+from .runner import Fleet, Interrupted, Job
+from .ssh import Connector
 from .target import FleetOptions, Target, make_target
-from .transport import Connector
 
 DEFAULT_INVENTORY = Path("inventory/hosts.yml")
 DEFAULT_FORKS = 50
 STATUS_TIMEOUT = 30.0       # status, ping: a few hundred ms is normal; 30 s is a dead host
 ACTION_TIMEOUT = 300.0      # start, stop, restart: stop_timeout (60 s) twice, and readiness
 ONE_JOB_COMMANDS = ("status", "ping", "start", "stop", "report")  # one command per host: no connection to keep
+
+# Given the number of hosts: (called once per host done, or None; called to take the bar down)
+Progress = Callable[[int], tuple[Callable[[HostResult], None] | None, Callable[[], None]]]
+# A command's work beyond one job (rolling restart, deploy): the fleet and the targets -> results
+Work = Callable[[Fleet, Sequence[Target]], list[HostResult]]
 
 
 @dataclass
@@ -84,6 +89,24 @@ class RunSettings:
         return Fleet(Connector(self.options), forks=self.forks, timeout=self.deadline_for(command),
                      become_password=self.become_password(targets), on_result=on_result,
                      keep_sessions=command not in ONE_JOB_COMMANDS)
+
+    def run(self, command: str, targets: Sequence[Target], work: Job | Work,
+            progress: Progress | None = None) -> tuple[list[HostResult], bool]:
+        """Runs one fleet command on the targets: the fleet, the bar, Ctrl-C, closing everything.
+
+        Returns (one result per target, whether Ctrl-C cut the run short: then some are partial).
+        Every command goes through here: status, start, stop, restart, ping, deploy and report.
+        """
+        with self.fleet(command, targets) as fleet:  # may refuse options or prompt (-K): before the bar
+            advance, stop = progress(len(targets)) if progress else (None, lambda: None)
+            fleet.on_result = advance
+            try:
+                results = fleet.run(targets, work) if isinstance(work, Job) else work(fleet, targets)
+            except Interrupted as exc:
+                return exc.results, True
+            finally:
+                stop()
+        return results, False
 
 
 def _raise_fd_limit(hosts: int) -> None:

@@ -3,7 +3,8 @@
 Pure: takes data (the host's inventory variables, the CLI options) and returns a frozen `Target`;
 no file, socket or environment is touched, so the `hosts` command and the tests can use it freely.
 What ~/.ssh/config adds on top (HostName, IdentityFile, ProxyJump...) is resolved later, once per
-run, by `transport.Connector`, because reading that file is I/O.
+run, by the SSH layer (`fleet.ssh`), because reading that file is I/O: `Target.destination` is
+all of a Target that layer sees.
 
 Precedence, as with Ansible driving OpenSSH: the CLI's --user/--private-key, then the host's
 `ansible_*` variables, then options inside `ansible_ssh_common_args`, then ssh_config, then defaults.
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from imageserving_fleet.errors import UsageError
+from imageserving_fleet.fleet.ssh.settings import Destination
 
 HOST_KEY_POLICIES = ("reject", "accept-new", "warn")
 DEFAULT_VENV = "~/.imageserving/venv"
@@ -71,6 +73,15 @@ class Target:
     config: str | None  # imageserving_config
     # False when the port is only the default 22, so ssh_config's Port may still apply.
     port_explicit: bool = True
+    # common_args parsed once (ssh_options()): ssh_config keyword -> values, in the order given
+    ssh_args: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    @property
+    def destination(self) -> Destination:
+        """What the SSH layer needs of this host to reach it."""
+        return Destination(name=self.name, hostname=self.hostname, port=self.port,
+                           port_explicit=self.port_explicit, user=self.user, key_file=self.key_file,
+                           options=self.ssh_args, local=self.connection == "local")
 
     @property
     def address(self) -> str:
@@ -122,6 +133,7 @@ def make_target(name: str, vars: Mapping[str, Any], options: FleetOptions) -> Ta
         home=var.text("imageserving_home"),
         config=var.text("imageserving_config"),
         port_explicit=port_explicit,
+        ssh_args=tuple((key, tuple(values)) for key, values in from_args.items()),
     )
 
 

@@ -14,6 +14,7 @@ from imageserving_fleet.fleet.reports.formats import render_md
 from imageserving_fleet.fleet.reports.html import render_html
 from imageserving_fleet.fleet.reports.model import build_report
 from imageserving_fleet.fleet.results import HostResult, Result, classify, config_digests
+from imageserving_fleet.schema import parse_status
 
 
 def doc(digest: str = "a" * 64, **is_fields: Any) -> dict[str, Any]:
@@ -45,7 +46,7 @@ def test_held_down_is_no_fault_of_the_host(command: str, code: int, is_fields: d
 
 
 def results(*docs: dict[str, Any]) -> list[HostResult]:
-    return [HostResult(f"h{i}", Result.OK, "", d) for i, d in enumerate(docs)]
+    return [HostResult(f"h{i}", Result.OK, "", parse_status(d)) for i, d in enumerate(docs)]
 
 
 def test_config_digests_only_when_hosts_differ() -> None:

@@ -24,8 +24,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ...errors import HostError
+from ..ssh import CommandResult, Session
 from ..target import Target
-from ..transport import CommandResult, Session
 from .facts import PROBE
 from .plan import Action, Plan
 from .wheelhouse import Bundle
