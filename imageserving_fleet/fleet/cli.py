@@ -71,12 +71,17 @@ def _options(
     ask_become_pass: Annotated[bool, typer.Option(
         "-K", "--ask-become-pass", help="Prompt for the sudo password (or set IMAGESERVING_BECOME_PASS).")] = False,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Print only what is wrong.")] = False,
+    cluster: Annotated[str | None, typer.Option(
+        "--cluster", metavar="ADDRESS", envvar="IMAGESERVING_CLUSTER", show_envvar=False,
+        help="Run the hosts' work on a dask cluster: local:N (N worker processes here), tcp://HOST:PORT or "
+             "tls://HOST:PORT (a running scheduler). Env IMAGESERVING_CLUSTER.")] = None,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True)] = False,
 ) -> None:
     options = FleetOptions(user=user, private_key=private_key, ssh_config=ssh_config,
                            host_key_policy=host_key_policy, connect_timeout=connect_timeout, become=become)
     ctx.obj = RunSettings(inventories=list(inventory or []), limit=limit, forks=forks, timeout=timeout,
-                          options=options, as_json=as_json, quiet=quiet, ask_become_pass=ask_become_pass)
+                          options=options, as_json=as_json, quiet=quiet, ask_become_pass=ask_become_pass,
+                          cluster=cluster)
 
 
 # ------------------------------------------------------------------ helpers
@@ -302,7 +307,7 @@ def hosts(ctx: typer.Context) -> None:
     settings: RunSettings = ctx.obj
     targets = settings.targets()
     rows = [{"host": t.name, "address": t.address, "connection": t.connection, "become": t.become,
-             "become_user": t.become_user, "home": t.home, "config": t.config,
+             "become_user": t.become_user, "home": t.home, "config": t.config, "worker": t.worker,
              "agent": t.agent_command or f"{t.venv}/bin/imageserving (else imageserving on PATH)"} for t in targets]
     if settings.as_json:
         sys.stdout.write(json.dumps({"schema": 1, "command": "hosts", "hosts": rows}) + "\n")

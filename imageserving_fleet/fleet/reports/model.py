@@ -185,7 +185,9 @@ def from_document(doc: Any, source: str = "report") -> Report:
             except SchemaError as exc:
                 raise bad(f"hosts[{i}].status: {exc}") from None
         elapsed = _num(entry.get("elapsed_s")) or 0.0
-        hosts.append(HostResult(entry["host"], result, str(entry.get("reason") or ""), status, elapsed))
+        worker = entry.get("worker")  # which cluster worker asked it (§8): kept through a merge
+        hosts.append(HostResult(entry["host"], result, str(entry.get("reason") or ""), status, elapsed,
+                                extra={"worker": worker} if isinstance(worker, str) else {}))
         for cid, t in (entry.get("trends") or {}).items() if isinstance(entry.get("trends"), dict) else ():
             if isinstance(t, dict):
                 trends[(entry["host"], str(cid))] = Trend.from_dict(t)
