@@ -11,6 +11,7 @@
     ├── InventoryError                 bad inventory: file, line (fleet exit 1)
     │   ├── InventoryVariableError     a host variable the fleet cannot use: host, variable (fleet exit 1)
     │   └── PatternError               bad or empty --limit pattern (fleet exit 1)
+    ├── ClusterError                   --cluster: no scheduler there, no dask installed (fleet exit 1)
     └── HostError                      one host's failure; never ends a fleet run
         ├── UnreachableError           could not run the agent there: reason is a `Reason`
         └── OutputTooLargeError        the host was reached, but what it wrote is past the bound
@@ -91,6 +92,10 @@ class InventoryVariableError(InventoryError):
 
 class PatternError(InventoryError):
     """A --limit pattern is malformed or matches no host."""
+
+
+class ClusterError(ImageServingError):
+    """The cluster of --cluster cannot be used: not reachable, or dask is not installed."""
 
 
 class HostError(ImageServingError):

@@ -36,6 +36,11 @@ class ComponentStatus:
     restarts: int = 0
     last_exit: str | None = None
     message: str = ""
+    health: str | None = None              # "healthy" | "unhealthy" | "starting" | None (no check)
+    health_failures: int = 0
+    last_health_error: str | None = None
+    restart_reason: str | None = None      # "crash" | "unhealthy: …" | "max_memory" | "operator" | "reload"
+    held: bool = False                     # held down by the operator's `stop ID`
 
 
 @dataclass(frozen=True)
@@ -46,8 +51,8 @@ class SupervisorStatus:
     pid: int | None = None
     uptime_s: float | None = None
     rss_bytes: int | None = None
-    socket: str | None = None  # the absolute path of its control socket (SPEC §2)
-    config_digest: str | None = None
+    socket: str | None = None              # absolute path of the control socket (SPEC §2)
+    config_digest: str | None = None       # sha256 of the effective configuration
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,16 @@ class AgentStatus:
     @property
     def all_running(self) -> bool:
         return self.supervisor.state == "RUNNING" and all(c.state == "RUNNING" for c in self.components)
+
+    @property
+    def held(self) -> list[str]:
+        """Ids of the components the operator holds down."""
+        return [c.id for c in self.components if c.held]
+
+    @property
+    def not_running(self) -> list[str]:
+        """Ids of the components that are neither RUNNING nor held down (what makes a host degraded)."""
+        return [c.id for c in self.components if c.state != "RUNNING" and not c.held]
 
     def to_dict(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -118,7 +133,17 @@ def _component(d: Any, i: int) -> ComponentStatus:
         restarts=_typed(d, "restarts", int, 0, where) or 0,
         last_exit=None if d.get("last_exit") is None else str(d["last_exit"]),
         message=str(d.get("message") or ""),
+        health=_optional_text(d, "health"),
+        health_failures=_typed(d, "health_failures", int, 0, where) or 0,
+        last_health_error=_optional_text(d, "last_health_error"),
+        restart_reason=_optional_text(d, "restart_reason"),
+        held=d.get("held") is True,
     )
+
+
+def _optional_text(d: dict[str, Any], key: str) -> str | None:
+    value = d.get(key)
+    return None if value is None else str(value)
 
 
 def _text(doc: dict[str, Any], key: str) -> str:

@@ -10,7 +10,7 @@ from rich.text import Text
 
 from ..schema import COMPONENT_IDS, ComponentStatus
 from ..units import format_duration, format_size
-from .results import HostResult, Result, summarize
+from .results import HostResult, Result, config_digests, summarize
 
 RESULT_STYLE = {Result.OK: "green", Result.DEGRADED: "yellow", Result.FAILED: "red",
                 Result.UNREACHABLE: "magenta", Result.SKIPPED: "dim"}
@@ -39,6 +39,10 @@ def _cell(comp: ComponentStatus | None) -> Text:
         text.append(f" {format_size(comp.rss_bytes)}", style="cyan")
     if comp.restarts:
         text.append(f" ↻{comp.restarts}", style="yellow")
+    if comp.held:
+        text.append(" held", style="dim")
+    elif comp.health == "unhealthy":
+        text.append(f" unhealthy×{comp.health_failures}", style="red")
     return text
 
 
@@ -49,13 +53,21 @@ def results_table(results: Sequence[HostResult], title: str | None = None) -> Ta
     table.add_column("result", no_wrap=True)
     for cid in ids:
         table.add_column(cid, no_wrap=True)
+    digests = config_digests(results)  # only when hosts run different configurations
+    if digests:
+        common = max(set(digests.values()), key=list(digests.values()).count)
+        table.add_column("config", no_wrap=True)
     table.add_column("reason", overflow="fold")
     for r in results:
         reason = r.reason
         if "agent_version" in r.extra:
             reason = f"agent {r.extra['agent_version']}" + (f"; {reason}" if reason else "")
+        config = []
+        if digests:
+            d = digests.get(r.host, "-")
+            config = [Text(d, style="" if d == common else "bold yellow")]
         table.add_row(Text(r.host), Text(str(r.result), style=RESULT_STYLE[r.result]),
-                      *(_cell(r.component(cid)) for cid in ids), Text(reason))
+                      *(_cell(r.component(cid)) for cid in ids), *config, Text(reason))
     return table
 
 

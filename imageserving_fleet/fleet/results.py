@@ -119,11 +119,14 @@ def classify(host: str, command: str, exit_status: int, stdout: bytes, stderr: b
     if doc is None:
         return HostResult(host, Result.FAILED, f"agent error (exit {exit_status})" + (f": {message}" if message else ""),
                           elapsed_s=elapsed)
-    down = [c for c in doc.components if c.state != "RUNNING"]
+    # A component the operator holds down (`stop ID`) is no fault of the host (SPEC §3).
+    held = [c.id for c in doc.components if c.held and c.state != "RUNNING"]
+    down = [c for c in doc.components if c.state != "RUNNING" and c.id not in held]
     supervisor_up = doc.supervisor.state == "RUNNING"
+    held_note = f"held down: {', '.join(held)}" if held else ""
     if command == "stop":
         if exit_status == 0:
-            return HostResult(host, Result.OK, "", doc, elapsed)
+            return HostResult(host, Result.OK, held_note if supervisor_up else "", doc, elapsed)
         return HostResult(host, Result.FAILED, message or f"stop failed (exit {exit_status})", doc, elapsed)
     if not supervisor_up:
         return HostResult(host, Result.FAILED, message or doc.message or "Server Supervisor is not running",
@@ -132,8 +135,22 @@ def classify(host: str, command: str, exit_status: int, stdout: bytes, stderr: b
         return HostResult(host, Result.FAILED, message or f"{command} failed (exit {exit_status})", doc, elapsed)
     if down:
         states = ", ".join(f"{c.id} {c.state}" for c in down)
-        return HostResult(host, Result.DEGRADED, f"not RUNNING: {states}", doc, elapsed)
-    return HostResult(host, Result.OK, "", doc, elapsed)
+        return HostResult(host, Result.DEGRADED, f"not RUNNING: {states}" + (f"; {held_note}" if held else ""),
+                          doc, elapsed)
+    return HostResult(host, Result.OK, held_note, doc, elapsed)
+
+
+def config_digests(results: Iterable[HostResult]) -> dict[str, str]:
+    """Takes results; returns host -> short config digest, only when the hosts do not all run one configuration.
+
+    Empty when every host that answered reports the same `supervisor.config_digest` (or none does),
+    so a table shows a config column only when there is drift to see.
+    """
+    found = {r.host: r.status.supervisor.config_digest for r in results
+             if r.status is not None and r.status.supervisor.config_digest}
+    if len(set(found.values())) < 2:
+        return {}
+    return {host: str(digest)[:8] for host, digest in found.items()}
 
 
 def fleet_document(command: str, results: Sequence[HostResult]) -> dict[str, Any]:

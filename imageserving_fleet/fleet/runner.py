@@ -45,9 +45,13 @@ class Job:
     With `step`, the host's work is that function instead of an agent command (`args` unused).
     """
 
-    command: str               # "status", "start", "stop", "restart", "version", "deploy"...
+    command: str               # "status", "start", "stop", "restart", "version", "deploy", "reload", "logs"...
     args: tuple[str, ...]      # agent arguments, e.g. ("restart", "is", "--json")
     step: Step | None = None
+    stdin: bytes | None = None  # fed to the agent (config push sends the file this way)
+    # How to read what the agent did, when it does not print a status document (logs); a
+    # module-level function (host, exit status, stdout, stderr, elapsed) -> HostResult.
+    parse: Callable[[str, int, bytes, bytes, float], HostResult] | None = None
 
 
 class Interrupted(Exception):
@@ -88,9 +92,9 @@ class Fleet:
 
     # -------------------------------------------------------------- one host
     def command_for(self, target: Target, job: Job) -> tuple[str, bytes | None]:
-        if target.become and self.become_password is not None:
-            return remote.with_password(target, job.args), (self.become_password + "\n").encode()
-        return remote.agent_command(target, job.args), None
+        if target.become and self.become_password is not None:  # sudo -S reads one line, the agent the rest
+            return remote.with_password(target, job.args), (self.become_password + "\n").encode() + (job.stdin or b"")
+        return remote.agent_command(target, job.args), job.stdin
 
     def session(self, target: Target, deadline: float) -> Session:
         with self._lock:
@@ -142,6 +146,8 @@ class Fleet:
         except ImageServingError as exc:
             return HostResult(target.name, Result.FAILED, str(exc), elapsed_s=time.monotonic() - started)
         elapsed = time.monotonic() - started
+        if job.parse is not None:
+            return job.parse(target.name, out.exit_code, out.stdout, out.stderr, elapsed)
         if job.command == "version":
             return version_result(target.name, out.exit_code, out.stdout, out.stderr, elapsed)
         return classify(target.name, job.command, out.exit_code, out.stdout, out.stderr, elapsed)

@@ -10,6 +10,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import UsageError
 from .inventory import Inventory, default_inventory, load_inventory, select
@@ -18,6 +19,10 @@ from .results import HostResult
 from .runner import Fleet, Interrupted, Job
 from .ssh import Connector
 from .target import FleetOptions, Target, make_target
+
+if TYPE_CHECKING:
+    from .cluster.address import ClusterAddress
+    from .cluster.fanout import ClusterFleet
 
 DEFAULT_INVENTORY = Path("inventory/hosts.yml")
 DEFAULT_FORKS = 50
@@ -43,6 +48,7 @@ class RunSettings:
     as_json: bool = False
     quiet: bool = False
     ask_become_pass: bool = False
+    cluster: str | None = None  # --cluster, else IMAGESERVING_CLUSTER (§8)
 
     def inventory_paths(self) -> list[str]:
         if self.inventories:
@@ -69,6 +75,14 @@ class RunSettings:
             return self.timeout
         return STATUS_TIMEOUT if command in ("status", "ping", "report") else ACTION_TIMEOUT
 
+    def cluster_address(self) -> ClusterAddress | None:
+        text = self.cluster if self.cluster is not None else os.environ.get("IMAGESERVING_CLUSTER")
+        if not text:
+            return None
+        from .cluster.address import parse_address
+
+        return parse_address(text)
+
     def become_password(self, targets: Sequence[Target]) -> str | None:
         """From IMAGESERVING_BECOME_PASS or a prompt (-K); never from argv."""
         if not any(t.become for t in targets):
@@ -83,9 +97,14 @@ class RunSettings:
         return None
 
     def fleet(self, command: str, targets: Sequence[Target],
-              on_result: Callable[[HostResult], None] | None = None) -> Fleet:
+              on_result: Callable[[HostResult], None] | None = None) -> Fleet | ClusterFleet:
         if self.forks < 1:
             raise UsageError(f"--forks must be at least 1, got {self.forks}")
+        address = self.cluster_address()
+        if address is not None:  # the hosts' work goes to the workers (cluster/); dask only from here
+            from .cluster.connect import cluster_fleet
+
+            return cluster_fleet(self, address, command, targets, on_result)
         require(modules_for(targets))  # once, before any host: not one "internal error" per host
         _raise_fd_limit(len(targets))
         return Fleet(Connector(self.options), forks=self.forks, timeout=self.deadline_for(command),
@@ -103,7 +122,8 @@ class RunSettings:
             advance, stop = progress(len(targets)) if progress else (None, lambda: None)
             fleet.on_result = advance
             try:
-                results = fleet.run(targets, work) if isinstance(work, Job) else work(fleet, targets)
+                # A ClusterFleet has Fleet's run(), on_result and timeout: all that rolling restarts use.
+                results = fleet.run(targets, work) if isinstance(work, Job) else work(fleet, targets)  # type: ignore[arg-type]
             except Interrupted as exc:
                 return exc.results, True
             finally:

@@ -42,22 +42,30 @@ def _names(requirements: list[str]) -> set[str]:
     return out
 
 
-def _third_party_imports(package: Path) -> set[str]:
+def _third_party_imports_of(path: Path) -> set[str]:
     found = set()
-    for path in package.rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if isinstance(node, ast.Import):
-                found |= {a.name.split(".")[0] for a in node.names}
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                found.add(node.module.split(".")[0])
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module.split(".")[0])
     return {m for m in found if m not in sys.stdlib_module_names and m != "imageserving_fleet"}
+
+
+def _third_party_imports(package: Path) -> set[str]:
+    return set().union(*(_third_party_imports_of(p) for p in package.rglob("*.py")))
 
 
 def test_every_module_the_package_imports_is_a_default_dependency() -> None:
     declared = _names(PYPROJECT["project"]["dependencies"])
+    # --cluster's dask is the one optional import (the `cluster` extra), and only under fleet/cluster/.
+    optional = {"dask", "distributed"}
+    assert "distributed" in _names(PYPROJECT["project"]["optional-dependencies"]["cluster"])
+    outside_cluster = {p for p in (ROOT / "imageserving_fleet").rglob("*.py") if "cluster" not in p.parts}
+    assert not any(_third_party_imports_of(p) & optional for p in outside_cluster)
     imported = _third_party_imports(ROOT / "imageserving_fleet")
     assert {"paramiko", "jinja2", "rich"} <= imported  # what the controller imports itself
-    assert {DISTRIBUTIONS.get(m, m) for m in imported} <= declared
+    assert {DISTRIBUTIONS.get(m, m) for m in imported - optional} <= declared
     assert set(CONTROLLER_MODULES) <= imported  # the run-time check names modules the package really imports
 
 

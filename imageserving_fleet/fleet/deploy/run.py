@@ -24,6 +24,7 @@ from ..target import Target
 from . import install
 from .facts import HostFacts, parse_facts
 from .plan import Action, DeployRequest, Refused, WheelSet, plan_host, render_unit
+from .transfer import TransferFailed
 from .wheelhouse import Bundle, Platform, ProjectWheel, WheelhouseError, collect
 
 PYTHON_VARS = ("imageserving_python", "ansible_python_interpreter")
@@ -190,11 +191,14 @@ def _install(target: Target, session: Session, deadline: float, stdin: bytes | N
     unit = None
     if plan.systemd:
         template = resources.files("imageserving_fleet.agent").joinpath("imageserving.service").read_text()
-        text = render_unit(template, plan.agent, target.home, target.config)
-        unit = install.upload_text(session, text, f"imageserving.service.{bundle.build_id}", deadline)
-    parts = install.upload(session, bundle, plan.uploads, deadline)
+        unit = (f"imageserving.service.{bundle.build_id}", render_unit(template, plan.agent, target.home, target.config))
+    try:
+        parts, sent = install.upload(session, bundle, plan.uploads, deadline, python=job.python(target.name), unit=unit)
+    except TransferFailed as exc:
+        raise TransferFailed(target.name, exc.reason, f"{exc.detail}; the agent there before is unchanged") from None
     password = stdin is not None
-    steps = install.install_steps(target, plan, bundle, job.python(target.name), parts=parts, unit_file=unit,
+    steps = install.install_steps(target, plan, bundle, job.python(target.name), parts=parts,
+                                  unit_file=unit[0] if unit else None,
                                   password=password)
     switched = plan.action == Action.UNCHANGED
     try:
@@ -208,7 +212,10 @@ def _install(target: Target, session: Session, deadline: float, stdin: bytes | N
                                      ) from None
         raise
     extra = {"action": str(plan.action), "version": plan.version, "imageserving_command": plan.agent,
-             "venv": plan.version_dir, "uploaded": len(plan.uploads)}
+             "venv": plan.version_dir, "uploaded": len(plan.uploads),
+             "transfer": str(sent.method) if sent else None}
+    if sent and sent.sftp_error:
+        extra["sftp_error"] = sent.sftp_error  # why the files went piped
     if plan.systemd:
         extra["systemd"] = "enabled"
     note = ""

@@ -21,7 +21,7 @@ from typing import Any
 
 from ...errors import ImageServingError
 from ...schema import COMPONENT_IDS, SchemaError, parse_status
-from ..results import HostResult, Result, Summary, exit_code, summarize
+from ..results import HostResult, Result, Summary, config_digests, exit_code, summarize
 from .trends import Trend
 
 DEFAULT_TITLE = "Image Serving fleet"
@@ -48,6 +48,8 @@ class Cell:
     restarts: int = 0
     message: str = ""
     trend: Trend | None = None
+    health: str | None = None        # "healthy" | "unhealthy" | "starting" | None (no check)
+    held: bool = False               # held down by the operator
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,13 @@ class Report:
             return None
         return Cell(id=cid, state=comp.state, pid=comp.pid,
                     uptime_s=None if comp.uptime_s is None else float(comp.uptime_s), rss_bytes=comp.rss_bytes,
-                    restarts=comp.restarts, message=comp.message, trend=self.trends.get((host.host, cid)))
+                    restarts=comp.restarts, message=comp.message, trend=self.trends.get((host.host, cid)),
+                    health=comp.health, held=comp.held)
+
+    @property
+    def config_digests(self) -> dict[str, str]:
+        """host -> short config digest, only when the hosts run different configurations."""
+        return config_digests(self.hosts)
 
     def max_rss(self, cid: str) -> int:
         """The largest RSS of a component across the report: the full width of its memory bars."""
@@ -177,7 +185,9 @@ def from_document(doc: Any, source: str = "report") -> Report:
             except SchemaError as exc:
                 raise bad(f"hosts[{i}].status: {exc}") from None
         elapsed = _num(entry.get("elapsed_s")) or 0.0
-        hosts.append(HostResult(entry["host"], result, str(entry.get("reason") or ""), status, elapsed))
+        worker = entry.get("worker")  # which cluster worker asked it (§8): kept through a merge
+        hosts.append(HostResult(entry["host"], result, str(entry.get("reason") or ""), status, elapsed,
+                                extra={"worker": worker} if isinstance(worker, str) else {}))
         for cid, t in (entry.get("trends") or {}).items() if isinstance(entry.get("trends"), dict) else ():
             if isinstance(t, dict):
                 trends[(entry["host"], str(cid))] = Trend.from_dict(t)
