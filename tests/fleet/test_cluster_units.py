@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from imageserving_fleet.errors import UsageError
+from imageserving_fleet.errors import InventoryVariableError, UsageError
 from imageserving_fleet.fleet.cluster.address import ClusterAddress, Kind, parse_address
 from imageserving_fleet.fleet.cluster.placement import MAX_SHARD, place, resources_for, shard_size
 from imageserving_fleet.fleet.cluster.policy import POLICY, OnLostWorker, on_lost_worker
@@ -90,7 +90,7 @@ def test_imageserving_worker_must_be_a_resource_name(value: str, ok: bool) -> No
     if ok:
         assert make_target("h", {"imageserving_worker": value}, FleetOptions()).worker == value
     else:
-        with pytest.raises(UsageError, match="imageserving_worker"):
+        with pytest.raises(InventoryVariableError, match="imageserving_worker"):  # exit 1, as every bad variable
             make_target("h", {"imageserving_worker": value}, FleetOptions())
 
 
