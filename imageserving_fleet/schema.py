@@ -42,6 +42,7 @@ class SupervisorStatus:
     pid: int | None = None
     uptime_s: float | None = None
     rss_bytes: int | None = None
+    socket: str | None = None  # absolute path of the control socket (SPEC §2)
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,7 @@ def parse_status(doc: Any) -> AgentStatus:
             state=sup["state"], pid=_typed(sup, "pid", int, None, "supervisor"),
             uptime_s=_typed(sup, "uptime_s", (int, float), None, "supervisor"),
             rss_bytes=_typed(sup, "rss_bytes", int, None, "supervisor"),
+            socket=_typed(sup, "socket", str, None, "supervisor"),
         ),
         components=tuple(_component(c, i) for i, c in enumerate(comps)),
         message=str(doc.get("message") or ""),

@@ -348,7 +348,7 @@ class Supervisor:
             "schema": 1, "host": socket.gethostname(), "agent_version": __version__,
             "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "supervisor": {"state": "RUNNING", "pid": os.getpid(), "uptime_s": round(now - self.started, 1),
-                           "rss_bytes": procs.self_rss()},
+                           "rss_bytes": procs.self_rss(), "socket": self.home.socket},
             "components": comps, "message": "",
         }
 

@@ -17,8 +17,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ..errors import UnreachableError
-from . import remote
+from . import framing, remote
+from .asksocket import SocketAsker
 from .results import HostResult, Result, classify
+from .ssh.pool import Pool
 from .target import Target
 from .transport import Connector, Session
 
@@ -47,16 +49,16 @@ class Fleet:
     def __init__(self, connector: Connector, *, forks: int, timeout: float,
                  become_password: str | None = None,
                  on_result: Callable[[HostResult], None] | None = None,
-                 keep_sessions: bool = True) -> None:
+                 keep_sessions: bool = True, asker: SocketAsker | None = None) -> None:
         self.connector, self.forks, self.timeout = connector, max(1, forks), timeout
+        self.asker = asker if asker is not None else SocketAsker()  # status over the socket
         self.become_password = become_password
         self.on_result = on_result
         # False for one-job commands (status, ping...): a host's connection ends with its job, so a
         # 500-host run holds --forks connections, not 500 (fds, remote sshd processes, and paramiko
         # transport threads that each wake 10 times a second while idle).
         self.keep_sessions = keep_sessions
-        self._sessions: dict[str, Session] = {}
-        self._lock = threading.Lock()
+        self.pool = Pool(connector)  # kept connections: reconnect with backoff, idle close, quiet
 
     # -------------------------------------------------------------- one host
     def command_for(self, target: Target, job: Job) -> tuple[str, bytes | None]:
@@ -65,38 +67,26 @@ class Fleet:
         return remote.agent_command(target, job.args), None
 
     def session(self, target: Target, deadline: float) -> Session:
-        with self._lock:
-            existing = self._sessions.get(target.name)
-        if existing is not None:
-            return existing
-        session = self.connector.connect(target, deadline)
-        with self._lock:
-            self._sessions[target.name] = session
-        return session
+        return self.pool.get(target, deadline)  # type: ignore[no-any-return]
 
     def forget(self, name: str) -> None:
         """Drops a host's connection (after a timeout or a lost connection): the next job reconnects."""
-        with self._lock:
-            session = self._sessions.pop(name, None)
-        if session is not None:
-            session.abort()
+        self.pool.lost(name)
 
     def release(self, name: str) -> None:
         """Ends a host's connection politely once its work is done (after its result is reported)."""
-        with self._lock:
-            session = self._sessions.pop(name, None)
-        if session is not None:
-            try:
-                session.close()
-            except Exception:
-                pass
+        self.pool.release(name)
 
     def run_one(self, target: Target, job: Job, deadline: float) -> HostResult:
         started = time.monotonic()
         try:
             session = self.session(target, deadline)
+            if job.command == "status":
+                asked = self.asker.ask(target, job.args, session, deadline, started)
+                if asked is not None:
+                    return asked
             command, stdin = self.command_for(target, job)
-            out = session.run(command, stdin=stdin, timeout=max(0.01, deadline - time.monotonic()),
+            out = framing.run(session, command, stdin=stdin, timeout=max(0.01, deadline - time.monotonic()),
                               max_output=MAX_OUTPUT)
         except UnreachableError as exc:
             self.forget(target.name)
@@ -106,8 +96,8 @@ class Fleet:
             return HostResult(target.name, verdict, reason, elapsed_s=time.monotonic() - started)
         if job.command == "version":
             return _version_result(target.name, out.exit_code, out.stdout, out.stderr, time.monotonic() - started)
-        return classify(target.name, job.command, out.exit_code, out.stdout, out.stderr,
-                        time.monotonic() - started)
+        res = classify(target.name, job.command, out.exit_code, out.stdout, out.stderr, time.monotonic() - started)
+        return self.asker.learned(target, res) if job.command == "status" else res
 
     # ---------------------------------------------------------------- many
     def run(self, targets: Sequence[Target], job: Job, timeout: float | None = None) -> list[HostResult]:
@@ -169,13 +159,7 @@ class Fleet:
         return [results[t.name] for t in targets]
 
     def close(self) -> None:
-        with self._lock:
-            sessions, self._sessions = list(self._sessions.values()), {}
-        for session in sessions:
-            try:
-                session.close()
-            except Exception:
-                pass
+        self.pool.close()
 
 
 def _version_result(host: str, code: int, stdout: bytes, stderr: bytes, elapsed: float) -> HostResult:

@@ -1,0 +1,1 @@
+"""The fleet's SSH layer: connections, channels and kept sessions."""
