@@ -71,8 +71,13 @@ def _options(
     ask_become_pass: Annotated[bool, typer.Option(
         "-K", "--ask-become-pass", help="Prompt for the sudo password (or set IMAGESERVING_BECOME_PASS).")] = False,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Print only what is wrong.")] = False,
+    verbose: Annotated[bool, typer.Option(
+        "-v", "--verbose", help="Debug lines on stderr: what a host's shell printed around the agent's "
+                                "output, and why a status was asked by exec instead of the socket.")] = False,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True)] = False,
 ) -> None:
+    if verbose:
+        _debug_log()
     options = FleetOptions(user=user, private_key=private_key, ssh_config=ssh_config,
                            host_key_policy=host_key_policy, connect_timeout=connect_timeout, become=become)
     ctx.obj = RunSettings(inventories=list(inventory or []), limit=limit, forks=forks, timeout=timeout,
@@ -80,6 +85,16 @@ def _options(
 
 
 # ------------------------------------------------------------------ helpers
+def _debug_log() -> None:
+    import logging
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("debug: %(message)s"))
+    logger = logging.getLogger("imageserving_fleet")
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+
+
 def _progress(settings: RunSettings, total: int) -> tuple[Callable[[HostResult], None] | None, Callable[[], None]]:
     """A progress bar on stderr, only when it is a terminal (never in cron mail or a pipe)."""
     if settings.quiet or settings.as_json or not sys.stderr.isatty() or total < 2:
