@@ -1,7 +1,7 @@
 """Ask a host's Server Supervisor for its status over the SSH connection: no shell, no process.
 
     SocketAsker(cache).ask(target, job, session, deadline, started) -> HostResult | None
-    SocketAsker.learned(target, result, started_via_socket) -> HostResult   (after an exec)
+    SocketAsker.learned(target, result, command) -> HostResult   (after the agent ran)
 
 The status goes through a `direct-streamlocal@openssh.com` channel (ssh/streamlocal.py) to the
 control socket, in the supervisor's own JSON line protocol; the reply becomes exactly the
@@ -220,8 +220,12 @@ class SocketAsker:
         res = classify(target.name, "status", code, out, err, time.monotonic() - started)
         return dataclasses.replace(res, extra={**res.extra, "via": "socket"})
 
-    def learned(self, target: Target, result: HostResult) -> HostResult:
-        """After the agent ran: keep the socket path it reported; note a policy refusal; say "exec"."""
+    def learned(self, target: Target, result: HostResult, command: str = "status") -> HostResult:
+        """After the agent ran: keep the socket path it reported; note a policy refusal; say "exec".
+
+        Any command's status document counts (a start's too), so the first status after a
+        start already goes over the socket; only a status result gets `"via"`.
+        """
         path = reported_socket(result)
         if path is not None and not target.become:
             with self._lock:
@@ -230,6 +234,8 @@ class SocketAsker:
                     self._skip.add(target.name)
             if home_socket(target) is None:
                 self.cache.put(target, path)
+        if command != "status":
+            return result
         return dataclasses.replace(result, extra={**result.extra, "via": "exec"})
 
 

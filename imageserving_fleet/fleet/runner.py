@@ -97,7 +97,7 @@ class Fleet:
         if job.command == "version":
             return _version_result(target.name, out.exit_code, out.stdout, out.stderr, time.monotonic() - started)
         res = classify(target.name, job.command, out.exit_code, out.stdout, out.stderr, time.monotonic() - started)
-        return self.asker.learned(target, res) if job.command == "status" else res
+        return self.asker.learned(target, res, job.command)
 
     # ---------------------------------------------------------------- many
     def run(self, targets: Sequence[Target], job: Job, timeout: float | None = None) -> list[HostResult]:
