@@ -210,6 +210,11 @@ class SocketAsker:
         except TimeoutError:
             code, out, err = NO_ANSWER, b"", (f"imageserving: no answer from the Server Supervisor "
                                               f"within {ANSWER_TIMEOUT:g}s\n").encode()
+        except Exception as exc:  # the channel broke under us (EOFError, OSError, SSHException)
+            if not getattr(session, "alive", False):
+                raise UnreachableError(target.name, "connection lost", f"{type(exc).__name__}: {exc}") from None
+            log.debug("%s: the channel to %s broke (%s); asking the agent", target.name, path, exc)
+            return None
         else:
             if reply is None:  # closed without a word: let the agent tell what is wrong
                 log.debug("%s: the supervisor closed %s without answering; asking the agent", target.name, path)
