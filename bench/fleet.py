@@ -629,11 +629,14 @@ class Results:
     kept: dict[str, Any] = field(default_factory=dict)  # N -> _kept_probe's answer
 
 
+REPS_LARGE = 2  # repetitions at N > 200 at most (--reps-large)
+
+
 def reps_for(tool: str, n: int, reps: int) -> int:
     """ansible -m command takes ~1.6 s per host here: fewer repetitions, none at 500."""
     if tool == "ansible -m command":
         return reps if n <= 10 else 2 if n <= 50 else 1 if n <= 200 else 0
-    return reps if n <= 200 else min(reps, 2)
+    return reps if n <= 200 else min(reps, REPS_LARGE)
 
 
 def run_sizes(fleet: Fleet, sizes: Sequence[int], reps: int, tools: Sequence[str], results: Results) -> None:
@@ -1154,10 +1157,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep the work directory (logs of failed runs)")
     ap.add_argument("--bashrc", action="store_true", help="the hosts' account with its ~/.bashrc (this machine's "
                                                            "root: pyenv init), instead of empty startup files")
+    ap.add_argument("--reps-large", type=int, default=2, help="repetitions at N > 200 at most")
     ap.add_argument("--kept-sizes", default="50,200,500", help="N for the kept-connection probe ('' to skip)")
     ap.add_argument("--idle", type=float, default=10.0, help="seconds of the idle measurement at N >= 500")
     args = ap.parse_args(argv)
     args.argv = argv
+    global REPS_LARGE
+    REPS_LARGE = args.reps_large
     if args.quick:
         args.sizes, args.reps, args.latency_hosts = "10,50", 1, 0
     output = args.output if args.output or args.quick else DEFAULT_OUTPUT
