@@ -232,7 +232,7 @@ class SocketAsker:
         start already goes over the socket; only a status result gets `"via"`.
         """
         path = reported_socket(result)
-        if path is not None and not target.become:
+        if path is not None and not target.become and target.connection == "ssh":
             with self._lock:
                 refused = self._refused.pop(target.name, None)
                 if refused == path:  # the supervisor runs there, and sshd would not let us in

@@ -1,7 +1,8 @@
 """Fan one agent command out to many hosts at once, with a per-host deadline that always holds.
 
 A bounded set of worker threads (--forks) each takes a host, connects (or reuses the host's
-connection), runs the agent and classifies what it said. The scheduler, not the worker, owns the
+connection, ssh/pool.py), runs the agent (its output framed, framing.py) or, for a status, asks
+the supervisor over its socket (asksocket.py), and classifies what it said. The scheduler, not the worker, owns the
 clock: when a host's deadline passes, its result is written as a timeout, its connection is
 aborted, and its slot goes to the next host even if the worker thread is still stuck somewhere
 (a DNS lookup cannot be interrupted). Nothing a host does can hold the report past --timeout.
