@@ -1077,9 +1077,13 @@ NOTES = """
   N = 10 and 50 have a supervisor each and N = 200 and 500 share them (every host still makes its own SSH
   connection and starts its own agent process: the measured work is unchanged, only the supervisor that
   answers the control socket is shared, and 500 idle supervisors would cost 8 GiB and their wake-ups).
-- **Work**: on every host the agent command line the fleet builds (`exec <agent> --home H --config C status
-  --json`), every host's JSON collected by the controller; a run counts only if every host's answer says
-  RUNNING. The agent is installed as `deploy` leaves it on a host: this tree, non-editable, in a lean venv
+- **Work**: every host's status JSON collected by the controller; a run counts only if every host's answer
+  says RUNNING. The peers run on every host the agent command line the fleet would run (`exec <agent> --home
+  H --config C status --json`): none of them can ask a host anything without a remote process.
+  imageserving-fleet asks each host's Server Supervisor over the SSH connection instead (a
+  `direct-streamlocal@openssh.com` channel to its control socket: no shell, no process on the host), as
+  it does by default (the kept-connection table's last column counts the answers that came that way).
+  The agent is installed as `deploy` leaves it on a host: this tree, non-editable, in a lean venv
   (bench/agent.py's cached one); the controller's own environment, with all the peers and an editable
   install, would add ~30 ms of Python start-up per host to everyone's remote work.
 - **Same conditions**: one user key, one known_hosts (every tool checks host keys except parallel-ssh, whose
@@ -1091,6 +1095,10 @@ NOTES = """
   pipelining at its default (off); `ansible_python_interpreter` set to the controller's Python.
   `ansible -m command` (~1.6 s per host here) runs fewer times: all repetitions at N = 10, 2 at 50, 1 at
   200, none at 500; at N = 500 every tool runs at most 2 times.
+- **Hosts' figures**: host CPU / host = the CPU used meanwhile by sshd and everything under it (its
+  per-connection processes, the shells and agents they start, reaped or not: utime + stime + cutime +
+  cstime over the process tree, from /proc) and by the supervisors, over N. It excludes everything else
+  on the machine, so other load does not enter it.
 - **Controller figures**: wall = spawn to exit of the tool's process (interpreter start and imports
   included); CPU = user + system of the tool's process tree (`os.wait4`, which includes reaped children:
   ssh clients under xargs, Ansible's forked workers); peak RSS (largest process) = `ru_maxrss` from
