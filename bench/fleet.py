@@ -691,8 +691,8 @@ def _kept_probe(spec: dict[str, Any]) -> int:
     from imageserving_fleet.fleet.runner import Fleet as Fan
     from imageserving_fleet.fleet.runner import Job
     from imageserving_fleet.fleet.session import RunSettings, _raise_fd_limit
+    from imageserving_fleet.fleet.ssh import Connector
     from imageserving_fleet.fleet.target import FleetOptions
-    from imageserving_fleet.fleet.transport import Connector
 
     settings = RunSettings(inventories=[spec["inventory"]], forks=spec["forks"],
                            options=FleetOptions(ssh_config=spec["ssh_config"]))

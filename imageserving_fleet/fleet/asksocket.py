@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..agent.home import MAX_SOCKET_PATH, Home
-from ..errors import UnreachableError
+from ..errors import Reason, UnreachableError
 from .results import HostResult, classify
 from .ssh.streamlocal import StreamLocalRefused
 from .target import Target
@@ -109,8 +109,8 @@ def home_socket(target: Target) -> str | None:
 
 
 def reported_socket(result: HostResult) -> str | None:
-    sup = (result.status or {}).get("supervisor")
-    return usable_socket(sup.get("socket")) if isinstance(sup, dict) else None
+    """The socket path in the status document an agent printed, if any."""
+    return usable_socket(getattr(getattr(result.status, "supervisor", None), "socket", None))
 
 
 # ------------------------------------------------------------------ the cache
@@ -200,10 +200,10 @@ class SocketAsker:
                 self._refused[target.name] = path
             return None
         except TimeoutError:
-            raise UnreachableError(target.name, "timeout", "no answer to the channel open to the "
+            raise UnreachableError(target.name, Reason.TIMEOUT, "no answer to the channel open to the "
                                    "Server Supervisor's socket") from None
         except Exception as exc:  # the transport itself is gone
-            raise UnreachableError(target.name, "connection lost", f"{type(exc).__name__}: {exc}") from None
+            raise UnreachableError(target.name, Reason.CONNECTION_LOST, f"{type(exc).__name__}: {exc}") from None
         try:
             reply = _exchange(chan, request_line(status_ids(job_args)),
                               min(deadline, time.monotonic() + ANSWER_TIMEOUT))
@@ -212,7 +212,7 @@ class SocketAsker:
                                               f"within {ANSWER_TIMEOUT:g}s\n").encode()
         except Exception as exc:  # the channel broke under us (EOFError, OSError, SSHException)
             if not getattr(session, "alive", False):
-                raise UnreachableError(target.name, "connection lost", f"{type(exc).__name__}: {exc}") from None
+                raise UnreachableError(target.name, Reason.CONNECTION_LOST, f"{type(exc).__name__}: {exc}") from None
             log.debug("%s: the channel to %s broke (%s); asking the agent", target.name, path, exc)
             return None
         else:

@@ -19,7 +19,7 @@ import logging
 import secrets
 import shlex
 
-from .transport import CommandResult, Session
+from .ssh import CommandResult, Session
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from imageserving_fleet.errors import UnreachableError
+from imageserving_fleet.errors import Reason, UnreachableError
 from imageserving_fleet.fleet.asksocket import (
     SocketAsker,
     SocketCache,
@@ -130,7 +130,7 @@ class FakeConnector:
     def connect(self, target: Target, deadline: float) -> FakeSession:
         self.calls += 1
         if self.fail:
-            raise UnreachableError(target.name, "refused", "connection refused")
+            raise UnreachableError(target.name, Reason.REFUSED, "connection refused")
         return FakeSession()
 
 

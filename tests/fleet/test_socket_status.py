@@ -23,8 +23,8 @@ from imageserving_fleet.agent.home import Home
 from imageserving_fleet.fleet.asksocket import SocketAsker, SocketCache, cache_key
 from imageserving_fleet.fleet.results import HostResult, Result
 from imageserving_fleet.fleet.runner import Fleet, Job
+from imageserving_fleet.fleet.ssh import Connector
 from imageserving_fleet.fleet.target import FleetOptions, Target, make_target
-from imageserving_fleet.fleet.transport import Connector
 from tests.sshd import SshServer, sshd_available
 
 from .fleetlab import agent_wrapper

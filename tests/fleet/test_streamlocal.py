@@ -16,9 +16,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from imageserving_fleet.fleet.ssh import Connector, SshSession
 from imageserving_fleet.fleet.ssh.streamlocal import StreamLocalRefused, open_streamlocal, payload
 from imageserving_fleet.fleet.target import FleetOptions, make_target
-from imageserving_fleet.fleet.transport import Connector, SshSession
 from tests.sshd import SshServer, sshd_available
 
 

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ...errors import UnreachableError
+from ...errors import Reason, UnreachableError
 from ..target import Target
 
 IDLE_SOCKET_TIMEOUT = 5.0   # seconds between paramiko reader wakeups on a quiet connection
@@ -67,7 +67,7 @@ class _Entry:
     last_used: float = 0.0
     failures: int = 0
     retry_at: float = 0.0
-    reason: str = ""
+    reason: Reason = Reason.CONNECTION_LOST
     detail: str = ""
 
 
@@ -97,7 +97,7 @@ class Pool:
         if session is not None:  # found dead (keepalive failed, sshd restarted...)
             _drop(session, polite=False)
         if waiting > 0:
-            raise UnreachableError(target.name, entry.reason or "connection lost",
+            raise UnreachableError(target.name, entry.reason,
                                    f"{entry.detail}; next attempt in {waiting:.0f}s")
         try:
             session = self.connector.connect(target, deadline)
