@@ -54,7 +54,7 @@ def request_line(ids: Sequence[str]) -> bytes:
     return json.dumps({"cmd": "status", "ids": list(ids)}).encode() + b"\n"
 
 
-def agent_output(reply: bytes) -> tuple[int, bytes, bytes]:
+def agent_output(reply: bytes, ids: Sequence[str] = ()) -> tuple[int, bytes, bytes]:
     """Takes the supervisor's reply line; returns what `imageserving status --json` prints for it.
 
     Mirrors control.status() and render.emit(): 0 and the document when all is RUNNING, 1 and the
@@ -76,7 +76,9 @@ def agent_output(reply: bytes) -> tuple[int, bytes, bytes]:
         return code, b"", f"imageserving: {doc.get('reason', 'error')}\n".encode()
     status = doc.get("result")
     try:
-        down = [c["id"] for c in status["components"] if c["state"] != "RUNNING"]  # type: ignore[index]
+        # A component the operator holds down fails only a status that names it (SPEC §2).
+        down = [c["id"] for c in status["components"]  # type: ignore[index]
+                if c["state"] != "RUNNING" and (ids or not c.get("held"))]
     except (TypeError, KeyError):
         return unreadable
     if not down:
@@ -219,7 +221,7 @@ class SocketAsker:
             if reply is None:  # closed without a word: let the agent tell what is wrong
                 log.debug("%s: the supervisor closed %s without answering; asking the agent", target.name, path)
                 return None
-            code, out, err = agent_output(reply)
+            code, out, err = agent_output(reply, status_ids(job_args))
         with self._lock:
             self._refused.pop(target.name, None)
         res = classify(target.name, "status", code, out, err, time.monotonic() - started)
