@@ -43,9 +43,9 @@ def agent_status(status: Any) -> AgentStatus | None:
 def state_key(result: HostResult) -> tuple[str, tuple[tuple[str, str], ...]]:
     """What a change is: the host's result, or a component's state."""
     status = agent_status(result.status)
-    comps = tuple((c.id, c.state) for c in status.components) if status else ()
-    sup = ("supervisor", status.supervisor.state) if status else ("supervisor", "?")
-    return str(result.result), (sup, *comps)
+    if status is None:
+        return str(result.result), ()
+    return str(result.result), (("supervisor", status.supervisor.state), *((c.id, c.state) for c in status.components))
 
 
 def describe_change(before: HostResult | None, after: HostResult) -> str | None:
@@ -57,7 +57,7 @@ def describe_change(before: HostResult | None, after: HostResult) -> str | None:
         head = f"{after.host}: {after.result}"
     else:
         head = f"{after.host}: {before.result} -> {after.result}"
-    if before is not None:
+    if before is not None and state_key(before)[1] and state_key(after)[1]:  # both answered
         old = dict(state_key(before)[1])
         moved = [f"{cid} {old[cid]} -> {state}" if cid in old else f"{cid} {state}"
                  for cid, state in state_key(after)[1] if old.get(cid) != state]
