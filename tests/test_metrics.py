@@ -164,3 +164,18 @@ def test_fit_keeps_inventory_order_when_it_fits_else_not_ok_first() -> None:
     assert fit(rows, CHROME_LINES + 4) == (rows, [])
     shown, left = fit(rows, CHROME_LINES + 2)
     assert [r.host for r in shown] == ["b", "d"] and [r.host for r in left] == ["a", "c"]
+
+
+@pytest.mark.parametrize(("listen", "error"), [
+    ("127.0.0.1:9464", None), ("[::1]:9464", None), ("9464", "expected HOST:PORT"), ("h:99999", "expected HOST:PORT")])
+def test_config_supervisor_metrics_listen(listen: str, error: str | None) -> None:
+    from imageserving_fleet.agent.config import parse_config
+    from imageserving_fleet.errors import ConfigError
+
+    text = f'supervisor:\n  metrics:\n    listen: "{listen}"\ncomponents:\n  is:\n    command: ["/bin/true"]\n'
+    if error is None:
+        assert parse_config(text).metrics_listen == listen
+    else:
+        with pytest.raises(ConfigError, match=rf":3: supervisor\.metrics\.listen: {error}"):
+            parse_config(text)
+    assert parse_config('components:\n  is:\n    command: ["/bin/true"]\n').metrics_listen is None
