@@ -141,7 +141,7 @@ def measure(n: int, homes: int, forks: int, supervisor_seconds: float, rounds: i
     from imageserving_fleet.fleet.watch import WatchState, columns, view
     from tests.fleet.fleetlab import free_port
 
-    out: dict[str, Any] = {"hosts": n, "homes": homes, "forks": forks}
+    out: dict[str, Any] = {"hosts": n, "homes": homes, "forks": forks, "loadavg_before": os.getloadavg()}
     with tempfile.TemporaryDirectory(prefix="isb-live-") as tmp, BenchFleet(Path(tmp), homes, forks, agent="wrapper") as bf:
         pair = SupervisorPair(Path(tmp), bf.agent, supervisor_seconds).start()
         try:
@@ -194,6 +194,7 @@ def measure(n: int, homes: int, forks: int, supervisor_seconds: float, rounds: i
             fleet.connector.close()
             pair.thread.join()
             out["supervisor"] = pair.result
+            out["loadavg_after"] = os.getloadavg()
             log(f"supervisors: {json.dumps(pair.result)}")
         finally:
             pair.stop()
@@ -209,7 +210,8 @@ def write_markdown(res: dict[str, Any], path: Path) -> None:
         f"Measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC on {platform.node()}: {os.cpu_count()} cores, "
         f"Python {platform.python_version()}, one loopback sshd, {res['hosts']} logical hosts over {res['homes']} "
         f"supervisors, forks {res['forks']}. The hosts are asked with `imageserving status --json` over the kept "
-        "connection (exec); the socket channel will take the hosts' share of the work down further.", "",
+        "connection (exec); the socket channel will take the hosts' share of the work down further. "
+        f"Load average (1 min) before / after: {res['loadavg_before'][0]:.1f} / {res['loadavg_after'][0]:.1f}.", "",
         "| what | figure |", "|---|---:|",
         f"| exporter poll round, {res['hosts']} hosts, new connections: wall | {polls[0]['wall_s']:.2f} s |",
         f"| same: controller CPU | {polls[0]['controller_cpu_s']:.2f} s |",

@@ -141,19 +141,19 @@ def view(rows: Sequence[Row], ids: Sequence[str], *, interval: float, height: in
     title = Text(f"imageserving-fleet status --watch · every {interval:g}s · {clock} · q quits", style="bold")
     if left:
         title.append(f" · {len(shown)} of {len(rows)} hosts, not ok first", style="yellow")
+    cells = [[Text(r.host[:40], style="bold white on red" if "host" in r.changed else ""),
+              Text(str(r.result) if r.result else "waiting",
+                   style=RESULT_STYLE.get(r.result, "dim") if r.result else "dim"),
+              *(_cell(r.comps.get(cid), cid in r.changed) for cid in ids), _age(r, interval)]
+             for r in shown]
+    heads = ["host", "result", *ids, "answer"]
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold", expand=False)
-    table.add_column("host", no_wrap=True, overflow="ellipsis", max_width=40)
-    table.add_column("result", no_wrap=True)
-    for cid in ids:
-        table.add_column(cid, no_wrap=True, overflow="ellipsis")
-    table.add_column("answer", no_wrap=True, justify="right")
+    for i, head in enumerate(heads):  # these keep their width; the reason takes what is left, or is cut
+        width = max([len(head)] + [row[i].cell_len for row in cells])
+        table.add_column(head, no_wrap=True, min_width=width, justify="right" if head == "answer" else "left")
     table.add_column("reason", no_wrap=True, overflow="ellipsis")
-    for r in shown:
-        host = Text(r.host, style="bold white on red" if "host" in r.changed else "")
-        result = Text(str(r.result) if r.result else "waiting",
-                      style=RESULT_STYLE.get(r.result, "dim") if r.result else "dim")
-        table.add_row(host, result, *(_cell(r.comps.get(cid), cid in r.changed) for cid in ids),
-                      _age(r, interval), Text(" ".join(r.reason.split())[:300]))
+    for r, row in zip(shown, cells, strict=True):
+        table.add_row(*row, Text(" ".join(r.reason.split())[:300]))
     parts: list[RenderableType] = [title, table]
     if left:
         counts: dict[str, int] = {}
