@@ -80,6 +80,7 @@ class SupervisorPair:
 
     def __init__(self, work: Path, agent: Path, seconds: float) -> None:
         from fleet import SLEEPER_YAML
+
         from tests.fleet.fleetlab import free_port
 
         self.work, self.agent, self.seconds = work, agent, seconds
