@@ -251,12 +251,12 @@ class _Validator:
                            metrics_listen=self.metrics_listen(sup.get("metrics")))
 
     def metrics_listen(self, value: Any) -> str | None:
-        from .metrics_http import parse_listen  # stdlib only; prometheus_client comes with the listener
-
         path = ("supervisor", "metrics")
         listen = self.mapping(value, path, {"listen"}).get("listen")
         if listen is None:
             return None
+        from .metrics_http import parse_listen  # stdlib only; prometheus_client comes with the listener
+
         text = self.text(listen, path + ("listen",))
         try:
             parse_listen(text)

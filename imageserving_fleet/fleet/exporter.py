@@ -22,22 +22,11 @@ from typing import Any, TextIO
 
 from ..agent.metrics_http import MetricsServer
 from ..metrics import FORMATS, HostSample, fleet_families, render
-from ..schema import AgentStatus, SchemaError, parse_status
-from .poller import Poller
+from .poller import Poller, agent_status
 from .results import HostResult, summarize
 from .target import Target
 
 DEFAULT_INTERVAL = 15.0
-
-
-def agent_status(status: Any) -> AgentStatus | None:
-    """A host's status as AgentStatus, whether the fan-out hands a dict or one already typed."""
-    if status is None or isinstance(status, AgentStatus):
-        return status
-    try:
-        return parse_status(status)
-    except SchemaError:
-        return None
 
 
 def state_key(result: HostResult) -> tuple[str, tuple[tuple[str, str], ...]]:

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..errors import UsageError
+from ..schema import AgentStatus, SchemaError, parse_status
 from .results import HostResult, Result
 from .runner import Interrupted, Job
 from .target import Target
@@ -31,6 +32,16 @@ def check_interval(value: float) -> float:
     if not 0 < value <= MAX_INTERVAL:  # nan fails both comparisons
         raise UsageError(f"--interval must be a number of seconds above 0 (at most {MAX_INTERVAL:g}), got {value!r}")
     return value
+
+
+def agent_status(status: Any) -> AgentStatus | None:
+    """A host's status as AgentStatus, whether the fan-out hands a dict or one already typed."""
+    if status is None or isinstance(status, AgentStatus):
+        return status
+    try:
+        return parse_status(status)
+    except SchemaError:
+        return None
 
 
 class Poller:

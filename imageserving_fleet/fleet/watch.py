@@ -35,8 +35,7 @@ from rich.text import Text
 from ..errors import UsageError
 from ..schema import ComponentStatus
 from ..units import format_duration, format_size
-from .exporter import agent_status
-from .poller import Poller
+from .poller import Poller, agent_status
 from .render import RESULT_STYLE, STATE_STYLE, recap
 from .reports.model import SEVERITY
 from .results import HostResult, Result

@@ -295,6 +295,11 @@ def test_watch_in_tmux_shows_every_host_a_kill_and_q_restores(lab: Lab, tmux: Tm
     tmux("send-keys", "-t", tmux.name, "q")
     wait_for(lambda: "BEFORE-WATCH" in (s := tmux.screen()) and "q quits" not in s, timeout=30,
              what="the shell's screen back after q")
+    # Ctrl-C is the other way out, and restores the terminal as well
+    tmux("send-keys", "-t", tmux.name, "clear; " + cmd.replace("echo BEFORE-WATCH", "echo AGAIN"), "Enter")
+    wait_for(lambda: "q quits" in tmux.screen(), timeout=60, what="the watch view again")
+    tmux("send-keys", "-t", tmux.name, "C-c")
+    wait_for(lambda: "AGAIN" in (s := tmux.screen()) and "q quits" not in s, timeout=30, what="the shell after Ctrl-C")
     # the terminal is back in canonical mode with echo (a marker the typed command does not contain)
     tmux("send-keys", "-t", tmux.name, "stty -a | tr ' ' '\\n' | grep -x -e icanon -e echo | tr '\\n' ' '; echo E''ND", "Enter")
     lines = wait_for(lambda: [ln.strip() for ln in tmux.screen().splitlines() if ln.strip().endswith(" END")],

@@ -125,7 +125,7 @@ def render_metrics(report: Report, fmt: str) -> str:
 
     from ...metrics import HostSample, fleet_families
     from ...metrics import render as render_text
-    from ..exporter import agent_status
+    from ..poller import agent_status
 
     samples = [HostSample(h.host, str(h.result), agent_status(h.status)) for h in report.hosts]
     return render_text(fleet_families(samples, time.time()), fmt).decode()
