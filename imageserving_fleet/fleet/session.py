@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UsageError
-from .inventory import Inventory, default_inventory, load_inventory
-from .patterns import select
+from .inventory import Inventory, default_inventory, load_inventory, select
 from .results import HostResult
 from .runner import Fleet
 from .target import FleetOptions, Target, make_target

@@ -97,17 +97,19 @@ def make_target(name: str, vars: Mapping[str, Any], options: FleetOptions) -> Ta
     except ValueError as exc:
         raise UsageError(f"host {name}: ansible_ssh_common_args: {exc}") from None
 
-    port = var.port("ansible_port") or var.port("ansible_ssh_port")
+    # ansible-core lists each option's variables oldest name last and the last one set wins,
+    # so the legacy ansible_ssh_host/_port/_user beat ansible_host/_port/_user (plugins/connection/ssh.py).
+    port = var.port("ansible_ssh_port") or var.port("ansible_port")
     port_explicit = port is not None
     if port is None and "port" in from_args:
         port, port_explicit = _port(from_args["port"][0]), True
-    user = (options.user or var.text("ansible_user") or var.text("ansible_ssh_user")
+    user = (options.user or var.text("ansible_ssh_user") or var.text("ansible_user")
             or (from_args["user"][0] if "user" in from_args else None))
     key_file = (options.private_key or var.text("ansible_ssh_private_key_file")
                 or var.text("ansible_private_key_file"))
     return Target(
         name=name,
-        hostname=var.text("ansible_host") or var.text("ansible_ssh_host") or name,
+        hostname=var.text("ansible_ssh_host") or var.text("ansible_host") or name,
         port=port or 22,
         user=user,
         key_file=key_file,

@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +105,15 @@ class Lab:
         path = Path(self.hosts[name]["imageserving_home"]) / "logs" / "Supervisor.log"
         return path.read_text() if path.exists() else ""
 
+    def agent_status(self, hv: Mapping[str, Any]) -> dict[str, Any]:
+        """A logical host's status document, asked of its agent directly (no SSH)."""
+        proc = subprocess.run([str(self.agent), "--home", hv["imageserving_home"], "--config", hv["imageserving_config"],
+                               "status", "--json"], capture_output=True, text=True, timeout=120)
+        return dict(json.loads(proc.stdout))
+
+    def component(self, hv: Mapping[str, Any], cid: str) -> dict[str, Any]:
+        return next(dict(c) for c in self.agent_status(hv)["components"] if c["id"] == cid)
+
     def stop_all(self) -> None:
         """Stops every logical host's supervisor directly (no SSH), whatever the test left."""
         for hv in self.hosts.values():
@@ -122,4 +131,15 @@ def pids(entry: Mapping[str, Any]) -> dict[str, int]:
 
 
 def wait(seconds: float) -> None:
+    """Pacing only (a load for a benchmark); never to wait for something to happen: use wait_until."""
     time.sleep(seconds)
+
+
+def wait_until(condition: Callable[[], object], seconds: float = 60.0, every: float = 0.05) -> bool:
+    """Polls `condition` until it is true or `seconds` pass (generous: a loaded machine is slow); whether it held."""
+    end = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > end:
+            return False
+        time.sleep(every)
+    return True

@@ -105,10 +105,10 @@ def _many(sshd: SshServer, tmp_path: Path, hosts: int, forks: int) -> tuple[floa
 
 def test_500_hosts_at_forks_200(sshd: SshServer, tmp_path: Path) -> None:
     """500 logical hosts on one sshd, 200 at once: every one ok, in order, well within the deadline
-    (about 15 s on a 2-core box; the fleet's own timing is in bench/fleet.py)."""
+    (about 15 s on a 2-core box; the fleet's own timing is in bench/fleet.py). No bound on the
+    wall time here beyond the run's own timeout: a machine ten times slower is still correct."""
     elapsed, doc = _many(sshd, tmp_path, 500, 200)
     print(f"500 hosts at forks 200: {elapsed:.1f} s, slowest host {max(h['elapsed_s'] for h in doc['hosts']):.1f} s")
-    assert elapsed < 90, elapsed
 
 
 # ------------------------------------------------------ hosts that drop or flood
@@ -118,13 +118,13 @@ def test_hosts_dropping_mid_command_and_one_flooding_100_mb(sshd: SshServer, tmp
     good = fake_agent(tmp_path, "good")
     # $PPID of the agent is the sshd session process (sh -c execs the agent): killing it drops the
     # connection in the middle of the command, as a host that crashes or loses its network does.
-    drop = fake_agent(tmp_path, "drop", on_run="sleep 0.3; kill -9 $PPID; sleep 5")
+    drop = fake_agent(tmp_path, "drop", on_run="sleep 0.3; kill -9 $PPID; sleep 120")
     flood = fake_agent(tmp_path, "flood", on_run="head -c 104857600 /dev/zero")
     inv = write_inventory(tmp_path / "hosts.yml", sshd, {"ok1": good, "drop1": drop, "flood": flood, "ok2": good,
                                                          "drop2": drop})
     env = {k: v for k, v in os.environ.items() if k != "SSH_AUTH_SOCK"}
     started = time.monotonic()
-    proc = subprocess.Popen(fleet_argv(inv, sshd.ssh_config_path, "status", "--json", "--timeout", "30"),
+    proc = subprocess.Popen(fleet_argv(inv, sshd.ssh_config_path, "status", "--json", "--timeout", "120"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     peak = 0
     controller = psutil.Process(proc.pid)
@@ -134,7 +134,7 @@ def test_hosts_dropping_mid_command_and_one_flooding_100_mb(sshd: SshServer, tmp
         except psutil.Error:
             break
         time.sleep(0.02)
-    out, err = proc.communicate(timeout=60)
+    out, err = proc.communicate(timeout=240)
     elapsed = time.monotonic() - started
     assert "Traceback" not in err, err
     doc = json.loads(out)
@@ -144,7 +144,8 @@ def test_hosts_dropping_mid_command_and_one_flooding_100_mb(sshd: SshServer, tmp
         assert hosts[name]["result"] == "unreachable" and hosts[name]["reason"].startswith("connection lost"), hosts[name]
     assert hosts["flood"]["result"] == "failed" and hosts["flood"]["reason"].startswith("output too large"), hosts["flood"]
     assert proc.returncode == 4  # unreachable wins over failed
-    assert elapsed < 30, elapsed
+    # Each failure ended its host at once (the reasons above), not the 120 s deadline (or the drop's sleep).
+    assert elapsed < 60, elapsed
     # The output cap is 16 MiB; the controller never holds the 100 MB.
     assert peak < 160 * 2**20, peak
     print(f"flood: controller peak RSS {peak / 2**20:.0f} MiB, run {elapsed:.1f} s")
@@ -188,7 +189,9 @@ def test_a_host_key_that_changes_between_two_runs_is_refused(tmp_path: Path) -> 
 
 
 def test_ctrl_c_in_the_middle_of_a_rolling_restart(sshd: SshServer, tmp_path: Path) -> None:
-    agent = fake_agent(tmp_path, "imageserving", on_run='[ "$1" = restart ] && sleep 1.5')
+    # The second batch (r3, r4) is still restarting when Ctrl-C comes, however slow the machine.
+    agent = fake_agent(tmp_path, "imageserving",
+                       on_run='[ "$1" = restart ] && case "$home" in */r3|*/r4) sleep 120;; *) sleep 0.2;; esac')
     names = [f"r{i}" for i in range(1, 7)]
     inv = write_inventory(tmp_path / "hosts.yml", sshd, dict.fromkeys(names, agent))
     env = {k: v for k, v in os.environ.items() if k != "SSH_AUTH_SOCK"}
@@ -200,7 +203,7 @@ def test_ctrl_c_in_the_middle_of_a_rolling_restart(sshd: SshServer, tmp_path: Pa
         return calls.read_text().count("restart begin") if calls.exists() else 0
 
     end = time.monotonic() + 60
-    while restarts_begun() < 3 and time.monotonic() < end:  # the second batch is restarting
+    while restarts_begun() < 4 and time.monotonic() < end:  # the second batch is restarting
         time.sleep(0.02)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
@@ -221,7 +224,8 @@ def test_ctrl_c_in_the_middle_of_a_rolling_restart(sshd: SshServer, tmp_path: Pa
 
 
 def test_ctrl_c_json_report_accounts_for_every_host(sshd: SshServer, tmp_path: Path) -> None:
-    agent = fake_agent(tmp_path, "imageserving", on_run='[ "$1" = restart ] && sleep 1.5')
+    agent = fake_agent(tmp_path, "imageserving",
+                       on_run='[ "$1" = restart ] && case "$home" in */j2) sleep 120;; *) sleep 0.2;; esac')
     names = [f"j{i}" for i in range(1, 5)]
     inv = write_inventory(tmp_path / "hosts.yml", sshd, dict.fromkeys(names, agent))
     env = {k: v for k, v in os.environ.items() if k != "SSH_AUTH_SOCK"}
@@ -229,9 +233,8 @@ def test_ctrl_c_json_report_accounts_for_every_host(sshd: SshServer, tmp_path: P
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     calls = tmp_path / "calls.log"
     end = time.monotonic() + 60
-    while not (calls.exists() and calls.read_text().count("restart end") >= 1) and time.monotonic() < end:
-        time.sleep(0.02)
-    time.sleep(0.3)  # j2 is restarting
+    while not (calls.exists() and "/j2 restart begin" in calls.read_text()) and time.monotonic() < end:
+        time.sleep(0.02)  # j1 is done, j2 is restarting (until interrupted)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 99 and "Traceback" not in err, err

@@ -21,7 +21,7 @@ import yaml
 
 from tests.sshd import SshServer, closed_port
 
-from .fleetlab import Lab
+from .fleetlab import Lab, wait_until
 
 EVIL_HOST = "<script>alert('host')</script>"
 EVIL_REASON = "<script>alert('reason')</script>"
@@ -51,7 +51,7 @@ def lab(sshd: SshServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[L
         lab.hosts[EVIL_HOST] = {**lab.sshd.inventory_vars(), "imageserving_command": str(evil_agent)}
         try:
             assert lab.fleet("-l", "ok*:deg", "start").returncode == 0
-            time.sleep(1.5)
+            assert wait_until(lambda: lab.component(deg, "ps")["state"] != "RUNNING"), "deg's ps never exited"
             yield lab
         finally:
             lab.stop_all()
@@ -200,6 +200,8 @@ while not os.path.exists(stop):
     except FileNotFoundError:
         continue
     reads += 1
+    if reads == 1:
+        print("reading", flush=True)
     if not (text.startswith("<!doctype html>") and text.rstrip().endswith("</html>")):
         bad += 1
 print(reads, bad)
@@ -222,7 +224,7 @@ def test_a_reader_never_sees_a_partial_report(lab: Lab, outputs: dict[str, tuple
     reader = subprocess.Popen([sys.executable, "-c", READER, str(page), str(stop)], stdout=subprocess.PIPE, text=True)
     codes = []
     try:
-        time.sleep(0.3)  # the reader is reading before the first write
+        assert reader.stdout is not None and reader.stdout.readline() == "reading\n"  # before the first write
         for i in range(20):
             with pytest.raises(SystemExit) as exited:
                 main(["report", "merge", str(source), "--title", f"write {i}", "--format", "html", "-o", str(page)])

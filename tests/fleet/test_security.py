@@ -95,50 +95,60 @@ def test_agent_cli_refuses_a_hostile_component_id(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "valid ids" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def _scan(needle: bytes, skip: set[int], found: list[str], stop: threading.Event) -> None:
-    """Reads every process's command line (and environment, but the controller's own) until stopped."""
+def _parent(pid: str) -> int:
+    with open(f"/proc/{pid}/stat") as handle:
+        return int(handle.read().rsplit(")", 1)[1].split()[1])
+
+
+def _scan(needle: bytes, marker: bytes, found: list[str], stop: threading.Event) -> None:
+    """Reads every process's command line and environment until stopped, but the controller's environment.
+
+    The controller is told apart by what /proc itself says, not by a pid learnt after Popen returns
+    (a scan between the fork and that moment would read its environment): it is this process's
+    child and its environment holds `marker`. Its own children would have the controller as parent.
+    """
+    me = os.getpid()
     while not stop.is_set():
         for pid in os.listdir("/proc"):
-            if not pid.isdigit() or int(pid) in skip:
+            if not pid.isdigit() or int(pid) == me:
                 continue
             for what in ("cmdline", "environ"):
                 try:
                     data = Path(f"/proc/{pid}/{what}").read_bytes()
+                    if needle in data and what == "environ" and marker in data and _parent(pid) == me:
+                        continue  # the controller: its environment is where the operator put the password
                 except OSError:
                     continue
-                if needle in data and not (what == "environ" and int(pid) in _controllers):
+                if needle in data:
                     found.append(f"{pid} {what}: {data[:200]!r}")
         stop.wait(0.01)
-
-
-_controllers: set[int] = set()
 
 
 def test_become_password_never_in_a_command_line_output_or_log(sshd: SshServer, tmp_path: Path) -> None:
     if not shutil.which("sudo"):
         pytest.skip("needs sudo on the (loopback) host: apt-get install -y sudo")
     password = "pw-" + secrets.token_hex(12)
+    token = secrets.token_hex(8)
     agent = recording_agent(tmp_path)
     hosts = {f"b{i}": {**sshd.inventory_vars(), "imageserving_command": str(agent), "ansible_become": True,
                        "imageserving_home": str(tmp_path / f"home{i}")} for i in range(4)}
     inventory = tmp_path / "hosts.yml"
     inventory.write_text(yaml.safe_dump({"all": {"hosts": hosts}}))
     base = {k: v for k, v in os.environ.items() if k != "SSH_AUTH_SOCK"}
-    base.update(IMAGESERVING_BECOME_PASS=password, FAKE_SLEEP="1")
+    base.update(IMAGESERVING_BECOME_PASS=password, FAKE_SLEEP="1", IMAGESERVING_TEST_CONTROLLER=token)
     found: list[str] = []
     stop = threading.Event()
-    scanner = threading.Thread(target=_scan, args=(password.encode(), {os.getpid()}, found, stop))
+    scanner = threading.Thread(target=_scan, args=(password.encode(), f"IMAGESERVING_TEST_CONTROLLER={token}".encode(),
+                                                  found, stop))
     scanner.start()
     try:
         proc = subprocess.Popen([sys.executable, "-m", "imageserving_fleet.fleet.main", "-i", str(inventory),
                                  "--ssh-config", str(sshd.ssh_config_path), "status", "--json"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=base)
-        _controllers.add(proc.pid)  # its environment is where the operator put the password
         out, err = proc.communicate(timeout=120)
     finally:
         stop.set()
         scanner.join()
-        _controllers.clear()
     assert "Traceback" not in err, err
     calls = (tmp_path / "argv.log").read_text()
     assert calls.count("status") == 4  # the agents ran (through sudo, as root, which reads no password)

@@ -15,8 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from imageserving_fleet.errors import InventoryError, PatternError, UsageError
-from imageserving_fleet.fleet.inventory import Inventory, inventory_from_text
-from imageserving_fleet.fleet.patterns import select
+from imageserving_fleet.fleet.inventory import Inventory, inventory_from_text, select
 from imageserving_fleet.fleet.target import FleetOptions, make_target
 
 from .strategies import DEEP, FAST, HOSTILE, SCALAR, TEXT, json_values, nested
@@ -134,7 +133,8 @@ all:
 ORDER = [h.name for h in FLEET.hosts]
 TERMS = st.one_of(st.sampled_from(["all", "*", "webservers", "dbservers", "atlanta", "web*", "*.com", "~web[0-9]",
                                    "~(", "~a{99999}", "~(a+)+$", "webservers[0]", "webservers[-1]", "webservers[1:]",
-                                   "webservers[9]", "webservers[x]", "web[1:2]", "nosuch", "", "!", "&", "[", "]"]),
+                                   "webservers[9]", "webservers[x]", "web[1:2]", "nosuch", "", "!", "&", "[", "]",
+                                   "localhost", "127.0.0.1", "localhost[0]", "webservers[1-2]", "web*[0-1]"]),
                   st.text(alphabet="abw*?~[]!&:,.-0129 ()^$+", max_size=10), HOSTILE)
 PATTERNS = st.lists(st.tuples(st.sampled_from(["", "!", "&"]), TERMS), min_size=1, max_size=4).map(
     lambda parts: ":".join(prefix + term for prefix, term in parts))
@@ -149,7 +149,10 @@ def test_patterns_select_a_subset_in_order_or_raise_pattern_error(pattern: str) 
         return
     names = [h.name for h in hosts]
     assert names and len(set(names)) == len(names)
-    assert names == [n for n in ORDER if n in set(names)]  # inventory order
+    listed = [h.name for h in hosts if not h.implicit]
+    assert listed == [n for n in ORDER if n in set(listed)]  # inventory order...
+    assert [h.implicit for h in hosts] == [False] * len(listed) + [True] * (len(hosts) - len(listed))  # ...then
+    assert len(hosts) - len(listed) <= 1  # at most one implicit localhost, last
 
 
 @pytest.mark.slow

@@ -68,7 +68,7 @@ def interpreters(hosts: Sequence[tuple[str, Mapping[str, object]]]) -> dict[str,
 
 def inventory_interpreters(settings: RunSettings) -> dict[str, str]:
     """interpreters() of the hosts the run's inventory and --limit select."""
-    from ..patterns import select
+    from ..inventory import select
 
     inventory = settings.load()
     hosts = select(inventory, settings.limit) if settings.limit else list(inventory.hosts)

@@ -8,7 +8,7 @@ import pytest
 
 from imageserving_fleet.errors import InventoryError, PatternError
 from imageserving_fleet.fleet.inventory import Inventory, inventory_from_text
-from imageserving_fleet.fleet.patterns import (
+from imageserving_fleet.fleet.inventory.patterns import (
     Subscript,
     order_terms,
     select,
@@ -16,7 +16,7 @@ from imageserving_fleet.fleet.patterns import (
     split_subscript,
 )
 
-FLEET = inventory_from_text("""
+FLEET_TEXT = """
 all:
   hosts:
     mail.example.com:
@@ -65,7 +65,8 @@ all:
             georgia:
               hosts:
                 ga1.example.com:
-""", source="fleet.yml")
+"""
+FLEET = inventory_from_text(FLEET_TEXT, source="fleet.yml")
 
 WEB = ["foo.example.com", "bar.example.com", "web1.example.com", "web2.example.com", "web3.example.com"]
 DB = ["one.example.com", "two.example.com", "three.example.com"]
@@ -118,12 +119,21 @@ def select_names(inventory: Inventory, pattern: str) -> list[str]:
     ("webservers[3:]", ["web2.example.com", "web3.example.com"]),
     ("webservers[0]:dbservers[1]", ["foo.example.com", "two.example.com"]),
     ("webservers[0:1]:!phoenix", ["foo.example.com"]),
+    # [x-y] is the older spelling of [x:y], and a subscript wins over a glob character class
+    ("webservers[1-2]", ["bar.example.com", "web1.example.com"]),
+    ("webservers[3-]", ["web2.example.com", "web3.example.com"]),
+    ("web*[0-1]", ["foo.example.com", "bar.example.com"]),
+    ("webservers[1:0]", ["bar.example.com"]),  # Ansible's `if end:` reads an end of 0 as a single index
+    ("webservers[9:12]:dbservers", DB),  # a slice past the end is empty, not an error
+    # several matched groups: their host lists one after the other, repeats counted (Ansible)
+    ("*servers[4:5]", ["web3.example.com", "one.example.com"]),
+    ("*ta*[0:3]", ["foo.example.com", "bar.example.com", "one.example.com"]),  # atlanta's 2 + staging's, foo twice
 ])
 def test_patterns_select_like_ansible(pattern: str, expected: list[str]) -> None:
     assert select_names(FLEET, pattern) == expected
 
 
-LETTERS = inventory_from_text("""
+LETTERS_TEXT = """
 [a]
 h1
 h2
@@ -142,7 +152,8 @@ h6
 h4
 [e]
 h5
-""", source="letters.ini")
+"""
+LETTERS = inventory_from_text(LETTERS_TEXT, source="letters.ini")
 
 
 @pytest.mark.parametrize("pattern", [
@@ -197,7 +208,12 @@ def test_order(terms: list[str], ordered: list[str]) -> None:
     ("webservers[0:2]", ("webservers", Subscript(0, 2))),
     ("webservers[1:]", ("webservers", Subscript(1, -1))),
     ("web*[2]", ("web*", Subscript(2))),
+    ("webservers[1-3]", ("webservers", Subscript(1, 3))),
+    ("webservers[1-]", ("webservers", Subscript(1, -1))),
+    ("web[2-3]", ("web", Subscript(2, 3))),  # a subscript, not the character class [2-3]
+    ("web[-1:]", ("web[-1:]", None)),  # a range never starts negative: a glob, as in Ansible
     ("web[ab]", ("web[ab]", None)),  # a glob character class, not a subscript
+    ("web[١:٢]", ("web[١:٢]", None)),  # only ASCII digits make a subscript
     ("~web[0-9]", ("~web[0-9]", None)),  # a regex keeps its brackets
 ])
 def test_split_subscript(term: str, split: tuple[str, Subscript | None]) -> None:
@@ -215,6 +231,16 @@ def test_split_subscript(term: str, split: tuple[str, Subscript | None]) -> None
     ("webservers:!", "lacks a group or host name"),
     ("~web(", "invalid regular expression"),
     ("webservers[9]", "subscript in 'webservers[9]' is out of range"),
+    ("webservers[9:0]", "subscript in 'webservers[9:0]' is out of range"),
+    ("webservers[9-12]", "matches no host"),
+    # the implicit localhost is never in `all`, and is one host whatever it is called
+    ("&localhost", "matches no host"),
+    ("localhost:&all", "matches no host"),
+    ("localhost:!127.0.0.1", "matches no host"),
+    ("localhost[1]", "out of range"),
+    ("local*", "matches no host"),  # only the exact names reach it
+    ("~localhost", "matches no host"),
+    ("Localhost", "matches no host"),
 ])
 def test_pattern_errors(pattern: str, message: str) -> None:
     with pytest.raises(PatternError, match=re.escape(message)) as caught:
@@ -227,3 +253,46 @@ def test_a_thousand_hosts_select_quickly_and_in_order() -> None:
                               source="big.ini")
     assert len(select(inv, "is*.example.com:!canary")) == 999
     assert [h.name for h in select(inv, "is[-1]:canary")] == ["is0500.example.com", "is1000.example.com"]
+
+
+# ------------------------------------------------------------------------------- implicit localhost
+
+@pytest.mark.parametrize(("pattern", "expected"), [
+    ("localhost", ["localhost"]),
+    ("127.0.0.1", ["127.0.0.1"]),
+    ("::1", ["::1"]),
+    ("localhost[0]", ["localhost"]),
+    ("localhost[-1]", ["localhost"]),
+    ("dbservers:localhost", DB + ["localhost"]),  # after every inventory host: it is in none of its groups
+    ("localhost,dbservers", DB + ["localhost"]),
+    ("127.0.0.1:localhost", ["127.0.0.1"]),  # one host, named by the first term that reached it
+    ("localhost:&127.0.0.1", ["localhost"]),
+    ("localhost:dbservers:!one.example.com", ["two.example.com", "three.example.com", "localhost"]),
+    ("all:!localhost", [h.name for h in FLEET.hosts]),
+    ("all", [h.name for h in FLEET.hosts]),  # not in `all`...
+    ("*", [h.name for h in FLEET.hosts]),  # ...nor reached by a glob
+])
+def test_a_localhost_name_the_inventory_lacks_selects_the_implicit_localhost(pattern: str,
+                                                                              expected: list[str]) -> None:
+    hosts = select(FLEET, pattern)
+    assert [h.name for h in hosts] == expected
+    for host in hosts:
+        if host.name in ("localhost", "127.0.0.1", "::1"):
+            assert host.implicit and host.groups == ()
+            assert host.vars["ansible_connection"] == "local"
+
+
+@pytest.mark.parametrize(("inventory", "pattern", "expected", "implicit"), [
+    ("[web]\nlocalhost ansible_connection=ssh\n", "localhost", ["localhost"], False),
+    ("[web]\n127.0.0.1\n", "localhost", ["127.0.0.1"], False),  # Ansible's first localhost-like host
+    ("[web]\n127.0.0.1\n::1\n", "::1", ["::1"], False),
+    ("[web]\n::1\n127.0.0.1\n", "localhost", ["::1"], False),
+    ("[localhost]\nh1\n", "localhost", ["h1"], False),  # a group of that name wins
+    ("[localhost]\n[web]\nh1\n", "localhost", ["localhost"], True),  # an empty one matches nothing
+    ("[web]\nh1\n", "localhost:web", ["h1", "localhost"], True),
+])
+def test_which_host_a_localhost_name_selects(inventory: str, pattern: str, expected: list[str],
+                                             implicit: bool) -> None:
+    hosts = select(inventory_from_text(inventory, source="x.ini"), pattern)
+    assert [h.name for h in hosts] == expected
+    assert any(h.implicit for h in hosts) is implicit

@@ -8,10 +8,15 @@
     is0*.example.com  web*        shell globs (fnmatch), on group names and on host names
     ~(web|db).*\\.example\\.com     a regular expression, anchored at the start (re.match, as Ansible)
     all  *                        every host
-    webservers[0] [-1] [0:2] [1:] subscripts into a term's hosts; ranges include their end
+    webservers[0] [-1] [0:2] [1:] subscripts into a term's hosts; ranges include their end, and
+    webservers[0-2]               `[x-y]` is `[x:y]` (a subscript, never a glob character class)
+    localhost  127.0.0.1  ::1     when nothing in the inventory matches, Ansible's implicit localhost
 
 A term that names a group selects the group's hosts (its children's included); a term that names a
-host selects it. The result is always in inventory order, and matching nothing is a PatternError.
+host selects it. The result is always in inventory order (the implicit localhost, which is in no
+group, not even `all`, comes last), and matching nothing is a PatternError. Each step is the one of
+Ansible's inventory/manager.py of the same name: split_host_pattern, order_patterns,
+_evaluate_patterns, _match_one_pattern, _split_subscript, _apply_subscript, _enumerate_matches.
 """
 
 from __future__ import annotations
@@ -23,11 +28,11 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..errors import PatternError
-from .inventory import Host, Inventory
+from ...errors import PatternError
+from .model import LOCALHOST_NAMES, Host, Inventory
 
-__all__ = ["Subscript", "apply_subscript", "evaluate", "match_term", "order_terms", "select", "split_pattern",
-           "split_subscript"]
+__all__ = ["Subscript", "apply_subscript", "enumerate_matches", "evaluate", "match_term", "order_terms", "select",
+           "split_pattern", "split_subscript"]
 
 # A host name, possibly with [x:y] ranges and a :port, which a ':' inside must not split.
 _LABEL = r"(?:[\w-]|\[[a-z0-9]*:[a-z0-9]*(?::\d+)?\])+"
@@ -35,13 +40,17 @@ _ADDRESS = re.compile(rf"{_LABEL}(?:\.{_LABEL})*(?::\d+)?", re.IGNORECASE)
 _BRACKETED_IPV6 = re.compile(r"\[([0-9a-f:.%]+)\](?::\d+)?", re.IGNORECASE)
 # Ansible's ':'-splitting: runs of anything but whitespace, ':' and brackets, or whole [...] groups.
 _COLON_TERMS = re.compile(r"(?:[^\s:\[\]]|\[[^\]]*\])+")
-_SUBSCRIPT = re.compile(r"(.+)\[(?:(-?\d+)|(\d+):(\d*))\]")
+# Ansible's PATTERN_WITH_SUBSCRIPT: `[i]`, `[x:y]`, `[x:]`, and the older `[x-y]`, `[x-]`.
+_SUBSCRIPT = re.compile(r"(.+)\[(?:(-?[0-9]+)|([0-9]+)[:-]([0-9]*))\]")
 _GLOB_CHARS = frozenset("*?[")
 
 
 @dataclass(frozen=True)
 class Subscript:
-    """`[start]` when `end` is None; else `[start:end]`, inclusive, `end` -1 meaning the last host."""
+    """`[start]` when `end` is None; else `[start:end]`, inclusive, `end` -1 meaning the last host.
+
+    As in Ansible, an `end` of 0 (`[2:0]`) picks the one host at `start`.
+    """
 
     start: int
     end: int | None = None
@@ -100,8 +109,13 @@ def order_terms(terms: Sequence[str]) -> list[str]:
 
 
 def evaluate(inventory: Inventory, terms: Sequence[str]) -> list[Host]:
-    """Takes ordered terms, returns the hosts they select, in inventory order (possibly none)."""
+    """Takes ordered terms, returns the hosts they select, in inventory order (possibly none).
+
+    The implicit localhost is one host however it is named: `localhost:!127.0.0.1` selects nothing,
+    and it keeps the name of the first term that reached it, as Ansible's get_host() does.
+    """
     chosen: set[str] = set()
+    implicit: Host | None = None
     for term in terms:
         operator, body = (term[0], term[1:]) if term[0] in "&!" else ("", term)
         if not body:
@@ -109,37 +123,56 @@ def evaluate(inventory: Inventory, terms: Sequence[str]) -> list[Host]:
         if operator == "" and inventory.has_host(body):
             chosen.add(body)  # an exact host name is that host, even if a group has its name (Ansible)
             continue
-        names = {h.name for h in match_term(inventory, body)}
+        names = set()
+        for host in match_term(inventory, body):
+            if host.implicit:
+                implicit = implicit or host
+                host = implicit
+            names.add(host.name)
         if operator == "&":
             chosen &= names
         elif operator == "!":
             chosen -= names
         else:
             chosen |= names
-    return [h for h in inventory.hosts if h.name in chosen]
+    hosts = [h for h in inventory.hosts if h.name in chosen]
+    if implicit is not None and implicit.name in chosen:
+        hosts.append(implicit)
+    return hosts
 
 
 def match_term(inventory: Inventory, term: str) -> list[Host]:
-    """Takes one term without `&`/`!`, returns its hosts in inventory order, subscript applied.
-
-    Groups are tried first; host names too when no group matched, or when the term is a glob,
-    a regex or contains a dot (so `*.example.com` reaches hosts even if a group name matches).
-    """
+    """Takes one term without `&`/`!`, returns its hosts (Ansible's order, repeats kept), subscript applied."""
     expr, subscript = split_subscript(term)
-    names: set[str] = set()
-    if expr.startswith("~") or _GLOB_CHARS.intersection(expr):
-        matches = _compile(expr).match
-        matched_groups = [g for g in inventory.groups if matches(g)]
-        for group in matched_groups:
-            names.update(inventory.groups[group])
-        names.update(h.name for h in inventory.hosts if matches(h.name))
+    return apply_subscript(enumerate_matches(inventory, expr), subscript, term)
+
+
+def enumerate_matches(inventory: Inventory, expr: str) -> list[Host]:
+    """Takes a term without subscript, returns the hosts it names, in Ansible's order, repeats kept.
+
+    Groups are tried first (each group's hosts in Ansible's order, matched groups in the order
+    they were defined); then host names (in inventory order) when no group matched, or when the
+    term is a glob, a regex or contains a dot (so `*.example.com` reaches hosts even if a group
+    name matches). A host can come twice (two matched groups): a subscript counts both, as
+    Ansible's does. When nothing matched and the term is `localhost`, `127.0.0.1` or `::1`, it is
+    the implicit localhost (or the inventory's own localhost-like host, see Inventory.localhost).
+    """
+    pattern = expr.startswith("~") or bool(_GLOB_CHARS.intersection(expr))
+    matches = _compile(expr).match if pattern else None
+    if matches is not None:
+        groups = [g for g in inventory.groups if matches(g)]
     else:
-        if expr in inventory.groups:
-            names.update(inventory.groups[expr])
-        if (expr not in inventory.groups or "." in expr) and inventory.has_host(expr):
-            names.add(expr)
-    hosts = [h for h in inventory.hosts if h.name in names]
-    return apply_subscript(hosts, subscript, term)
+        groups = [expr] if expr in inventory.groups else []
+    hosts = [inventory.host(name) for group in groups for name in inventory.groups[group]]
+    if not groups or pattern or "." in expr:
+        if matches is not None:
+            hosts += [h for h in inventory.hosts if matches(h.name)]
+        elif inventory.has_host(expr):
+            hosts.append(inventory.host(expr))
+    if not hosts and expr in LOCALHOST_NAMES:
+        localhost = inventory.localhost(expr)
+        return [localhost] if localhost is not None else []
+    return hosts
 
 
 def _compile(expr: str) -> re.Pattern[str]:
@@ -155,9 +188,10 @@ def _compile(expr: str) -> re.Pattern[str]:
 
 
 def split_subscript(term: str) -> tuple[str, Subscript | None]:
-    """Takes a term, returns it without a trailing `[i]` / `[i:j]` / `[i:]` and that subscript.
+    """Takes a term, returns it without a trailing `[i]` / `[i:j]` / `[i:]` / `[i-j]` and that subscript.
 
-    A `~regex` term never has one: its brackets belong to the regex.
+    The subscript is taken before any globbing, so `web[2-3]` is hosts 2 and 3 of `web`, not a
+    character class. A `~regex` term never has one: its brackets belong to the regex.
     """
     match = None if term.startswith("~") else _SUBSCRIPT.fullmatch(term)
     if not match:
@@ -169,10 +203,13 @@ def split_subscript(term: str) -> tuple[str, Subscript | None]:
 
 
 def apply_subscript(hosts: list[Host], subscript: Subscript | None, term: str) -> list[Host]:
-    """Takes a term's hosts and its subscript, returns the hosts the subscript picks."""
+    """Takes a term's hosts and its subscript, returns the hosts the subscript picks.
+
+    A slice past the end picks what there is (possibly nothing); a single index past it is an error.
+    """
     if subscript is None or not hosts:
         return hosts
-    if subscript.end is None:
+    if not subscript.end:  # None, or 0: Ansible's `if end:` reads `[x:0]` as `[x]`
         if not -len(hosts) <= subscript.start < len(hosts):
             raise PatternError(f"subscript in {term!r} is out of range: it matches {len(hosts)} host(s)")
         return [hosts[subscript.start]]
