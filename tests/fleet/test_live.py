@@ -91,6 +91,10 @@ def lab(sshd: SshServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[L
         try:
             yield lab
         finally:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(len(GOOD)) as pool:  # in parallel: each stop waits for its components
+                list(pool.map(lambda h: agent(lab, h, "stop"), GOOD))
             lab.stop_all()
 
 
