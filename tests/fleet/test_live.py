@@ -221,6 +221,23 @@ def test_a_hanging_host_never_holds_up_a_scrape(lab: Lab, exporter: str) -> None
     assert log.count("hang: unreachable") == 1  # one line per change, not one per poll
 
 
+def test_a_host_that_hangs_mid_poll_is_bounded_by_timeout_and_scrapes_go_on(lab: Lab, exporter: str) -> None:
+    # h1's supervisor stopped (SIGSTOP): the SSH connection and the command start, no answer comes.
+    pid = int(Path(lab.hosts["h1"]["imageserving_home"], "run", "supervisor.pid").read_text())
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        for _ in range(5):  # meanwhile every scrape answers at once, from the last snapshot
+            assert http_get(exporter, timeout=5.0)[0] == 200
+        body = wait_for(lambda: (b := http_get(exporter)[2]) and 'imageserving_host_up{host="h1"} 0.0' in b and b,
+                        what="h1 down once its --timeout has passed")
+        assert 'host="h1",component=' not in body  # no stale RUNNING
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    wait_for(lambda: 'imageserving_host_up{host="h1"} 1.0' in http_get(exporter)[2], what="h1 back")
+    log = (lab.dir / "exporter.log").read_text()
+    assert "h1: ok -> unreachable (timeout" in log and "h1: unreachable -> ok" in log
+
+
 def test_exporter_bad_options_are_usage_errors(lab: Lab) -> None:
     with silent_listener() as taken:
         # (syntax errors of --listen and --interval: tests/test_metrics.py, without a process each)
