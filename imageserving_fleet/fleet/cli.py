@@ -142,7 +142,8 @@ def _component(cid: str | None) -> list[str]:
 
 
 # ----------------------------------------------------------------- commands
-IntervalOpt = Annotated[float | None, typer.Option("--interval", metavar="S", help="Seconds between polls.")]
+IntervalOpt = Annotated[float | None, typer.Option("--interval", metavar="S",
+                                                  help="With --watch: seconds between refreshes (default 2).")]
 
 
 @app.command()
