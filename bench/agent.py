@@ -3,6 +3,8 @@
 
     python bench/agent.py            # 30 status runs, 7 kills, 60 s idle; writes docs/bench-agent.md
     python bench/agent.py --quick    # 10 runs, 3 kills, 10 s idle; writes nothing unless --output is given
+    python bench/agent.py --health   # liveness figures (restart of a hung component, status latency under a
+                                     # hung check, CPU of checks): bench/agent_health.py, in-tree agent only
 
 Both tools supervise the packaged demo stack (imageserving_fleet.agent.demo: is, svg, ps) on free loopback
 ports, started from console scripts in two virtual environments under --cache (default
@@ -743,6 +745,10 @@ def _interrupt(signo: int, _frame: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None and "--health" in sys.argv[1:]:
+        import agent_health  # bench/ is sys.path[0] when this runs as a script
+
+        return int(agent_health.main([a for a in sys.argv[1:] if a != "--health"]))
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)
     if str(REPO) not in sys.path:

@@ -4,8 +4,8 @@
     python bench/deadlines.py             # 5 rounds of each case against a loopback sshd
     python bench/deadlines.py --rounds 20
 
-The tests in tests/fleet/test_transport.py check that every deadline holds, with bounds a machine
-ten times slower still meets; the real latencies are measured here. Each case provokes its failure
+The tests in tests/fleet/ssh/ (test_session, test_connector, test_local) check that every deadline
+holds, with bounds a machine ten times slower still meets; the real latencies are measured here. Each case provokes its failure
 for real (a command timeout, an abort from another thread, a stopped sshd, a silent port, a closed
 port, a dropped connection) and prints the median and worst time from the call to the exception,
 and how much later than the deadline that was. Loopback only; stdlib plus the project.
@@ -26,8 +26,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from imageserving_fleet.errors import UnreachableError  # noqa: E402
+from imageserving_fleet.fleet.ssh import Connector, LocalSession  # noqa: E402
 from imageserving_fleet.fleet.target import FleetOptions, make_target  # noqa: E402
-from imageserving_fleet.fleet.transport import Connector, LocalSession  # noqa: E402
 from tests.sshd import SshServer, closed_port, silent_listener  # noqa: E402
 
 

@@ -137,8 +137,8 @@ def measure(n: int, homes: int, forks: int, supervisor_seconds: float, rounds: i
     from imageserving_fleet.fleet.inventory import load_inventory
     from imageserving_fleet.fleet.poller import STATUS_JOB
     from imageserving_fleet.fleet.runner import Fleet
+    from imageserving_fleet.fleet.ssh import Connector
     from imageserving_fleet.fleet.target import FleetOptions, make_target
-    from imageserving_fleet.fleet.transport import Connector
     from imageserving_fleet.fleet.watch import WatchState, columns, view
     from tests.fleet.fleetlab import free_port
 
@@ -192,7 +192,6 @@ def measure(n: int, homes: int, forks: int, supervisor_seconds: float, rounds: i
             out["watch_refresh_ms"] = {"median": 1000 * statistics.median(refresh), "max": 1000 * max(refresh)}
             log(f"watch refresh: median {out['watch_refresh_ms']['median']:.1f} ms CPU")
             fleet.close()
-            fleet.connector.close()
             pair.thread.join()
             out["supervisor"] = pair.result
             out["loadavg_after"] = os.getloadavg()

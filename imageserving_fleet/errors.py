@@ -9,13 +9,17 @@
     │   └── ComponentError             a component failed to start or stop (exit 1)
     ├── InventoryError                 bad inventory: file, line (fleet exit 1)
     │   └── PatternError               bad or empty --limit pattern (fleet exit 1)
+    ├── ClusterError                   --cluster: no scheduler there, no dask installed (fleet exit 1)
     └── HostError                      one host's failure; never ends a fleet run
-        └── UnreachableError           could not run the agent there: reason is a short code
+        ├── UnreachableError           could not run the agent there: reason is a `Reason`
+        └── OutputTooLargeError        the host was reached, but what it wrote is past the bound
 
 Functions raise these; they never return error strings. Stdlib only: the status client imports it.
 """
 
 from __future__ import annotations
+
+import enum
 
 
 class ImageServingError(Exception):
@@ -69,6 +73,10 @@ class PatternError(InventoryError):
     """A --limit pattern is malformed or matches no host."""
 
 
+class ClusterError(ImageServingError):
+    """The cluster of --cluster cannot be used: not reachable, or dask is not installed."""
+
+
 class HostError(ImageServingError):
     """One host failed; the fleet records it and goes on with the others."""
 
@@ -77,5 +85,32 @@ class HostError(ImageServingError):
         super().__init__(f"{host}: {reason}" + (f": {detail}" if detail else ""))
 
 
+class Reason(enum.StrEnum):
+    """Why a host could not be reached or heard back from: the short code a report shows."""
+
+    DNS = "dns"
+    REFUSED = "refused"
+    TIMEOUT = "timeout"
+    NO_ROUTE = "no route"
+    AUTH = "auth"
+    UNKNOWN_HOST_KEY = "unknown host key"
+    CHANGED_HOST_KEY = "changed host key"
+    CONNECTION_LOST = "connection lost"
+    SSH_ERROR = "ssh error"
+
+
 class UnreachableError(HostError):
-    """The agent could not be run on the host (DNS, refused, timeout, auth, host key, missing)."""
+    """The agent could not be run on the host (DNS, refused, timeout, auth, host key, lost...)."""
+
+    reason: Reason
+
+    def __init__(self, host: str, reason: Reason, detail: str = "") -> None:
+        super().__init__(host, Reason(reason), detail)
+
+
+class OutputTooLargeError(HostError):
+    """The host was reached but a command wrote more than the bound: its agent failed, not the network."""
+
+    def __init__(self, host: str, limit: int) -> None:
+        super().__init__(host, "output too large", f"the command wrote more than {limit} bytes")
+        self.limit = limit

@@ -7,11 +7,15 @@ fields they do not know, so newer agents and older controllers keep working toge
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 SCHEMA = 1
 COMPONENT_IDS = ("ps", "is", "svg")  # the fleet's table columns; an agent may run others
+# What a component id may be: the agent's config refuses others, the fleet checks a command-line
+# id against it before it goes near a remote shell.
+COMPONENT_ID_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}\Z")  # \Z: "$" would let "ps\n" through
 STATES = ("STOPPED", "STARTING", "RUNNING", "BACKOFF", "STOPPING", "EXITED", "FATAL")
 
 
@@ -32,6 +36,11 @@ class ComponentStatus:
     restarts: int = 0
     last_exit: str | None = None
     message: str = ""
+    health: str | None = None              # "healthy" | "unhealthy" | "starting" | None (no check)
+    health_failures: int = 0
+    last_health_error: str | None = None
+    restart_reason: str | None = None      # "crash" | "unhealthy: …" | "max_memory" | "operator" | "reload"
+    held: bool = False                     # held down by the operator's `stop ID`
 
 
 @dataclass(frozen=True)
@@ -42,11 +51,17 @@ class SupervisorStatus:
     pid: int | None = None
     uptime_s: float | None = None
     rss_bytes: int | None = None
+    socket: str | None = None              # absolute path of the control socket (SPEC §2)
+    config_digest: str | None = None       # sha256 of the effective configuration
 
 
 @dataclass(frozen=True)
 class AgentStatus:
-    """What `imageserving status --json` prints."""
+    """What `imageserving status --json` prints.
+
+    `source` is the decoded document it was parsed from (parse_status), kept so the fleet can
+    pass on what the host said field for field, those of newer agents too (`document()`).
+    """
 
     host: str
     agent_version: str
@@ -56,6 +71,7 @@ class AgentStatus:
     message: str = ""
     schema: int = SCHEMA
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
+    source: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
     def component(self, cid: str) -> ComponentStatus | None:
         return next((c for c in self.components if c.id == cid), None)
@@ -64,6 +80,16 @@ class AgentStatus:
     def all_running(self) -> bool:
         return self.supervisor.state == "RUNNING" and all(c.state == "RUNNING" for c in self.components)
 
+    @property
+    def held(self) -> list[str]:
+        """Ids of the components the operator holds down."""
+        return [c.id for c in self.components if c.held]
+
+    @property
+    def not_running(self) -> list[str]:
+        """Ids of the components that are neither RUNNING nor held down (what makes a host degraded)."""
+        return [c.id for c in self.components if c.state != "RUNNING" and not c.held]
+
     def to_dict(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
             "schema": self.schema, "host": self.host, "agent_version": self.agent_version,
@@ -71,6 +97,10 @@ class AgentStatus:
             "components": [asdict(c) for c in self.components], "message": self.message,
         }
         return doc
+
+    def document(self) -> dict[str, Any]:
+        """The JSON document: as the host sent it when parsed from one, else built (to_dict())."""
+        return self.source if self.source is not None else self.to_dict()
 
 
 def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
@@ -103,7 +133,17 @@ def _component(d: Any, i: int) -> ComponentStatus:
         restarts=_typed(d, "restarts", int, 0, where) or 0,
         last_exit=None if d.get("last_exit") is None else str(d["last_exit"]),
         message=str(d.get("message") or ""),
+        health=_optional_text(d, "health"),
+        health_failures=_typed(d, "health_failures", int, 0, where) or 0,
+        last_health_error=_optional_text(d, "last_health_error"),
+        restart_reason=_optional_text(d, "restart_reason"),
+        held=d.get("held") is True,
     )
+
+
+def _optional_text(d: dict[str, Any], key: str) -> str | None:
+    value = d.get(key)
+    return None if value is None else str(value)
 
 
 def _text(doc: dict[str, Any], key: str) -> str:
@@ -130,8 +170,11 @@ def parse_status(doc: Any) -> AgentStatus:
             state=sup["state"], pid=_typed(sup, "pid", int, None, "supervisor"),
             uptime_s=_typed(sup, "uptime_s", (int, float), None, "supervisor"),
             rss_bytes=_typed(sup, "rss_bytes", int, None, "supervisor"),
+            socket=_typed(sup, "socket", str, None, "supervisor"),
+            config_digest=_typed(sup, "config_digest", str, None, "supervisor"),
         ),
         components=tuple(_component(c, i) for i, c in enumerate(comps)),
         message=str(doc.get("message") or ""),
         extra={k: v for k, v in doc.items() if k not in known},
+        source=doc,
     )

@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 SSHD = "/usr/sbin/sshd"
+SFTP_SERVER = "/usr/lib/openssh/sftp-server"  # Debian's openssh-sftp-server, which openssh-server pulls in
 SSH_KEYGEN = shutil.which("ssh-keygen") or "/usr/bin/ssh-keygen"
 
 
@@ -59,11 +60,15 @@ class SshServer:
     `skip_bashrc`: bash sources ~/.bashrc for every command sshd runs (it sees SSH_CLIENT); on a
     box whose root ~/.bashrc runs `pyenv init` that adds 100-400 ms to every command, which would
     drown what the tests and benchmarks measure. SHLVL=1 in the session makes bash skip it.
+
+    `sftp`: the `Subsystem sftp` program. internal-sftp runs inside sshd; a path such as
+    SFTP_SERVER is started through the user's login shell (so a startup file that prints breaks
+    it, as on many real hosts); None leaves the line out: no SFTP at all.
     """
 
     def __init__(self, *, directory: str | Path | None = None, path: str | None = None,
                  extra_config: str = "", max_startups: str = "1000:30:2000", max_sessions: int = 200,
-                 skip_bashrc: bool = True) -> None:
+                 skip_bashrc: bool = True, sftp: str | None = "internal-sftp") -> None:
         self._own_dir = directory is None
         self.dir = Path(directory or tempfile.mkdtemp(prefix="imageserving-sshd-"))
         self.user = getpass.getuser()
@@ -79,6 +84,7 @@ class SshServer:
         self._session_path = os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin") if path is None else path
         self._extra = extra_config
         self._skip_bashrc = skip_bashrc
+        self._sftp = sftp
         self._max_startups, self._max_sessions = max_startups, max_sessions
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -189,8 +195,8 @@ class SshServer:
             "PrintMotd no\n"
             "AllowTcpForwarding yes\n"
             f"SetEnv PATH={self._session_path}{' SHLVL=1' if self._skip_bashrc else ''}\n"
-            "Subsystem sftp internal-sftp\n"
-            f"{self._extra}"
+            + (f"Subsystem sftp {self._sftp}\n" if self._sftp else "")
+            + f"{self._extra}"
         )
 
     def _wait_ready(self, timeout: float) -> bool:

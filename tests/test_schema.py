@@ -101,7 +101,13 @@ def with_supervisor(**changes: Any) -> dict[str, Any]:
 @pytest.mark.parametrize("document", [DOC, DOWN], ids=["running", "supervisor-down"])
 def test_round_trip(document: dict[str, Any]) -> None:
     status = parse_status(document)
-    assert status.to_dict() == document
+    out = status.to_dict()
+    # Every field read comes back; the newer optional fields come back with their defaults.
+    assert {k: v for k, v in out.items() if k != "components"} == {k: v for k, v in document.items()
+                                                                    if k != "components"}
+    for written, read in zip(out["components"], document["components"], strict=True):
+        assert {k: written[k] for k in read} == read
+        assert (written["health"], written["held"], written["restart_reason"]) == (None, False, None)
     assert parse_status(status.to_dict()) == status
     # and through real JSON text, as the fleet reads it
     assert parse_status(json.loads(json.dumps(status.to_dict()))) == status
@@ -159,7 +165,8 @@ def test_unknown_fields_are_kept_in_extra_and_ignored() -> None:
     status = parse_status(d)
     assert status.extra == {"future_field": {"a": 1}, "capacity": 3}
     assert status == parse_status(DOC)  # extra does not take part in equality
-    assert status.to_dict() == DOC  # and is not written back out
+    assert status.to_dict() == parse_status(DOC).to_dict()  # and is not written back out
+    assert "future_field" not in status.to_dict() and "threads" not in status.to_dict()["components"][0]
 
 
 @pytest.mark.parametrize(
@@ -314,3 +321,18 @@ def test_numbers_no_agent_sends_are_refused(name: str, value: float) -> None:
         value = 10**400
     with pytest.raises(SchemaError, match="out of range"):
         parse_status(with_component(**{name: value}))
+
+
+def test_health_hold_socket_and_digest_fields_are_read() -> None:
+    doc = with_supervisor(socket="/h/run/supervisor.sock", config_digest="ab" * 32)
+    doc["components"][0].update(health="unhealthy", health_failures=2, last_health_error="http: 503",
+                                restart_reason="unhealthy: http: 503", held=False)
+    doc["components"][1].update(state="STOPPED", pid=None, held=True, message="stopped by operator")
+    status = parse_status(doc)
+    assert status.supervisor.socket == "/h/run/supervisor.sock" and status.supervisor.config_digest == "ab" * 32
+    first = status.components[0]
+    assert (first.health, first.health_failures, first.last_health_error, first.restart_reason) == (
+        "unhealthy", 2, "http: 503", "unhealthy: http: 503")
+    assert status.held == [doc["components"][1]["id"]]
+    assert doc["components"][1]["id"] not in status.not_running
+    assert parse_status(status.to_dict()) == status

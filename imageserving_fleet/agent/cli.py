@@ -28,6 +28,7 @@ class Settings:
     def __init__(self, home: str | None, config: str | None, as_json: bool) -> None:
         self.home = Home.resolve(home)
         self.config_path = str(resolve_path(config))
+        self.explicit_config = config  # --config or IMAGESERVING_CONFIG, else None
         self.as_json = as_json
 
     def config(self) -> AgentConfig:
@@ -59,27 +60,62 @@ def _ids(settings: Settings, ids: list[str]) -> list[str]:
     return control.normalize_ids(ids, settings.config().ids)
 
 
+def _known_ids(settings: Settings, component: str) -> list[str]:
+    """Checked against the configuration (exit 2 listing the valid ids); a broken file must not stop
+    `stop ID` from working, so then the running supervisor checks it."""
+    try:
+        return _ids(settings, [component])
+    except ConfigError:
+        return control.normalize_ids([component], None)
+
+
 def _finish(settings: Settings, outcome: control.Outcome, table: bool = True) -> None:
     raise typer.Exit(emit(outcome, settings.as_json, table))
 
 
 @app.command()
-def start(ctx: typer.Context) -> None:
-    """Start the Server Supervisor (detached) and all components, in start order."""
+def start(ctx: typer.Context,
+          component: Annotated[str | None, typer.Argument(help="ps, is or svg: start one held-down component "
+                                                                "(the supervisor must run)")] = None) -> None:
+    """Start the Server Supervisor (detached) and all components, in start order; or one component.
+
+    Example: imageserving start is   (ends the hold of `imageserving stop is`)
+    """
     s: Settings = ctx.obj
+    if component:
+        _finish(s, control.start(s.home, None, _known_ids(s, component)))
     _finish(s, control.start(s.home, s.config()))  # a bad file is refused before anything starts
 
 
 @app.command("inicio", hidden=True)
-def inicio(ctx: typer.Context) -> None:
-    start(ctx)
+def inicio(ctx: typer.Context, component: Annotated[str | None, typer.Argument()] = None) -> None:
+    start(ctx, component)
 
 
 @app.command()
-def stop(ctx: typer.Context) -> None:
-    """Stop all components (reverse order), then the Server Supervisor."""
+def stop(ctx: typer.Context,
+         component: Annotated[str | None, typer.Argument(help="ps, is or svg: stop it and hold it down until "
+                                                               "`start ID`")] = None) -> None:
+    """Stop all components (reverse order), then the Server Supervisor; or hold one component down.
+
+    Example: imageserving stop is   (maintenance: is stays STOPPED, "stopped by operator", through reloads
+    and health checks, until `imageserving start is`)
+    """
     s: Settings = ctx.obj
-    _finish(s, control.stop(s.home), table=False)
+    _finish(s, control.stop(s.home, _known_ids(s, component) if component else []), table=False)
+
+
+@app.command()
+def reload(ctx: typer.Context) -> None:
+    """Re-read the configuration and apply only what changed; every other component keeps its pid.
+
+    Reads --config when given, else the file the supervisor runs with. A bad file changes nothing
+    (exit 6, with file, line and key). Example: imageserving reload --json
+    """
+    s: Settings = ctx.obj
+    path = s.explicit_config or control.running_config(s.home) or s.config_path
+    config = load_config(path)  # validated here: the supervisor never reads YAML
+    _finish(s, control.reload(s.home, config))
 
 
 @app.command()
@@ -212,7 +248,8 @@ def metrics(ctx: typer.Context,
         raise ImageServingError(f"cannot write {output}: {exc.strerror or exc}") from None
 
 
-config_app = typer.Typer(help="Check a configuration without starting anything.", no_args_is_help=True)
+config_app = typer.Typer(help="Check a configuration without starting anything, or install one.",
+                         no_args_is_help=True)
 app.add_typer(config_app, name="config")
 
 
@@ -230,6 +267,21 @@ def config_check(ctx: typer.Context,
         return
     order = " → ".join(", ".join(g) for g in cfg.priorities())
     print(f"{cfg.path}: valid; {len(cfg.components)} components, start order: {order}")
+
+
+@config_app.command("install")
+def config_install(ctx: typer.Context,
+                   no_reload: Annotated[bool, typer.Option("--no-reload", help="Install only.")] = False) -> None:
+    """Install a configuration read from stdin as --config (default /etc/imageserving/agent.yaml), then reload.
+
+    Validated first as `config check` does; a refused file (exit 6) leaves the old one in place;
+    the previous file is kept as .prev. The fleet's `config push` runs this on every host.
+    Example: imageserving --config /etc/imageserving/agent.yaml config install < new.yaml
+    """
+    from .install import destination, install
+
+    s: Settings = ctx.obj
+    _finish(s, install(s.home, destination(s.explicit_config), sys.stdin.buffer, apply=not no_reload))
 
 
 def run(args: list[str]) -> None:

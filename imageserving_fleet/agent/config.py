@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..schema import COMPONENT_ID_RE
 from ..units import expand_vars, parse_duration, parse_size
 from ..yamldepth import MAX_DEPTH, too_deep
 
 SYSTEM_CONFIG = "/etc/imageserving/agent.yaml"
-ID_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+ID_RE = COMPONENT_ID_RE
 RESTART_POLICIES = ("always", "on-failure", "never")
 MAX_CONFIG_BYTES = 4 * 2**20
 _INTEGER = re.compile(r"-?[0-9]{1,18}")  # ASCII digits only; str.isdigit() takes '²', which int() refuses
@@ -47,6 +48,17 @@ class ReadyCheck:
         if self.kind == "http":
             return f"http {self.url}"
         return "command " + " ".join(self.argv)
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    """Liveness of a RUNNING component: the check, how often, and how many failures in a row restart it."""
+
+    check: ReadyCheck
+    interval: float = 10.0
+    timeout: float = 2.0
+    failures: int = 3              # consecutive counted failures before a restart
+    start_period: float = 60.0     # failures this soon after RUNNING do not count
 
 
 @dataclass(frozen=True)
@@ -82,6 +94,7 @@ class ComponentConfig:
     start_retries: int = 5
     backoff: Backoff = Backoff()
     max_memory: int | None = None
+    health: HealthCheck | None = None
 
 
 @dataclass(frozen=True)
@@ -270,7 +283,7 @@ class _Validator:
             raise self.fail(base, "component id must be lowercase letters, digits, - or _ (at most 32)")
         keys = {"description", "command", "cwd", "env", "user", "start_priority", "ready", "start_delay",
                 "ready_timeout", "stop_signal", "stop_timeout", "restart", "start_retries", "backoff",
-                "max_memory"}
+                "max_memory", "health"}
         s = self.mapping(spec, base, keys)
         command = s.get("command")
         if not isinstance(command, list) or not command:
@@ -309,6 +322,29 @@ class _Validator:
             start_retries=self.integer(s.get("start_retries", 5), base + ("start_retries",), minimum=1),
             backoff=backoff,
             max_memory=None if max_memory is None else self.convert(parse_size, max_memory, base + ("max_memory",)),
+            health=self.health(s.get("health"), base + ("health",)),
+        )
+
+    def health(self, value: Any, path: tuple[str, ...]) -> HealthCheck | None:
+        if value is None:
+            return None
+        timing = {"interval", "timeout", "failures", "start_period"}
+        h = self.mapping(value, path, {"tcp", "http", "command"} | timing)
+        kinds = {k: v for k, v in h.items() if k not in timing}
+        if len(kinds) != 1:
+            raise self.fail(path, "expected exactly one of tcp, http or command")
+        check = self.ready(kinds, path)
+        assert check is not None
+        interval = self.convert(parse_duration, h.get("interval", 10.0), path + ("interval",))
+        timeout = self.convert(parse_duration, h.get("timeout", 2.0), path + ("timeout",))
+        if interval <= 0:
+            raise self.fail(path + ("interval",), "must be above 0")
+        if not 0 < timeout <= interval:
+            raise self.fail(path + ("timeout",), f"must be above 0 and at most the interval ({interval:g}s)")
+        return HealthCheck(
+            check=check, interval=interval, timeout=timeout,
+            failures=self.integer(h.get("failures", 3), path + ("failures",), minimum=1),
+            start_period=self.convert(parse_duration, h.get("start_period", 60.0), path + ("start_period",)),
         )
 
     def ready(self, value: Any, path: tuple[str, ...]) -> ReadyCheck | None:
@@ -356,6 +392,20 @@ def to_dict(config: AgentConfig) -> dict[str, Any]:
     return asdict(config)
 
 
+def _check(d: dict[str, Any]) -> ReadyCheck:
+    return ReadyCheck(**{**d, "argv": tuple(d.get("argv", ()))})
+
+
+def digest(config: AgentConfig) -> str:
+    """sha256 of the effective configuration (what the components run with, not where it came from)."""
+    import hashlib
+    import json
+
+    data = to_dict(config)
+    data.pop("path", None)
+    return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
 def from_dict(data: dict[str, Any]) -> AgentConfig:
     """Takes what to_dict returned (already validated); returns the AgentConfig again."""
     comps = []
@@ -364,7 +414,9 @@ def from_dict(data: dict[str, Any]) -> AgentConfig:
         c["command"] = tuple(c["command"])
         c["backoff"] = Backoff(**c["backoff"])
         if c.get("ready"):
-            c["ready"] = ReadyCheck(**{**c["ready"], "argv": tuple(c["ready"].get("argv", ()))})
+            c["ready"] = _check(c["ready"])
+        if c.get("health"):
+            c["health"] = HealthCheck(**{**c["health"], "check": _check(c["health"]["check"])})
         comps.append(ComponentConfig(**c))
     return AgentConfig(path=data["path"], components=tuple(comps), log_max_bytes=data["log_max_bytes"],
                        log_backups=data["log_backups"], metrics_listen=data.get("metrics_listen"))

@@ -16,8 +16,9 @@ from ..errors import ComponentError, NotRunningError, SupervisorError, UsageErro
 from . import client
 from .home import Home
 
-# LSB exit codes
-OK, FAILED, BAD_ARGS, NOT_RUNNING, NO_ANSWER, BAD_CONFIG, STATUS_NOT_RUNNING = 0, 1, 2, 3, 4, 6, 7
+# The LSB exit codes live in protocol.py, shared with the control server (an error reply's code is one).
+from .protocol import BAD_ARGS, BAD_CONFIG, FAILED, NO_ANSWER, NOT_RUNNING, OK, SUPERVISOR_DOWN  # noqa: F401
+
 START_TIMEOUT = 30.0  # seconds for a new supervisor to take its lock and open its socket
 
 
@@ -74,19 +75,24 @@ def status(home: Home, ids: list[str], timeout: float = 10.0) -> Outcome:
     if reply.get("status") != "ok":
         return Outcome(int(reply.get("code", BAD_ARGS)), str(reply.get("reason", "error")))
     doc = reply["result"]
-    down = [c["id"] for c in doc["components"] if c["state"] != "RUNNING"]
+    # A component the operator holds down fails only a status that names it (SPEC §2).
+    down = [c["id"] for c in doc["components"] if c["state"] != "RUNNING" and (ids or not c.get("held"))]
     if down:
         return Outcome(FAILED, f"not RUNNING: {', '.join(down)}", doc)
     return Outcome(OK, "", doc)
 
 
-def write_config_json(home: Home, config: AgentConfig) -> str:
-    """Hands a validated config to the daemon as JSON (atomically), so it never imports yaml."""
+def write_config_json(home: Home, config: AgentConfig, unique: bool = False) -> str:
+    """Hands a validated config to the daemon as JSON (atomically), so it never imports yaml.
+
+    unique: a file of this process's own (a reload), so two concurrent reloads never share one.
+    """
     import json
 
     from .config import to_dict
 
-    path = os.path.join(home.run, "config.json")
+    home.prepare()
+    path = os.path.join(home.run, f"reload-{os.getpid()}.json" if unique else "config.json")
     tmp = f"{path}.{os.getpid()}.tmp"
     with open(tmp, "w") as fh:
         json.dump(to_dict(config), fh)
@@ -140,10 +146,23 @@ def _wait_reply(home: Home, payload: dict[str, Any]) -> Outcome:
     return Outcome(OK, "", doc)
 
 
-def start(home: Home, config: AgentConfig, ids: list[str] | None = None) -> Outcome:
-    """Starts the supervisor when needed, then (all or some) components in start order."""
+def start(home: Home, config: AgentConfig | None, ids: list[str] | None = None) -> Outcome:
+    """Starts the supervisor when needed, then (all or some) components in start order.
+
+    With ids (`start ID`, which also ends a hold) the supervisor must already run: exit 7 if not.
+    """
     import fcntl
 
+    if ids:
+        try:
+            out = _wait_reply(home, {"cmd": "start", "ids": ids})
+        except NotRunningError:
+            return Outcome(SUPERVISOR_DOWN, "Server Supervisor is not running; use `imageserving start`")
+        if out.code == OK:
+            out.message = f"started: {', '.join(ids)}"
+        return out
+    if config is None:
+        raise UsageError("a whole start needs the configuration")
     home.prepare()
     with open(home.start_lock, "a") as lock:  # concurrent starters queue here: one supervisor
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -151,7 +170,8 @@ def start(home: Home, config: AgentConfig, ids: list[str] | None = None) -> Outc
         if not was_running:
             _launch(home, config)
     before = status(home, ids or [])
-    if was_running and before.code == OK:
+    held = [c["id"] for c in (before.status or {}).get("components", []) if c.get("held")]
+    if was_running and before.code == OK and not held:  # a whole start also ends every hold
         return Outcome(OK, "already running", before.status)
     out = _wait_reply(home, {"cmd": "start", "ids": ids or []})
     if out.code == OK:
@@ -172,8 +192,45 @@ def stop(home: Home, ids: list[str] | None = None) -> Outcome:
         if out.code == OK:
             out.status, out.message = down_status("stopped"), "stopped"
     elif out.code == OK:
-        out.message = f"stopped: {', '.join(ids)}"
+        out.message = f"stopped: {', '.join(ids)} (held down until `imageserving start {' '.join(ids)}`)"
     return out
+
+
+def running_config(home: Home) -> str | None:
+    """The configuration file the running supervisor was started (or last reloaded) with, if it runs."""
+    try:
+        reply = client.request(home, {"cmd": "ping"}, timeout=10.0)
+    except NotRunningError:
+        return None
+    path = reply.get("config")
+    return path if isinstance(path, str) and path else None
+
+
+def reload(home: Home, config: AgentConfig) -> Outcome:
+    """Hands an already validated configuration to the running supervisor; it applies only what changed.
+
+    The reply's `reload` names added, removed, changed and unchanged components; it is merged into
+    the status document (so `--json` carries it) and summed up in the message.
+    """
+    path = write_config_json(home, config, unique=True)
+    try:
+        reply = client.request(home, {"cmd": "reload", "config_json": path}, timeout=None)
+    except NotRunningError:
+        return Outcome(SUPERVISOR_DOWN, "Server Supervisor is not running; use `imageserving start`")
+    finally:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+    doc = reply.get("result")
+    changes = reply.get("reload") or {}
+    if isinstance(doc, dict) and changes:
+        doc = {**doc, "reload": changes}
+    summary = "; ".join(f"{k}: {', '.join(v) if v else '-'}" for k, v in changes.items()
+                        if k != "unchanged") + (f"; unchanged: {len(changes.get('unchanged', []))}" if changes else "")
+    if reply.get("status") != "ok":
+        return Outcome(int(reply.get("code", FAILED)), str(reply.get("reason", "reload failed")), doc)
+    return Outcome(OK, f"reloaded {config.path}: {summary}", doc)
 
 
 def restart(home: Home, config: AgentConfig, ids: list[str] | None = None) -> Outcome:
@@ -182,7 +239,7 @@ def restart(home: Home, config: AgentConfig, ids: list[str] | None = None) -> Ou
         try:
             out = _wait_reply(home, {"cmd": "restart", "ids": ids})
         except NotRunningError:
-            return Outcome(STATUS_NOT_RUNNING, "Server Supervisor is not running; use `imageserving start`")
+            return Outcome(SUPERVISOR_DOWN, "Server Supervisor is not running; use `imageserving start`")
         if out.code == OK:
             out.message = f"restarted: {', '.join(ids)}"
         return out

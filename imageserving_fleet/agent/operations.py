@@ -34,6 +34,8 @@ class Operation:
     groups: list[list[str]]
     since: float                   # monotonic time of the request
     shutdown: bool = False         # stop: the supervisor exits afterwards
+    reason: str = "operator"       # restart: the restart_reason the components get
+    hold: bool = False             # stop: the operator's `stop ID` holds them down
     issued: bool = False
     failed: list[str] = field(default_factory=list)
 

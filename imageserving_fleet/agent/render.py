@@ -26,13 +26,13 @@ def status_table(doc: dict[str, Any], color: bool | None = None) -> str:
         color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
     sup = doc.get("supervisor", {})
     rows = [("supervisor", "Server Supervisor", sup.get("state", "?"), sup.get("pid"), sup.get("uptime_s"),
-             sup.get("rss_bytes"), "", "")]
+             sup.get("rss_bytes"), "", "", "")]
     for c in doc.get("components", []):
         rows.append((c["id"], c.get("description", ""), c["state"], c.get("pid"), c.get("uptime_s"),
-                     c.get("rss_bytes"), str(c.get("restarts", 0)), c.get("message") or c.get("last_exit") or ""))
-    header = ("ID", "COMPONENT", "STATE", "PID", "UPTIME", "MEMORY", "RESTARTS", "MESSAGE")
+                     c.get("rss_bytes"), str(c.get("restarts", 0)), _health(c), _message(c)))
+    header = ("ID", "COMPONENT", "STATE", "PID", "UPTIME", "MEMORY", "RESTARTS", "HEALTH", "MESSAGE")
     cells = [header] + [(r[0], r[1], r[2], str(r[3] or "-"), format_duration(r[4]) if r[4] is not None else "-",
-                         format_size(r[5]), r[6], r[7]) for r in rows]
+                         format_size(r[5]), r[6], r[7], r[8]) for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     lines = []
     for n, row in enumerate(cells):
@@ -44,6 +44,24 @@ def status_table(doc: dict[str, Any], color: bool | None = None) -> str:
             parts.append(text)
         lines.append("  ".join(parts).rstrip())
     return "\n".join(lines)
+
+
+def _health(c: dict[str, Any]) -> str:
+    health = c.get("health")
+    if not health:
+        return "-"
+    failures = c.get("health_failures") or 0
+    return f"{health} ({failures} failed)" if failures and health != "healthy" else str(health)
+
+
+def _message(c: dict[str, Any]) -> str:
+    text = c.get("message") or c.get("last_exit") or ""
+    if c.get("held"):
+        text = "held down" + (f": {text}" if text else "")
+    reason = c.get("restart_reason")
+    if reason and reason not in text and c.get("restarts"):
+        text = f"{text}; last restart: {reason}" if text else f"last restart: {reason}"
+    return str(text)
 
 
 def emit(outcome: Any, as_json: bool, table: bool) -> int:

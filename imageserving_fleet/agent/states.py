@@ -8,6 +8,13 @@ kill); it never touches a process, a clock or a file, so every rule here is a ta
        │                ▼  │                                ▼ ≥ reset_after, else BACKOFF
        │             BACKOFF ──start_retries failures──▶ FATAL (only start/restart clears it)
        └── STOPPING ◀──stop── STARTING | RUNNING        EXITED (clean exit, restart policy says so)
+              │ ▲
+              │ └── `failures` health checks in a row fail while RUNNING (liveness)
+              ▼
+        BACKOFF | FATAL | STARTING   by the crash rules; never healthy since its start counts as a failed start
+
+A Stop(hold=True) (the operator's `stop ID`) holds the component down: only Start or Restart
+clears `held`, so neither a reload nor a health check brings it back.
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ TRANSITIONS: dict[State, frozenset[State]] = {
     S.STARTING: frozenset({S.RUNNING, S.BACKOFF, S.FATAL, S.STOPPING}),
     S.RUNNING: frozenset({S.STARTING, S.BACKOFF, S.STOPPING, S.EXITED}),
     S.BACKOFF: frozenset({S.STARTING, S.STOPPED}),
-    S.STOPPING: frozenset({S.STOPPED, S.STARTING}),
+    S.STOPPING: frozenset({S.STOPPED, S.STARTING, S.BACKOFF, S.FATAL}),
     S.EXITED: frozenset({S.STARTING, S.STOPPED}),
     S.FATAL: frozenset({S.STARTING, S.STOPPED}),
 }
@@ -51,14 +58,17 @@ class Start:
 
 @dataclass(frozen=True)
 class Stop:
-    """An operator asks for the component to stop."""
+    """An operator asks for the component to stop; with hold, it stays down until Start or Restart."""
+
+    hold: bool = False
 
 
 @dataclass(frozen=True)
 class Restart:
-    """Stop if running, then start again; counted as a restart."""
+    """Stop if running, then start again; counted as a restart. `reason` is the status's restart_reason."""
 
-    reason: str = ""
+    reason: str = "operator"   # "operator" | "reload" | "max_memory"
+    message: str = ""
 
 
 @dataclass(frozen=True)
@@ -86,6 +96,18 @@ class ReadyOk:
 
 
 @dataclass(frozen=True)
+class HealthOk:
+    """A liveness check passed."""
+
+
+@dataclass(frozen=True)
+class HealthFailed:
+    """A liveness check failed (or timed out); `error` says how."""
+
+    error: str
+
+
+@dataclass(frozen=True)
 class TreeGone:
     """While stopping: no process of the component's tree is left."""
 
@@ -95,7 +117,7 @@ class Tick:
     """Time passed; timers (ready timeout, backoff, stop timeout) are checked against `now`."""
 
 
-Event = Start | Stop | Restart | Spawned | SpawnFailed | Exited | ReadyOk | TreeGone | Tick
+Event = Start | Stop | Restart | Spawned | SpawnFailed | Exited | ReadyOk | HealthOk | HealthFailed | TreeGone | Tick
 
 
 # Actions: what the supervisor must do.
@@ -119,6 +141,7 @@ class KillTree:
 Action = Spawn | Signal | KillTree
 
 KILL_GRACE = 5.0  # seconds to wait for SIGKILLed processes to be reaped
+HELD_MESSAGE = "stopped by operator"
 
 
 @dataclass(frozen=True)
@@ -138,6 +161,13 @@ class Proc:
     message: str = ""
     killed: bool = False            # SIGKILL already sent while stopping
     then_start: bool = False        # a restart: start again once stopped
+    then_backoff: bool = False      # an unhealthy restart: once stopped, the crash rules decide
+    held: bool = False              # the operator's `stop ID`: down until Start or Restart
+    health: str | None = None       # None (no check) | "starting" | "healthy" | "unhealthy"
+    health_failures: int = 0        # consecutive counted failures
+    last_health_error: str | None = None
+    healthy_once: bool = False      # a check passed since the last spawn
+    restart_reason: str | None = None
 
 
 def step(p: Proc, cfg: ComponentConfig, ev: Event, now: float) -> tuple[Proc, list[Action]]:
@@ -154,22 +184,26 @@ def _step(p: Proc, cfg: ComponentConfig, ev: Event, now: float) -> tuple[Proc, l
         if st in (S.STARTING, S.RUNNING):
             return p, []
         if st == S.STOPPING:
-            return replace(p, then_start=True), []
-        return _spawn(replace(p, fails=0, level=0, message=""), cfg, now, counted=False)
+            return replace(p, then_start=True, then_backoff=False, held=False), []
+        return _spawn(replace(p, fails=0, level=0, message="", held=False), cfg, now, counted=False)
     if isinstance(ev, Restart):
+        p = replace(p, held=False, restart_reason=ev.reason)
         if st in (S.STARTING, S.RUNNING):
-            return _stop(replace(p, then_start=True, message=ev.reason), cfg, now)
+            return _stop(replace(p, then_start=True, then_backoff=False, message=ev.message), cfg, now)
         if st == S.STOPPING:
-            return replace(p, then_start=True), []
-        return _spawn(replace(p, fails=0, level=0, message=ev.reason), cfg, now, counted=True)
+            return replace(p, then_start=True, then_backoff=False), []
+        return _spawn(replace(p, fails=0, level=0, message=ev.message), cfg, now, counted=True)
     if isinstance(ev, Stop):
+        held = p.held or ev.hold
+        message = HELD_MESSAGE if held else ""
         if st in (S.STARTING, S.RUNNING):
-            return _stop(replace(p, then_start=False, message=""), cfg, now)
+            return _stop(replace(p, then_start=False, then_backoff=False, held=held, message=message), cfg, now)
         if st == S.STOPPING:
-            return replace(p, then_start=False), []
+            return replace(p, then_start=False, then_backoff=False, held=held,
+                           message=message or p.message), []
         if st in (S.BACKOFF, S.EXITED, S.FATAL):
-            return replace(p, state=S.STOPPED, deadline=None, pid=None), []
-        return p, []
+            return replace(p, state=S.STOPPED, deadline=None, pid=None, held=held, message=message), []
+        return (replace(p, held=True, message=HELD_MESSAGE), []) if held else (p, [])
     if isinstance(ev, Spawned):
         return (replace(p, pid=ev.pid), []) if st == S.STARTING else (p, [])
     if isinstance(ev, SpawnFailed):
@@ -191,10 +225,14 @@ def _step(p: Proc, cfg: ComponentConfig, ev: Event, now: float) -> tuple[Proc, l
         if st != S.STARTING:
             return p, []
         return _maybe_running(replace(p, ready_ok=True), cfg, now)
+    if isinstance(ev, HealthOk | HealthFailed):
+        return _health(p, cfg, ev, now)
     if isinstance(ev, TreeGone):
         if st != S.STOPPING:
             return p, []
         stopped = replace(p, state=S.STOPPED, pid=None, deadline=None, killed=False)
+        if p.then_backoff:
+            return _after_unhealthy(replace(stopped, then_backoff=False), cfg, now)
         if p.then_start:
             return _spawn(replace(stopped, then_start=False, fails=0, level=0), cfg, now, counted=True)
         return stopped, []
@@ -233,13 +271,53 @@ def _aged(p: Proc, cfg: ComponentConfig, now: float) -> bool:
 
 def _maybe_running(p: Proc, cfg: ComponentConfig, now: float) -> tuple[Proc, list[Action]]:
     if p.state == S.STARTING and p.pid is not None and p.ready_ok and _aged(p, cfg, now):
-        return replace(p, state=S.RUNNING, running_since=now, deadline=None, fails=0, message=""), []
+        # With a liveness check, only a passed check proves the start worked (see _health).
+        fails = 0 if cfg.health is None else p.fails
+        return replace(p, state=S.RUNNING, running_since=now, deadline=None, fails=fails, message=""), []
     return p, []
+
+
+def _health(p: Proc, cfg: ComponentConfig, ev: HealthOk | HealthFailed, now: float) -> tuple[Proc, list[Action]]:
+    """A liveness verdict: counted only while RUNNING and past start_period; enough failures restart."""
+    if cfg.health is None or p.state != S.RUNNING:
+        return p, []
+    if isinstance(ev, HealthOk):
+        return replace(p, health="healthy", health_failures=0, healthy_once=True, fails=0), []
+    started = p.running_since if p.running_since is not None else now
+    if now - started < cfg.health.start_period:
+        return replace(p, last_health_error=ev.error), []
+    failures = p.health_failures + 1
+    p = replace(p, health="unhealthy", health_failures=failures, last_health_error=ev.error)
+    if failures < cfg.health.failures:
+        return p, []
+    reason = f"unhealthy: {ev.error}"
+    return _stop(replace(p, then_start=False, then_backoff=True, restart_reason=reason,
+                         message=f"{failures} health check(s) failed in a row, restarting: {ev.error}"), cfg, now)
+
+
+def _after_unhealthy(p: Proc, cfg: ComponentConfig, now: float) -> tuple[Proc, list[Action]]:
+    """Stopped for failing its checks: the crash rules decide when it runs again.
+
+    Never healthy since its start counts as a failed start (BACKOFF, FATAL after start_retries),
+    so a component that never gets healthy cannot storm; one that was healthy is a crash.
+    """
+    reason = p.restart_reason or "unhealthy"
+    if not p.healthy_once:
+        return _failed(p, cfg, now, reason)
+    ran = now - (p.running_since if p.running_since is not None else now)
+    level = 0 if ran >= cfg.backoff.reset_after else p.level
+    delay = cfg.backoff.delay(level)
+    p = replace(p, level=level + 1, message=f"restarted: {reason}")
+    if delay <= 0:
+        return _spawn(p, cfg, now, counted=True)
+    return replace(p, state=S.BACKOFF, deadline=now + delay, running_since=None,
+                   message=f"{reason}; restart in {delay:g}s"), []
 
 
 def _spawn(p: Proc, cfg: ComponentConfig, now: float, *, counted: bool) -> tuple[Proc, list[Action]]:
     return replace(p, state=S.STARTING, pid=None, spawned_at=now, running_since=None, ready_ok=False,
-                   deadline=now + cfg.ready_timeout, killed=False, then_start=False,
+                   deadline=now + cfg.ready_timeout, killed=False, then_start=False, then_backoff=False,
+                   health="starting" if cfg.health else None, health_failures=0, healthy_once=False,
                    restarts=p.restarts + (1 if counted else 0)), [Spawn()]
 
 
@@ -267,7 +345,7 @@ def _crashed(p: Proc, cfg: ComponentConfig, ev: Exited, now: float) -> tuple[Pro
     ran = now - (p.running_since if p.running_since is not None else now)
     level = 0 if ran >= cfg.backoff.reset_after else p.level
     delay = cfg.backoff.delay(level)
-    p = replace(p, level=level + 1, message=f"restarted after {ev.how}")
+    p = replace(p, level=level + 1, message=f"restarted after {ev.how}", restart_reason="crash")
     if delay <= 0:
         spawned, acts = _spawn(p, cfg, now, counted=True)
         return spawned, [KillTree(), *acts]

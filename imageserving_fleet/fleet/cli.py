@@ -24,8 +24,8 @@ from .results import (
     summarize,
 )
 from .rolling import rolling_restart
-from .runner import Interrupted, Job
-from .session import DEFAULT_FORKS, RunSettings
+from .runner import Job
+from .session import DEFAULT_FORKS, RunSettings, Work
 from .target import FleetOptions, Target
 
 app = typer.Typer(
@@ -71,12 +71,17 @@ def _options(
     ask_become_pass: Annotated[bool, typer.Option(
         "-K", "--ask-become-pass", help="Prompt for the sudo password (or set IMAGESERVING_BECOME_PASS).")] = False,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Print only what is wrong.")] = False,
+    cluster: Annotated[str | None, typer.Option(
+        "--cluster", metavar="ADDRESS", envvar="IMAGESERVING_CLUSTER", show_envvar=False,
+        help="Run the hosts' work on a dask cluster: local:N (N worker processes here), tcp://HOST:PORT or "
+             "tls://HOST:PORT (a running scheduler). Env IMAGESERVING_CLUSTER.")] = None,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True)] = False,
 ) -> None:
     options = FleetOptions(user=user, private_key=private_key, ssh_config=ssh_config,
                            host_key_policy=host_key_policy, connect_timeout=connect_timeout, become=become)
     ctx.obj = RunSettings(inventories=list(inventory or []), limit=limit, forks=forks, timeout=timeout,
-                          options=options, as_json=as_json, quiet=quiet, ask_become_pass=ask_become_pass)
+                          options=options, as_json=as_json, quiet=quiet, ask_become_pass=ask_become_pass,
+                          cluster=cluster)
 
 
 # ------------------------------------------------------------------ helpers
@@ -111,30 +116,18 @@ def _report(settings: RunSettings, command: str, results: Sequence[HostResult]) 
     return code
 
 
-def _run(ctx: typer.Context, command: str, job_or_fn: Job | Callable[..., list[HostResult]],
+def _run(ctx: typer.Context, command: str, work: Job | Work,
          report: Callable[[Sequence[HostResult]], int] | None = None) -> None:
-    """Runs one fleet command: the bar, Ctrl-C (partial report, exit 99), closing every connection."""
+    """Runs one fleet command (RunSettings.run) and prints its report; Ctrl-C: partial report, exit 99."""
     settings: RunSettings = ctx.obj
     show = report or (lambda results: _report(settings, command, results))
     targets = settings.targets()
-    fleet = settings.fleet(command, targets)  # may refuse options or prompt (-K): before the bar
-    advance, stop = _progress(settings, len(targets))
-    fleet.on_result = advance
-    try:
-        if isinstance(job_or_fn, Job):
-            results = fleet.run(targets, job_or_fn)
-        else:
-            results = job_or_fn(fleet, targets)
-    except Interrupted as exc:
-        stop()
-        show(exc.results)
+    results, interrupted = settings.run(command, targets, work, lambda n: _progress(settings, n))
+    code = show(results)
+    if interrupted:
         err.print("interrupted: the report above is partial")
-        raise typer.Exit(EXIT_INTERRUPTED) from None
-    finally:
-        stop()
-        fleet.close()
-        fleet.connector.close()
-    raise typer.Exit(show(results))
+        raise typer.Exit(EXIT_INTERRUPTED)
+    raise typer.Exit(code)
 
 
 def _component(cid: str | None) -> list[str]:
@@ -174,12 +167,8 @@ def _live(settings: RunSettings, command: str, body: Callable[..., int]) -> None
     """Runs a long-lived command (watch, exporter) over one Fleet that keeps its connections."""
     timeout = settings.deadline_for("status")
     targets = settings.targets()
-    fleet = settings.fleet(command, targets)
-    try:
+    with settings.fleet(command, targets) as fleet:  # closes every kept connection on the way out
         code = body(fleet, targets, timeout)
-    finally:
-        fleet.close()
-        fleet.connector.close()
     raise typer.Exit(code)
 
 
@@ -206,15 +195,25 @@ def exporter(ctx: typer.Context,
 
 
 @app.command()
-def start(ctx: typer.Context) -> None:
-    """Start the Server Supervisor and all components on every host."""
-    _run(ctx, "start", Job("start", ("start", "--json")))
+def start(ctx: typer.Context,
+          component: Annotated[str | None, typer.Argument(help="ps, is or svg: bring one held-down component "
+                                                                "back (default: everything)")] = None) -> None:
+    """Start the Server Supervisor and all components on every host; or one component.
+
+    Example: imageserving-fleet -l 'is0*' start is
+    """
+    _run(ctx, "start", Job("start", ("start", *_component(component), "--json")))
 
 
 @app.command()
-def stop(ctx: typer.Context) -> None:
-    """Stop all components and the Server Supervisor on every host."""
-    _run(ctx, "stop", Job("stop", ("stop", "--json")))
+def stop(ctx: typer.Context,
+         component: Annotated[str | None, typer.Argument(help="ps, is or svg: hold one component down (its "
+                                                               "hosts stay ok, 'held down: is')")] = None) -> None:
+    """Stop all components and the Server Supervisor on every host; or hold one component down.
+
+    Example: imageserving-fleet -l 'is0*' stop is   (maintenance; `start is` ends it)
+    """
+    _run(ctx, "stop", Job("stop", ("stop", *_component(component), "--json")))
 
 
 @app.command()
@@ -248,6 +247,69 @@ def restart(ctx: typer.Context,
     _run(ctx, "restart", run)
 
 
+SerialOpt = Annotated[str | None, typer.Option(
+    "--serial", metavar="N|N%", help="Batches of N hosts (or N% of them); the next batch starts when this one "
+                                     "is all RUNNING.")]
+MaxFailOpt = Annotated[float, typer.Option(
+    "--max-fail-percentage", metavar="P", help="Stop when more than P% of a batch fails (default 0: any failure).")]
+
+
+def _rolling_options(ctx: typer.Context, serial: str | None, max_fail_percentage: float
+                     ) -> Callable[[int, int, list[str]], None]:
+    """Checks --serial and --max-fail-percentage before any host is contacted; returns the batch printer."""
+    from .rolling import parse_serial
+
+    if not 0 <= max_fail_percentage <= 100:
+        raise UsageError("--max-fail-percentage must be between 0 and 100")
+    if serial is not None:
+        parse_serial(serial)
+    settings: RunSettings = ctx.obj
+
+    def on_batch(i: int, n: int, names: list[str]) -> None:
+        if not settings.quiet and not settings.as_json and n > 1:
+            err.print(f"batch {i}/{n}: {', '.join(names)}")
+
+    return on_batch
+
+
+@app.command()
+def reload(ctx: typer.Context, serial: SerialOpt = None, max_fail_percentage: MaxFailOpt = 0.0) -> None:
+    """Make every host's supervisor re-read its configuration and apply only what changed.
+
+    Example: imageserving-fleet reload --serial 25%
+    """
+    from . import configpush
+
+    on_batch = _rolling_options(ctx, serial, max_fail_percentage)
+    _run(ctx, "reload", lambda fleet, targets: configpush.reload(fleet, targets, serial, max_fail_percentage,
+                                                                 on_batch))
+
+
+@app.command()
+def logs(ctx: typer.Context,
+         name: Annotated[str, typer.Argument(help="ps, is, svg or supervisor")] = "supervisor",
+         lines: Annotated[int, typer.Option("-n", "--lines", help="How many last lines per host.")] = 20) -> None:
+    """The last lines of a log from every host, each prefixed by its host (hosts in inventory order).
+
+    Example: imageserving-fleet -l 'is0*' logs is -n 5
+    """
+    from .logs import logs_args, logs_document, parse_logs, print_logs
+
+    key = name.lower() if name.lower() == "supervisor" else remote.check_id(name)
+    if not 0 < lines <= 10_000:
+        raise UsageError("-n must be between 1 and 10000")
+    settings: RunSettings = ctx.obj
+
+    def report(results: Sequence[HostResult]) -> int:
+        if settings.as_json:
+            sys.stdout.write(logs_document(results) + "\n")
+        else:
+            print_logs(results)
+        return exit_code(summarize(results))
+
+    _run(ctx, "logs", Job("logs", logs_args(key, lines), parse=parse_logs), report)
+
+
 @app.command()
 def ping(ctx: typer.Context) -> None:
     """Reachability and agent version of every host."""
@@ -263,7 +325,7 @@ def deploy(ctx: typer.Context,
            wheel: Annotated[str | None, typer.Option(
                "--wheel", metavar="PATH", help="Deploy this imageserving-fleet wheel (e.g. a release build) "
                                                "instead of building one from this installation.")] = None) -> None:
-    """Install or upgrade the agent on every host: wheels over SFTP, a new venv, no package index there."""
+    """Install or upgrade the agent on every host: wheels over SFTP (else piped), a new venv, no package index there."""
     import zipfile
 
     from .deploy.plan import DeployRequest
@@ -297,7 +359,7 @@ def hosts(ctx: typer.Context) -> None:
     settings: RunSettings = ctx.obj
     targets = settings.targets()
     rows = [{"host": t.name, "address": t.address, "connection": t.connection, "become": t.become,
-             "become_user": t.become_user, "home": t.home, "config": t.config,
+             "become_user": t.become_user, "home": t.home, "config": t.config, "worker": t.worker,
              "agent": t.agent_command or f"{t.venv}/bin/imageserving (else imageserving on PATH)"} for t in targets]
     if settings.as_json:
         sys.stdout.write(json.dumps({"schema": 1, "command": "hosts", "hosts": rows}) + "\n")
@@ -312,6 +374,30 @@ def hosts(ctx: typer.Context) -> None:
                         ("host", "address", "connection", "become", "home", "config", "agent")))
     out.print(table)
     out.print(f"{len(rows)} host(s)")
+
+
+# ------------------------------------------------------------------- config
+config_app = typer.Typer(add_completion=False, rich_markup_mode=None, no_args_is_help=True,
+                         context_settings={"help_option_names": ["-h", "--help"]},
+                         help="Push an agent configuration to the hosts.")
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("push")
+def config_push(ctx: typer.Context,
+                path: Annotated[str, typer.Argument(metavar="FILE", help="The agent configuration (YAML).")],
+                serial: SerialOpt = None, max_fail_percentage: MaxFailOpt = 0.0) -> None:
+    """Validate FILE on each host with its own agent, install it (previous kept as .prev), reload.
+
+    A host that refuses it keeps its old file and is failed with the agent's message.
+    Example: imageserving-fleet config push agent.yaml --serial 3
+    """
+    from . import configpush
+
+    data = configpush.read_config_file(path)
+    on_batch = _rolling_options(ctx, serial, max_fail_percentage)
+    _run(ctx, "config push", lambda fleet, targets: configpush.push(fleet, targets, data, serial,
+                                                                    max_fail_percentage, on_batch))
 
 
 # ------------------------------------------------------------------ reports

@@ -7,7 +7,8 @@ import sys
 from ..argv import hoist
 
 GLOBAL_WITH_VALUE = ("-i", "--inventory", "-l", "--limit", "-f", "--forks", "--timeout", "--connect-timeout",
-                     "-u", "--user", "--private-key", "--ssh-config", "--host-key-policy")
+                     "-u", "--user", "--private-key", "--ssh-config", "--host-key-policy",
+                     "--cluster")
 GLOBAL_FLAGS = ("--json", "-b", "--become", "-K", "--ask-become-pass", "-q", "--quiet")
 
 

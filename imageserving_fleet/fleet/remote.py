@@ -7,15 +7,15 @@ pattern first, and a become password travels on stdin, never in argv.
 
 from __future__ import annotations
 
-import re
 import shlex
 from collections.abc import Sequence
 from dataclasses import replace
 
 from ..errors import UsageError
+from ..schema import COMPONENT_ID_RE
 from .target import Target
 
-ID_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+ID_RE = COMPONENT_ID_RE
 AGENT = "imageserving"
 AGENT_MISSING_EXIT = 127  # what sh says when the command is not found
 

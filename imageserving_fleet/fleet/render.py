@@ -8,9 +8,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..schema import COMPONENT_IDS
+from ..schema import COMPONENT_IDS, ComponentStatus
 from ..units import format_duration, format_size
-from .results import HostResult, Result, summarize
+from .results import HostResult, Result, config_digests, summarize
 
 RESULT_STYLE = {Result.OK: "green", Result.DEGRADED: "yellow", Result.FAILED: "red",
                 Result.UNREACHABLE: "magenta", Result.SKIPPED: "dim"}
@@ -22,24 +22,27 @@ def component_ids(results: Sequence[HostResult]) -> list[str]:
     """ps, is, svg first, then any other component a host reports, in order of appearance."""
     seen = [c for c in COMPONENT_IDS]
     for r in results:
-        for comp in (r.status or {}).get("components", []):
-            if comp.get("id") not in seen:
-                seen.append(comp["id"])
-    present = {c.get("id") for r in results for c in (r.status or {}).get("components", [])}
+        for comp in r.components:
+            if comp.id not in seen:
+                seen.append(comp.id)
+    present = {c.id for r in results for c in r.components}
     return [c for c in seen if c in present] or list(COMPONENT_IDS)
 
 
-def _cell(comp: dict | None) -> Text:
+def _cell(comp: ComponentStatus | None) -> Text:
     if comp is None:
         return Text("-", style="dim")
-    state = str(comp.get("state", "?"))
-    text = Text(state, style=STATE_STYLE.get(state, ""))
-    if comp.get("uptime_s") is not None:
-        text.append(f" {format_duration(comp['uptime_s'])}")
-    if comp.get("rss_bytes") is not None:
-        text.append(f" {format_size(comp['rss_bytes'])}", style="cyan")
-    if comp.get("restarts"):
-        text.append(f" ↻{comp['restarts']}", style="yellow")
+    text = Text(comp.state, style=STATE_STYLE.get(comp.state, ""))
+    if comp.uptime_s is not None:
+        text.append(f" {format_duration(comp.uptime_s)}")
+    if comp.rss_bytes is not None:
+        text.append(f" {format_size(comp.rss_bytes)}", style="cyan")
+    if comp.restarts:
+        text.append(f" ↻{comp.restarts}", style="yellow")
+    if comp.held:
+        text.append(" held", style="dim")
+    elif comp.health == "unhealthy":
+        text.append(f" unhealthy×{comp.health_failures}", style="red")
     return text
 
 
@@ -50,13 +53,21 @@ def results_table(results: Sequence[HostResult], title: str | None = None) -> Ta
     table.add_column("result", no_wrap=True)
     for cid in ids:
         table.add_column(cid, no_wrap=True)
+    digests = config_digests(results)  # only when hosts run different configurations
+    if digests:
+        common = max(set(digests.values()), key=list(digests.values()).count)
+        table.add_column("config", no_wrap=True)
     table.add_column("reason", overflow="fold")
     for r in results:
         reason = r.reason
         if "agent_version" in r.extra:
             reason = f"agent {r.extra['agent_version']}" + (f"; {reason}" if reason else "")
+        config = []
+        if digests:
+            d = digests.get(r.host, "-")
+            config = [Text(d, style="" if d == common else "bold yellow")]
         table.add_row(Text(r.host), Text(str(r.result), style=RESULT_STYLE[r.result]),
-                      *(_cell(r.component(cid)) for cid in ids), Text(reason))
+                      *(_cell(r.component(cid)) for cid in ids), *config, Text(reason))
     return table
 
 

@@ -9,9 +9,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..schema import SchemaError, parse_status
-
-AGENT_MISSING = 127  # what sh says when the command is not found
+from ..schema import AgentStatus, ComponentStatus, SchemaError, parse_status
+from .remote import AGENT_MISSING_EXIT as AGENT_MISSING
 
 
 class Result(enum.StrEnum):
@@ -26,26 +25,29 @@ class Result(enum.StrEnum):
 
 @dataclass(frozen=True)
 class HostResult:
-    """One host's outcome: the verdict, why, the agent's status document (raw), how long it took."""
+    """One host's outcome: the verdict, why, the agent's status (typed), how long it took."""
 
     host: str
     result: Result
     reason: str = ""
-    status: dict[str, Any] | None = None
+    status: AgentStatus | None = None
     elapsed_s: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        """The host's entry in the --json document; `status` is the document as the host sent it."""
         doc: dict[str, Any] = {"host": self.host, "result": str(self.result), "reason": self.reason,
-                               "status": self.status, "elapsed_s": round(self.elapsed_s, 3)}
+                               "status": self.status.document() if self.status else None,
+                               "elapsed_s": round(self.elapsed_s, 3)}
         doc.update(self.extra)
         return doc
 
-    def component(self, cid: str) -> dict[str, Any] | None:
-        for comp in (self.status or {}).get("components", []):
-            if comp.get("id") == cid:
-                return comp
-        return None
+    @property
+    def components(self) -> tuple[ComponentStatus, ...]:
+        return self.status.components if self.status else ()
+
+    def component(self, cid: str) -> ComponentStatus | None:
+        return self.status.component(cid) if self.status else None
 
 
 @dataclass(frozen=True)
@@ -100,15 +102,14 @@ def classify(host: str, command: str, exit_status: int, stdout: bytes, stderr: b
     if exit_status == AGENT_MISSING:
         return HostResult(host, Result.UNREACHABLE, f"agent missing: {_last_line(err) or 'imageserving not found'}",
                           elapsed_s=elapsed)
-    doc: dict[str, Any] | None = None
+    doc: AgentStatus | None = None
     text = stdout.decode(errors="replace").strip()
     if text:
         try:
             raw = json.loads(text)
             if _SURROGATE.search(text):  # "\udc80" decodes to a str no UTF-8 writer can print
                 raw = json.loads(json.dumps(raw, ensure_ascii=False).encode("utf-8", "replace"))
-            parse_status(raw)
-            doc = raw
+            doc = parse_status(raw)
         except (ValueError, RecursionError) as exc:  # JSONDecodeError and SchemaError are ValueErrors;
             # RecursionError: JSON nested a few thousand levels deep, which no agent writes
             kind = "bad status" if isinstance(exc, SchemaError) else "bad JSON"
@@ -118,21 +119,38 @@ def classify(host: str, command: str, exit_status: int, stdout: bytes, stderr: b
     if doc is None:
         return HostResult(host, Result.FAILED, f"agent error (exit {exit_status})" + (f": {message}" if message else ""),
                           elapsed_s=elapsed)
-    down = [c["id"] for c in doc.get("components", []) if c.get("state") != "RUNNING"]
-    supervisor_up = doc.get("supervisor", {}).get("state") == "RUNNING"
+    # A component the operator holds down (`stop ID`) is no fault of the host (SPEC §3).
+    held = [c.id for c in doc.components if c.held and c.state != "RUNNING"]
+    down = [c for c in doc.components if c.state != "RUNNING" and c.id not in held]
+    supervisor_up = doc.supervisor.state == "RUNNING"
+    held_note = f"held down: {', '.join(held)}" if held else ""
     if command == "stop":
         if exit_status == 0:
-            return HostResult(host, Result.OK, "", doc, elapsed)
+            return HostResult(host, Result.OK, held_note if supervisor_up else "", doc, elapsed)
         return HostResult(host, Result.FAILED, message or f"stop failed (exit {exit_status})", doc, elapsed)
     if not supervisor_up:
-        return HostResult(host, Result.FAILED, message or doc.get("message") or "Server Supervisor is not running",
+        return HostResult(host, Result.FAILED, message or doc.message or "Server Supervisor is not running",
                           doc, elapsed)
     if exit_status not in (0, 1) or (command != "status" and exit_status != 0):
         return HostResult(host, Result.FAILED, message or f"{command} failed (exit {exit_status})", doc, elapsed)
     if down:
-        states = ", ".join(f"{c['id']} {c.get('state')}" for c in doc["components"] if c["id"] in down)
-        return HostResult(host, Result.DEGRADED, f"not RUNNING: {states}", doc, elapsed)
-    return HostResult(host, Result.OK, "", doc, elapsed)
+        states = ", ".join(f"{c.id} {c.state}" for c in down)
+        return HostResult(host, Result.DEGRADED, f"not RUNNING: {states}" + (f"; {held_note}" if held else ""),
+                          doc, elapsed)
+    return HostResult(host, Result.OK, held_note, doc, elapsed)
+
+
+def config_digests(results: Iterable[HostResult]) -> dict[str, str]:
+    """Takes results; returns host -> short config digest, only when the hosts do not all run one configuration.
+
+    Empty when every host that answered reports the same `supervisor.config_digest` (or none does),
+    so a table shows a config column only when there is drift to see.
+    """
+    found = {r.host: r.status.supervisor.config_digest for r in results
+             if r.status is not None and r.status.supervisor.config_digest}
+    if len(set(found.values())) < 2:
+        return {}
+    return {host: str(digest)[:8] for host, digest in found.items()}
 
 
 def fleet_document(command: str, results: Sequence[HostResult]) -> dict[str, Any]:
@@ -142,3 +160,16 @@ def fleet_document(command: str, results: Sequence[HostResult]) -> dict[str, Any
             "summary": {"hosts": s.hosts, "ok": s.ok, "degraded": s.degraded, "failed": s.failed,
                         "unreachable": s.unreachable, "skipped": s.skipped},
             "hosts": [r.to_dict() for r in results]}
+
+
+def version_result(host: str, code: int, stdout: bytes, stderr: bytes, elapsed: float) -> HostResult:
+    """Takes what `imageserving --version` did on a host (ping); returns the verdict."""
+    if code == AGENT_MISSING:
+        return HostResult(host, Result.UNREACHABLE, "agent missing: imageserving not found", elapsed_s=elapsed)
+    text = stdout.decode(errors="replace").strip()
+    if code != 0 or not text.startswith("imageserving "):
+        err = stderr.decode(errors="replace").strip().splitlines()
+        return HostResult(host, Result.FAILED, f"agent error (exit {code})" + (f": {err[-1][:200]}" if err else ""),
+                          elapsed_s=elapsed)
+    version = text.split()[1]
+    return HostResult(host, Result.OK, "", elapsed_s=elapsed, extra={"agent_version": version})

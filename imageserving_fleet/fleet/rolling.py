@@ -1,4 +1,9 @@
-"""Rolling restarts: batches, the health gate between them, and the stop rule. Batching is pure."""
+"""Rolling work (restart, reload, config push): batches, the health gate between them, the stop rule.
+
+Any per-host job runs batch after batch: the next batch starts only when this one's hosts report
+every component RUNNING (held-down ones aside), and the run stops when a batch's failures exceed
+--max-fail-percentage. Batching is pure; the fan-out is whatever object has Fleet's `run()`.
+"""
 
 from __future__ import annotations
 
@@ -44,14 +49,22 @@ def too_many_failures(batch: Sequence[HostResult], max_fail_percentage: float) -
 def rolling_restart(fleet: Fleet, targets: Sequence[Target], component: str | None, serial: str | None,
                     max_fail_percentage: float, on_batch: Callable[[int, int, list[str]], None] | None = None
                     ) -> list[HostResult]:
-    """Restarts batch after batch; the next starts only when this one reports everything RUNNING.
+    """Restarts batch after batch; the next starts only when this one reports everything RUNNING."""
+    job = Job("restart", ("restart", *([component] if component else []), "--json"))
+    return rolling(fleet, targets, job, serial, max_fail_percentage, on_batch)
+
+
+def rolling(fleet: Fleet, targets: Sequence[Target], job: Job, serial: str | None, max_fail_percentage: float,
+            on_batch: Callable[[int, int, list[str]], None] | None = None, verb: str = "restart"
+            ) -> list[HostResult]:
+    """Runs `job` batch after batch; the next starts only when this one reports everything RUNNING.
 
     On Ctrl-C raises Interrupted with every host accounted for: earlier batches as they ended, the
-    batch in flight restarted / interrupted mid-restart / not begun, later batches skipped.
+    batch in flight done / interrupted mid-job / not begun, later batches skipped. `verb` names the
+    job in those reasons ("restart", "reload", "config push").
     """
     by_name = {t.name: t for t in targets}
     plan = batches([t.name for t in targets], serial)
-    args = ("restart", *([component] if component else []), "--json")
     results: dict[str, HostResult] = {}
     current: list[str] = []
     restarted: dict[str, HostResult] = {}  # the batch in flight, once its restart command returned
@@ -62,7 +75,7 @@ def rolling_restart(fleet: Fleet, targets: Sequence[Target], component: str | No
                 on_batch(index + 1, len(plan), names)
             batch_targets = [by_name[n] for n in names]
             started = time.monotonic()
-            batch = fleet.run(batch_targets, Job("restart", args))
+            batch = fleet.run(batch_targets, job)
             restarted = {r.host: r for r in batch}
             batch = _wait_healthy(fleet, batch_targets, batch, started)
             results.update((r.host, r) for r in batch)
@@ -75,28 +88,35 @@ def rolling_restart(fleet: Fleet, targets: Sequence[Target], component: str | No
                 break
     except (Interrupted, KeyboardInterrupt) as exc:
         partial = {r.host: r for r in exc.results} if isinstance(exc, Interrupted) else {}
+        cut = exc.running if isinstance(exc, Interrupted) else frozenset()
         for name in current:
             if name not in results:
-                results[name] = _interrupted(name, restarted.get(name), partial.get(name))
+                results[name] = _interrupted(name, restarted.get(name), partial.get(name), name in cut, verb)
         for name in by_name:
-            results.setdefault(name, HostResult(name, Result.SKIPPED, "not restarted: interrupted before its batch"))
+            never = "not restarted" if verb == "restart" else f"no {verb}"
+            results.setdefault(name, HostResult(name, Result.SKIPPED, f"{never}: interrupted before its batch"))
         raise Interrupted([results[t.name] for t in targets]) from None
     return [results[t.name] for t in targets]
 
 
-def _interrupted(name: str, restart: HostResult | None, partial: HostResult | None) -> HostResult:
-    """What Ctrl-C left of one host of the batch in flight, said plainly."""
-    if restart is None:  # interrupted during the restart command itself
+def _interrupted(name: str, restart: HostResult | None, partial: HostResult | None, cut: bool,
+                 verb: str = "restart") -> HostResult:
+    """What Ctrl-C left of one host of the batch in flight, said plainly; `cut`: it was mid-job."""
+    if restart is None:  # interrupted during the job itself
         if partial is None or partial.result == Result.SKIPPED:
-            return HostResult(name, Result.SKIPPED, "not restarted: interrupted before its restart began")
-        if partial.reason == "interrupted while running":
-            return HostResult(name, Result.FAILED, "interrupted during its restart: it may be half-restarted; "
+            if verb == "restart":
+                return HostResult(name, Result.SKIPPED, "not restarted: interrupted before its restart began")
+            return HostResult(name, Result.SKIPPED, f"no {verb}: interrupted before its {verb} began")
+        if cut:
+            half = "half-restarted" if verb == "restart" else f"half-way through its {verb}"
+            return HostResult(name, Result.FAILED, f"interrupted during its {verb}: it may be {half}; "
                                                    "check with `status`", elapsed_s=partial.elapsed_s)
-        return partial  # its restart had finished: ok or failed, as the agent said
+        return partial  # its job had finished: ok or failed, as the agent said
     if partial is not None and partial.result in (Result.OK, Result.DEGRADED):
         return partial  # a fresh status from the health wait
     if restart.result == Result.DEGRADED:
-        return HostResult(name, Result.DEGRADED, "restarted; interrupted while waiting for every component to be "
+        done = "restarted" if verb == "restart" else f"{verb} done"
+        return HostResult(name, Result.DEGRADED, f"{done}; interrupted while waiting for every component to be "
                                                  f"RUNNING ({restart.reason})", restart.status, restart.elapsed_s)
     return restart
 

@@ -1,50 +1,75 @@
-"""Fan one agent command out to many hosts at once, with a per-host deadline that always holds.
+"""Fan one job out to many hosts at once, with a per-host deadline that always holds.
+
+    with Fleet(connector, forks=, timeout=) as fleet:    owns the connector: closed on exit
+        results = fleet.run(targets, job)                 one HostResult per target, in order
 
 A bounded set of worker threads (--forks) each takes a host, connects (or reuses the host's
-connection), runs the agent and classifies what it said. The scheduler, not the worker, owns the
-clock: when a host's deadline passes, its result is written as a timeout, its connection is
-aborted, and its slot goes to the next host even if the worker thread is still stuck somewhere
-(a DNS lookup cannot be interrupted). Nothing a host does can hold the report past --timeout.
+connection), runs the job and classifies what came back. Deadlines have one mechanism, the SSH
+layer's watchdog (ssh/deadline.py): the connect and the command each close what they wait on
+when the host's deadline passes, and one more alarm per host, a moment later, writes the host's
+result as a timeout and frees its slot even if the worker thread is still stuck somewhere (a DNS
+lookup cannot be interrupted). Nothing a host does can hold the report past --timeout.
 """
 
 from __future__ import annotations
 
+import functools
 import queue
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from types import TracebackType
 
-from ..errors import UnreachableError
+from ..errors import HostError, ImageServingError, OutputTooLargeError, UnreachableError
 from . import remote
-from .results import HostResult, Result, classify
+from .results import HostResult, Result, classify, version_result
+from .ssh import MAX_OUTPUT, Connecting, Session
+from .ssh.deadline import WATCHDOG, Alarm
 from .target import Target
-from .transport import Connector, Session
 
-MAX_OUTPUT = 16 * 2**20  # a status document is a few kB; more is a lying host
+# How long after a host's deadline its worker may still report before the fan-out writes the
+# timeout itself: the worker's own message ("command did not finish within 5s") says more.
+_GRACE = 0.05
+
+# Per-host work other than an agent command (a deploy phase): (target, session, deadline, stdin
+# with the become password or None) -> the host's result. It raises HostError for a failure.
+Step = Callable[[Target, Session, float, "bytes | None"], HostResult]
 
 
 @dataclass(frozen=True)
 class Job:
-    """What to run: the agent arguments and the name of the command for classification."""
+    """What to run: the agent arguments and the name of the command for classification.
 
-    command: str               # "status", "start", "stop", "restart", "version"
+    With `step`, the host's work is that function instead of an agent command (`args` unused).
+    """
+
+    command: str               # "status", "start", "stop", "restart", "version", "deploy", "reload", "logs"...
     args: tuple[str, ...]      # agent arguments, e.g. ("restart", "is", "--json")
+    step: Step | None = None
+    stdin: bytes | None = None  # fed to the agent (config push sends the file this way)
+    # How to read what the agent did, when it does not print a status document (logs); a
+    # module-level function (host, exit status, stdout, stderr, elapsed) -> HostResult.
+    parse: Callable[[str, int, bytes, bytes, float], HostResult] | None = None
 
 
 class Interrupted(Exception):
-    """Ctrl-C during a run; carries the results gathered so far (the others marked)."""
+    """Ctrl-C during a run; carries the results gathered so far (the others marked), and which
+    hosts were in the middle of their job (`running`): their work may be half done."""
 
-    def __init__(self, results: list[HostResult]) -> None:
+    def __init__(self, results: list[HostResult], running: frozenset[str] = frozenset()) -> None:
         super().__init__("interrupted")
-        self.results = results
+        self.results, self.running = results, running
 
 
 class Fleet:
-    """Runs jobs on targets in parallel; keeps one connection per host for the whole run."""
+    """Runs jobs on targets in parallel; owns its connector and one connection per host.
 
-    def __init__(self, connector: Connector, *, forks: int, timeout: float,
+    Use it as a context manager (or call close()): leaving it ends every connection it opened.
+    """
+
+    def __init__(self, connector: Connecting, *, forks: int, timeout: float,
                  become_password: str | None = None,
                  on_result: Callable[[HostResult], None] | None = None,
                  keep_sessions: bool = True) -> None:
@@ -58,11 +83,18 @@ class Fleet:
         self._sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
 
+    def __enter__(self) -> Fleet:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
     # -------------------------------------------------------------- one host
     def command_for(self, target: Target, job: Job) -> tuple[str, bytes | None]:
-        if target.become and self.become_password is not None:
-            return remote.with_password(target, job.args), (self.become_password + "\n").encode()
-        return remote.agent_command(target, job.args), None
+        if target.become and self.become_password is not None:  # sudo -S reads one line, the agent the rest
+            return remote.with_password(target, job.args), (self.become_password + "\n").encode() + (job.stdin or b"")
+        return remote.agent_command(target, job.args), job.stdin
 
     def session(self, target: Target, deadline: float) -> Session:
         with self._lock:
@@ -92,33 +124,45 @@ class Fleet:
                 pass
 
     def run_one(self, target: Target, job: Job, deadline: float) -> HostResult:
+        """The job on one host, by `deadline` (monotonic); every failure is the host's result."""
         started = time.monotonic()
         try:
             session = self.session(target, deadline)
+            if job.step is not None:
+                stdin = (self.become_password + "\n").encode() if target.become and self.become_password else None
+                res = job.step(target, session, deadline, stdin)
+                return HostResult(res.host, res.result, res.reason, res.status,
+                                  res.elapsed_s + time.monotonic() - started, res.extra)
             command, stdin = self.command_for(target, job)
             out = session.run(command, stdin=stdin, timeout=max(0.01, deadline - time.monotonic()),
                               max_output=MAX_OUTPUT)
-        except UnreachableError as exc:
+        except (UnreachableError, OutputTooLargeError) as exc:
             self.forget(target.name)
-            reason = exc.reason + (f": {exc.detail}" if exc.detail else "")
             # A flood of output comes from a host we did reach: the agent there failed, not the network.
-            verdict = Result.FAILED if exc.reason == "output too large" else Result.UNREACHABLE
-            return HostResult(target.name, verdict, reason, elapsed_s=time.monotonic() - started)
+            verdict = Result.UNREACHABLE if isinstance(exc, UnreachableError) else Result.FAILED
+            return HostResult(target.name, verdict, _reason(exc), elapsed_s=time.monotonic() - started)
+        except HostError as exc:
+            return HostResult(target.name, Result.FAILED, _reason(exc), elapsed_s=time.monotonic() - started)
+        except ImageServingError as exc:
+            return HostResult(target.name, Result.FAILED, str(exc), elapsed_s=time.monotonic() - started)
+        elapsed = time.monotonic() - started
+        if job.parse is not None:
+            return job.parse(target.name, out.exit_code, out.stdout, out.stderr, elapsed)
         if job.command == "version":
-            return _version_result(target.name, out.exit_code, out.stdout, out.stderr, time.monotonic() - started)
-        return classify(target.name, job.command, out.exit_code, out.stdout, out.stderr,
-                        time.monotonic() - started)
+            return version_result(target.name, out.exit_code, out.stdout, out.stderr, elapsed)
+        return classify(target.name, job.command, out.exit_code, out.stdout, out.stderr, elapsed)
 
     # ---------------------------------------------------------------- many
     def run(self, targets: Sequence[Target], job: Job, timeout: float | None = None) -> list[HostResult]:
         """Runs the job on every target; returns results in the targets' order.
 
-        Raises Interrupted (with the partial results) on Ctrl-C.
+        At most `forks` hosts at once, each within `timeout` (default: the fleet's). Raises
+        Interrupted (with the partial results) on Ctrl-C.
         """
         limit = self.timeout if timeout is None else timeout
         done: queue.SimpleQueue[tuple[str, HostResult]] = queue.SimpleQueue()
         pending = deque(targets)
-        running: dict[str, float] = {}  # host -> deadline
+        running: dict[str, Alarm] = {}  # host -> the alarm that writes its timeout
         results: dict[str, HostResult] = {}
 
         def work(target: Target, deadline: float) -> None:
@@ -130,45 +174,41 @@ class Fleet:
             if not self.keep_sessions:
                 self.release(target.name)
 
-        def finish(name: str, res: HostResult) -> None:
-            if name in results:
-                return  # a late answer after its deadline was already reported
-            running.pop(name, None)
-            results[name] = res
-            if self.on_result:
-                self.on_result(res)
+        def expire(name: str) -> None:  # on the watchdog's thread: the worker is late or stuck
+            self.forget(name)
+            done.put((name, HostResult(name, Result.UNREACHABLE, f"timeout: no answer within --timeout {limit:g}s",
+                                       elapsed_s=limit)))
 
         try:
             while pending or running:
                 while pending and len(running) < self.forks:
                     target = pending.popleft()
                     deadline = time.monotonic() + limit
-                    running[target.name] = deadline
+                    running[target.name] = WATCHDOG.at(deadline + _GRACE, functools.partial(expire, target.name))
                     threading.Thread(target=work, args=(target, deadline), daemon=True,
                                      name=f"host {target.name}").start()
-                wait = max(0.0, min(running.values()) - time.monotonic()) if running else 0.0
-                try:
-                    name, res = done.get(timeout=wait + 0.05)
-                    if name in running:
-                        finish(name, res)
-                except queue.Empty:
-                    pass
-                now = time.monotonic()
-                for name, deadline in list(running.items()):
-                    if now >= deadline + 0.05:
-                        self.forget(name)
-                        finish(name, HostResult(name, Result.UNREACHABLE,
-                                                f"timeout: no answer within --timeout {limit:g}s", elapsed_s=limit))
+                name, res = done.get()
+                alarm = running.pop(name, None)
+                if alarm is None:
+                    continue  # the second of a late answer and its timeout
+                alarm.cancel()
+                results[name] = res
+                if self.on_result:
+                    self.on_result(res)
         except KeyboardInterrupt:
-            for name in list(running):
+            for name, alarm in list(running.items()):
+                alarm.cancel()
                 self.forget(name)
-                finish(name, HostResult(name, Result.FAILED, "interrupted while running"))
+                results[name] = HostResult(name, Result.FAILED, "interrupted while running")
+                if self.on_result:
+                    self.on_result(results[name])
             for target in pending:
                 results[target.name] = HostResult(target.name, Result.SKIPPED, "interrupted before it started")
-            raise Interrupted([results[t.name] for t in targets]) from None
+            raise Interrupted([results[t.name] for t in targets], frozenset(running)) from None
         return [results[t.name] for t in targets]
 
     def close(self) -> None:
+        """Ends every connection of this fleet, then its connector (and its jump hosts)."""
         with self._lock:
             sessions, self._sessions = list(self._sessions.values()), {}
         for session in sessions:
@@ -176,15 +216,8 @@ class Fleet:
                 session.close()
             except Exception:
                 pass
+        self.connector.close()
 
 
-def _version_result(host: str, code: int, stdout: bytes, stderr: bytes, elapsed: float) -> HostResult:
-    if code == remote.AGENT_MISSING_EXIT:
-        return HostResult(host, Result.UNREACHABLE, "agent missing: imageserving not found", elapsed_s=elapsed)
-    text = stdout.decode(errors="replace").strip()
-    if code != 0 or not text.startswith("imageserving "):
-        err = stderr.decode(errors="replace").strip().splitlines()
-        return HostResult(host, Result.FAILED, f"agent error (exit {code})" + (f": {err[-1][:200]}" if err else ""),
-                          elapsed_s=elapsed)
-    version = text.split()[1]
-    return HostResult(host, Result.OK, "", elapsed_s=elapsed, extra={"agent_version": version})
+def _reason(exc: HostError) -> str:
+    return str(exc.reason) + (f": {exc.detail}" if exc.detail else "")

@@ -10,19 +10,29 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import UsageError
 from .inventory import Inventory, default_inventory, load_inventory, select
 from .results import HostResult
-from .runner import Fleet
+from .runner import Fleet, Interrupted, Job
+from .ssh import Connector
 from .target import FleetOptions, Target, make_target
-from .transport import Connector
+
+if TYPE_CHECKING:
+    from .cluster.address import ClusterAddress
+    from .cluster.fanout import ClusterFleet
 
 DEFAULT_INVENTORY = Path("inventory/hosts.yml")
 DEFAULT_FORKS = 50
 STATUS_TIMEOUT = 30.0       # status, ping: a few hundred ms is normal; 30 s is a dead host
 ACTION_TIMEOUT = 300.0      # start, stop, restart: stop_timeout (60 s) twice, and readiness
 ONE_JOB_COMMANDS = ("status", "ping", "start", "stop", "report")  # one command per host: no connection to keep
+
+# Given the number of hosts: (called once per host done, or None; called to take the bar down)
+Progress = Callable[[int], tuple[Callable[[HostResult], None] | None, Callable[[], None]]]
+# A command's work beyond one job (rolling restart, deploy): the fleet and the targets -> results
+Work = Callable[[Fleet, Sequence[Target]], list[HostResult]]
 
 
 @dataclass
@@ -37,6 +47,7 @@ class RunSettings:
     as_json: bool = False
     quiet: bool = False
     ask_become_pass: bool = False
+    cluster: str | None = None  # --cluster, else IMAGESERVING_CLUSTER (§8)
 
     def inventory_paths(self) -> list[str]:
         if self.inventories:
@@ -63,6 +74,14 @@ class RunSettings:
             return self.timeout
         return STATUS_TIMEOUT if command in ("status", "ping", "report") else ACTION_TIMEOUT
 
+    def cluster_address(self) -> ClusterAddress | None:
+        text = self.cluster if self.cluster is not None else os.environ.get("IMAGESERVING_CLUSTER")
+        if not text:
+            return None
+        from .cluster.address import parse_address
+
+        return parse_address(text)
+
     def become_password(self, targets: Sequence[Target]) -> str | None:
         """From IMAGESERVING_BECOME_PASS or a prompt (-K); never from argv."""
         if not any(t.become for t in targets):
@@ -77,13 +96,37 @@ class RunSettings:
         return None
 
     def fleet(self, command: str, targets: Sequence[Target],
-              on_result: Callable[[HostResult], None] | None = None) -> Fleet:
+              on_result: Callable[[HostResult], None] | None = None) -> Fleet | ClusterFleet:
         if self.forks < 1:
             raise UsageError(f"--forks must be at least 1, got {self.forks}")
+        address = self.cluster_address()
+        if address is not None:  # the hosts' work goes to the workers (cluster/); dask only from here
+            from .cluster.connect import cluster_fleet
+
+            return cluster_fleet(self, address, command, targets, on_result)
         _raise_fd_limit(len(targets))
         return Fleet(Connector(self.options), forks=self.forks, timeout=self.deadline_for(command),
                      become_password=self.become_password(targets), on_result=on_result,
                      keep_sessions=command not in ONE_JOB_COMMANDS)
+
+    def run(self, command: str, targets: Sequence[Target], work: Job | Work,
+            progress: Progress | None = None) -> tuple[list[HostResult], bool]:
+        """Runs one fleet command on the targets: the fleet, the bar, Ctrl-C, closing everything.
+
+        Returns (one result per target, whether Ctrl-C cut the run short: then some are partial).
+        Every command goes through here: status, start, stop, restart, ping, deploy and report.
+        """
+        with self.fleet(command, targets) as fleet:  # may refuse options or prompt (-K): before the bar
+            advance, stop = progress(len(targets)) if progress else (None, lambda: None)
+            fleet.on_result = advance
+            try:
+                # A ClusterFleet has Fleet's run(), on_result and timeout: all that rolling restarts use.
+                results = fleet.run(targets, work) if isinstance(work, Job) else work(fleet, targets)  # type: ignore[arg-type]
+            except Interrupted as exc:
+                return exc.results, True
+            finally:
+                stop()
+        return results, False
 
 
 def _raise_fd_limit(hosts: int) -> None:

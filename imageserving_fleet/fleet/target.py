@@ -3,7 +3,8 @@
 Pure: takes data (the host's inventory variables, the CLI options) and returns a frozen `Target`;
 no file, socket or environment is touched, so the `hosts` command and the tests can use it freely.
 What ~/.ssh/config adds on top (HostName, IdentityFile, ProxyJump...) is resolved later, once per
-run, by `transport.Connector`, because reading that file is I/O.
+run, by the SSH layer (`fleet.ssh`), because reading that file is I/O: `Target.destination` is
+all of a Target that layer sees.
 
 Precedence, as with Ansible driving OpenSSH: the CLI's --user/--private-key, then the host's
 `ansible_*` variables, then options inside `ansible_ssh_common_args`, then ssh_config, then defaults.
@@ -11,12 +12,14 @@ Precedence, as with Ansible driving OpenSSH: the CLI's --user/--private-key, the
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from imageserving_fleet.errors import UsageError
+from imageserving_fleet.fleet.ssh.settings import Destination
 
 HOST_KEY_POLICIES = ("reject", "accept-new", "warn")
 DEFAULT_VENV = "~/.imageserving/venv"
@@ -25,6 +28,7 @@ DEFAULT_VENV = "~/.imageserving/venv"
 _CONNECTIONS = {
     "ssh": "ssh", "paramiko": "ssh", "paramiko_ssh": "ssh", "smart": "ssh", "local": "local",
 }
+_RESOURCE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
 _TRUE = {"true", "yes", "on", "1", "y", "t"}
 _FALSE = {"false", "no", "off", "0", "n", "f", ""}
 # OpenSSH client options that take an argument (from ssh(1)); needed to skip them correctly.
@@ -71,6 +75,16 @@ class Target:
     config: str | None  # imageserving_config
     # False when the port is only the default 22, so ssh_config's Port may still apply.
     port_explicit: bool = True
+    worker: str | None = None  # imageserving_worker: the cluster resource its work must run on (§8)
+    # common_args parsed once (ssh_options()): ssh_config keyword -> values, in the order given
+    ssh_args: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    @property
+    def destination(self) -> Destination:
+        """What the SSH layer needs of this host to reach it."""
+        return Destination(name=self.name, hostname=self.hostname, port=self.port,
+                           port_explicit=self.port_explicit, user=self.user, key_file=self.key_file,
+                           options=self.ssh_args, local=self.connection == "local")
 
     @property
     def address(self) -> str:
@@ -122,6 +136,8 @@ def make_target(name: str, vars: Mapping[str, Any], options: FleetOptions) -> Ta
         home=var.text("imageserving_home"),
         config=var.text("imageserving_config"),
         port_explicit=port_explicit,
+        worker=var.resource("imageserving_worker"),
+        ssh_args=tuple((key, tuple(values)) for key, values in from_args.items()),
     )
 
 
@@ -210,6 +226,12 @@ class _VarReader:
             # Ansible would render this with Jinja; passing it on verbatim would connect to nonsense.
             raise self._fail(key, f"templated values are not supported here: {text!r}")
         return text or None
+
+    def resource(self, key: str) -> str | None:
+        value = self.text(key)
+        if value is not None and not _RESOURCE.match(value):
+            raise self._fail(key, f"expected a dask worker resource name (letters, digits, _ . -), got {value!r}")
+        return value
 
     def port(self, key: str) -> int | None:
         value = self.vars.get(key)

@@ -7,6 +7,7 @@ clean-exit      exit 0 at once
 stubborn PORT   ignore SIGTERM; fork a grandchild that leaves the process group (setsid), ignores
                 SIGTERM too and holds PORT; sleep forever
 leak MB         allocate MB MiB, then sleep
+http PORT       an HTTP server on 127.0.0.1:PORT answering 200 "ok" to every GET (one request at a time)
 """
 
 from __future__ import annotations
@@ -56,6 +57,18 @@ def main() -> None:
             serve_forever(s)
         while True:
             time.sleep(3600)
+    elif mode == "http":
+        s = hold(int(arg))
+        print(f"http on {arg}", flush=True)
+        while True:
+            conn, _ = s.accept()
+            with conn:
+                conn.settimeout(2)
+                try:
+                    conn.recv(4096)
+                    conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                except OSError:
+                    pass
     elif mode == "leak":
         blob = bytearray(int(arg) * 2**20)
         for i in range(0, len(blob), 4096):

@@ -202,6 +202,7 @@ def test_transition_table(start: State, event: Event, now: float, end: State, ac
 def test_table_covers_every_declared_transition() -> None:
     seen = {(a, b) for a, _, _, b, _ in TABLE if a != b}
     seen |= {(S.STARTING, S.FATAL), (S.RUNNING, S.BACKOFF), (S.STOPPING, S.STARTING)}  # tested below
+    seen |= {(S.STOPPING, S.BACKOFF), (S.STOPPING, S.FATAL)}  # unhealthy restarts: test_states_health.py
     declared = {(a, b) for a, targets in TRANSITIONS.items() for b in targets}
     assert seen == declared
 
@@ -326,11 +327,12 @@ def test_fatal_after_start_retries_and_only_start_clears_it() -> None:
     assert acts == [Spawn()]
     assert (cleared.state, cleared.fails, cleared.level, cleared.message) == (S.STARTING, 0, 0, "")
     assert cleared.restarts == p.restarts  # Start is not a restart
-    again, _ = step(p, CFG, Restart("operator"), 1e6)
-    assert (again.state, again.fails, again.restarts, again.message) == (
+    again, _ = step(p, CFG, Restart("operator", "restarted by the operator"), 1e6)
+    assert (again.state, again.fails, again.restarts, again.message, again.restart_reason) == (
         S.STARTING,
         0,
         p.restarts + 1,
+        "restarted by the operator",
         "operator",
     )
 
@@ -453,7 +455,7 @@ def test_stop_from_backoff_exited_fatal_is_immediate() -> None:
 
 
 def test_restart_while_running_stops_then_starts_counted() -> None:
-    p, acts = run(running(), (Restart("memory above max_memory"), 2.0))
+    p, acts = run(running(), (Restart("max_memory", "memory above max_memory"), 2.0))
     assert (p.state, acts, p.then_start, p.message) == (S.STOPPING, [TERM], True, "memory above max_memory")
     p, acts = run(p, (Exited(PID, "signal TERM", False), 2.5))
     assert (p.state, acts, p.pid) == (S.STOPPING, [], None)

@@ -17,8 +17,8 @@ from imageserving_fleet.agent.home import Home
 from imageserving_fleet.fleet import rolling
 from imageserving_fleet.fleet.results import Result
 from imageserving_fleet.fleet.runner import Fleet, Job
+from imageserving_fleet.fleet.ssh import Connector, Session
 from imageserving_fleet.fleet.target import FleetOptions, Target, make_target
-from imageserving_fleet.fleet.transport import Connector, Session
 from tests.sshd import SshServer
 
 from .fleetlab import Lab

@@ -36,6 +36,7 @@ from tests.sshd import SshServer
 
 from .fleetlab import Lab, by_host, pids
 from .test_become import sudo_user  # noqa: F401  (the fixture: a password user with sudo)
+from .test_transfer import WELCOME, nosftp_sshd, printing_user  # noqa: F401  (fixtures)
 
 HOSTS = ("d1", "d2", "d3")
 
@@ -218,6 +219,30 @@ def test_become_installs_as_root_and_the_fleet_finds_that_agent(
         lab.stop_all()
 
 
+def test_deploy_without_sftp_through_a_login_shell_that_prints(
+        nosftp_sshd: SshServer, printing_user: str, wheel: str, wheel_cache: Path, tmp_path: Path,  # noqa: F811
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """One host, both troubles: no SFTP subsystem, and a ~/.bashrc that prints before every command.
+
+    (That such a shell breaks SFTP where there is one is test_transfer's: a full deploy costs.)"""
+    monkeypatch.setenv(CACHE_ENV, str(wheel_cache))
+    lab = DeployLab(nosftp_sshd, tmp_path, wheel)
+    lab.add_host("p1", ansible_user=printing_user, imageserving_command=None, imageserving_python="/usr/bin/python3")
+    code, doc = lab.fleet_json("deploy", timeout=600)
+    entry = by_host(doc)["p1"]
+    assert code == 0 and entry["action"] == "installed", doc
+    assert entry["transfer"] == "piped" and "Channel closed" in entry["sftp_error"]
+    venv = Path(os.path.expanduser(f"~{printing_user}")) / ".imageserving" / "venv"
+    assert entry["imageserving_command"] == f"{venv}/bin/imageserving"
+    assert os.lstat(venv).st_uid != 0  # installed as that user
+    done = subprocess.run([str(venv / "bin" / "imageserving"), "--version"], capture_output=True, text=True)
+    assert done.stdout.strip() == "imageserving 0.1.0"
+    code, doc = lab.fleet_json("deploy")  # the probe reads past the welcome line
+    again = doc["hosts"][0]
+    assert code == 0 and again["action"] == "unchanged" and again["transfer"] is None, doc
+    assert WELCOME not in str(doc)
+
+
 # ------------------------------------------------------------------ pure parts
 def _facts(**kw: Any) -> HostFacts:
     base: dict[str, Any] = dict(python=(3, 11, 7), implementation="cpython", platform="linux-x86_64",
@@ -343,3 +368,32 @@ def test_a_wheel_that_is_not_ours_is_refused_before_any_host(deployed: tuple[Lab
     bogus.write_bytes(b"not a zip")
     proc = Lab.fleet(lab, "deploy", "--wheel", str(bogus))
     assert proc.returncode == 1 and "--wheel" in proc.stderr and "not an existing" in proc.stderr
+
+
+def test_the_table_says_how_files_went() -> None:
+    from rich.console import Console
+
+    from imageserving_fleet.fleet.deploy.render import print_deploy
+    from imageserving_fleet.fleet.results import HostResult, Result
+
+    console = Console(record=True, width=200)
+    print_deploy(console, [HostResult("h1", Result.OK, extra={"action": "installed", "transfer": "piped"}),
+                           HostResult("h2", Result.OK, extra={"action": "unchanged", "transfer": None})])
+    text = console.export_text()
+    assert "transfer" in text and "piped" in text
+
+
+@pytest.mark.parametrize(("stdout", "answer"), [
+    (f"{install.CHECK_MARK}\nimageserving 0.1.0\n".encode(), "imageserving 0.1.0"),
+    (f"Welcome!\n{install.CHECK_MARK}\nimageserving 0.1.0\n".encode(), "imageserving 0.1.0"),
+    (b"imageserving 0.1.0\n", "imageserving 0.1.0"),  # no marker: the whole output
+    (f"{install.CHECK_MARK}\n{install.CHECK_MARK}\nx\n".encode(), "x"),
+])
+def test_the_version_check_reads_past_a_login_shell(stdout: bytes, answer: str) -> None:
+    assert install.after_mark(stdout, install.CHECK_MARK) == answer
+
+
+def test_parse_facts_reads_past_a_login_shell() -> None:
+    doc = (b'Welcome!\n{"python": [3, 11, 2], "implementation": "cpython", "platform": "linux-x86_64", "uid": 0, '
+           b'"venv": "/v", "venv_kind": "missing", "versions_dir": "/vs"}\n{not json\nbye\n')
+    assert parse_facts(doc).python == (3, 11, 2)

@@ -237,7 +237,8 @@ def test_a_host_that_hangs_mid_poll_is_bounded_by_timeout_and_scrapes_go_on(lab:
         os.kill(pid, signal.SIGCONT)
     wait_for(lambda: ok in http_get(exporter)[2], what="h1 back")
     log = (lab.dir / "exporter.log").read_text()
-    assert "h1: ok -> unreachable (timeout" in log and "h1: unreachable -> ok" in log, log
+    # the reason is "timeout: ...", or "connection lost: aborted" when the deadline's abort wins the race (runner)
+    assert "h1: ok -> unreachable (" in log and "h1: unreachable -> ok" in log, log
 
 
 def test_exporter_bad_options_are_usage_errors(lab: Lab) -> None:

@@ -42,6 +42,7 @@ from imageserving_fleet.fleet.reports.trends import (
     trend,
 )
 from imageserving_fleet.fleet.results import HostResult, Result
+from imageserving_fleet.schema import AgentStatus, parse_status
 
 MiB = 2**20
 
@@ -52,9 +53,9 @@ def comp(cid: str, state: str = "RUNNING", rss: int | None = 100 * MiB, pid: int
             "restarts": restarts, "last_exit": None, "message": message}
 
 
-def status(host: str, *comps: dict[str, Any]) -> dict[str, Any]:
-    return {"schema": 1, "host": host, "agent_version": "0.1.0", "time": "2026-11-26T17:00:00Z",
-            "supervisor": {"state": "RUNNING", "pid": 1}, "components": list(comps), "message": ""}
+def status(host: str, *comps: dict[str, Any]) -> AgentStatus:
+    return parse_status({"schema": 1, "host": host, "agent_version": "0.1.0", "time": "2026-11-26T17:00:00Z",
+            "supervisor": {"state": "RUNNING", "pid": 1}, "components": list(comps), "message": ""})
 
 
 def ok(host: str, rss: int = 100 * MiB, pid: int = 10, restarts: int = 0) -> HostResult:

@@ -1,4 +1,4 @@
-"""Fuzz the control-socket requests the Server Supervisor reads (Supervisor.on_client / handle).
+"""Fuzz the control-socket requests the Server Supervisor reads (server.ControlServer.on_client, commands).
 
 A real Supervisor object (not started: no component is spawned) gets each request through a real
 socketpair, exactly as accept() would register a client. Property: the supervisor never raises,
@@ -22,7 +22,9 @@ from hypothesis import strategies as st
 
 from imageserving_fleet.agent.config import parse_config
 from imageserving_fleet.agent.home import Home
-from imageserving_fleet.agent.supervisor import MAX_REQUEST, Client, Supervisor
+from imageserving_fleet.agent.protocol import MAX_REQUEST
+from imageserving_fleet.agent.server import Client
+from imageserving_fleet.agent.supervisor import Supervisor
 
 from .strategies import DEEP, FAST, TEXT, json_values, nested
 
@@ -37,6 +39,8 @@ class Harness:
         self.sup = Supervisor(parse_config(CONFIG, "fuzz.yaml"), home, self.listener)
         self.begun: list[Any] = []
         self.sup.begin = lambda op, client: self.begun.append((op.kind, op.groups, op.shutdown))  # type: ignore[method-assign]
+        self.sup.request_reload = lambda cfg, client: self.begun.append(("reload", cfg))  # type: ignore[method-assign]
+        self.server = self.sup.server
 
     def ask(self, data: bytes) -> dict[str, Any] | None:
         """Sends raw bytes as one client; returns the reply (None: the operation answers later)."""
@@ -44,18 +48,18 @@ class Harness:
         try:
             theirs.setblocking(False)
             client = Client(theirs, time.monotonic() + 5)
-            self.sup.clients[theirs.fileno()] = client
-            self.sup.sel.register(theirs, selectors.EVENT_READ, ("client", theirs.fileno()))
+            self.server.clients[theirs.fileno()] = client
+            self.server.sel.register(theirs, selectors.EVENT_READ, ("client", theirs.fileno()))
             ours.settimeout(5)
             sent = 0
-            while sent < len(data) and theirs.fileno() in self.sup.clients:
+            while sent < len(data) and theirs.fileno() in self.server.clients:
                 chunk = data[sent:sent + 65536]
                 ours.sendall(chunk)
                 sent += len(chunk)
-                self.sup.on_client(theirs.fileno())
-            if theirs.fileno() in self.sup.clients:  # waiting for more, or an operation in flight
+                self.server.on_client(theirs.fileno())
+            if theirs.fileno() in self.server.clients:  # waiting for more, or an operation in flight
                 fd = theirs.fileno()
-                self.sup.drop(fd, None)
+                self.server.drop(fd, None)
                 return None
             reply = b""
             while not reply.endswith(b"\n"):
@@ -89,7 +93,8 @@ def _check(h: Harness, data: bytes) -> None:
 
 
 REQUESTS = st.fixed_dictionaries({}, optional={
-    "cmd": st.one_of(st.sampled_from(["ping", "status", "start", "stop", "restart", "PING", "shutdown", ""]),
+    "cmd": st.one_of(st.sampled_from(["ping", "status", "start", "stop", "restart", "reload", "PING", "shutdown",
+                                      ""]),
                      json_values(4)),
     "ids": st.one_of(st.lists(st.sampled_from(["is", "svg", "ps", "IS", "is;reboot", "", "../x"]), max_size=3),
                      json_values(4)),
@@ -131,17 +136,17 @@ def test_ten_megabytes_without_a_newline_is_refused(harness: Harness) -> None:
     ours, theirs = socket.socketpair()
     with ours, theirs:
         theirs.setblocking(False)
-        harness.sup.clients[theirs.fileno()] = Client(theirs, time.monotonic() + 5)
-        harness.sup.sel.register(theirs, selectors.EVENT_READ, ("client", theirs.fileno()))
+        harness.server.clients[theirs.fileno()] = Client(theirs, time.monotonic() + 5)
+        harness.server.sel.register(theirs, selectors.EVENT_READ, ("client", theirs.fileno()))
         ours.setblocking(False)
         sent = 0
-        while theirs.fileno() in harness.sup.clients and sent < 10 * 2**20:
+        while theirs.fileno() in harness.server.clients and sent < 10 * 2**20:
             try:
                 sent += ours.send(b"x" * 65536)
             except BlockingIOError:
                 pass
-            harness.sup.on_client(theirs.fileno())
-        assert theirs.fileno() not in harness.sup.clients
+            harness.server.on_client(theirs.fileno())
+        assert theirs.fileno() not in harness.server.clients
         assert sent <= MAX_REQUEST + 4 * 65536 + 2**20  # read no more than the limit and what was in flight
         ours.setblocking(True)
         ours.settimeout(5)

@@ -4,6 +4,7 @@ Endpoints, in the shape of Image Serving's URLs:
 
     GET /                           a small HTML page listing these endpoints
     GET /healthz                    200 "ok" when both backends answer PING, else 503 naming the failure
+    GET /livez                      200 "ok" whenever this process answers (liveness, not the backends)
     GET /is/image/<name>?wid=W&hei=H   a PNG rendered by the Image Server
     GET /is/agm/<name>?wid=W&hei=H     an SVG rendered by the SVG server
     GET /is/content/<text>.svg?wid=W&hei=H   the same, addressed as static content
@@ -62,6 +63,7 @@ INDEX_HTML = """<!doctype html>
 <li><a href="/is/content/Hello%20Image%20Serving.svg">/is/content/&lt;text&gt;.svg</a>
   &mdash; the same, as static content</li>
 <li><a href="/healthz">/healthz</a> &mdash; 200 when both backends answer, else 503</li>
+<li><a href="/livez">/livez</a> &mdash; 200 whenever the Platform Server itself answers</li>
 </ul>
 </body></html>
 """
@@ -182,7 +184,7 @@ class PlatformHandler(http.server.BaseHTTPRequestHandler):
         self.send_header("Date", self.date_time_string())
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
-        if status != 200 or self.path.startswith("/healthz"):
+        if status != 200 or self.path.startswith(("/healthz", "/livez")):
             self.send_header("Cache-Control", "no-store")
         self.end_headers()
         if send_body:
@@ -198,6 +200,8 @@ class PlatformHandler(http.server.BaseHTTPRequestHandler):
             return 200, "text/html; charset=utf-8", INDEX_HTML.encode()
         if path == "/healthz":
             return self._health()
+        if path == "/livez":  # a restart of ps cannot cure a backend: its liveness is its own
+            return 200, "text/plain; charset=utf-8", b"ok\n"
         if path.startswith("/is/image/"):
             width, height, name = image_request(path, "/is/image/", query)
             return 200, "image/png", self.server.image.render(width, height, name)

@@ -104,14 +104,24 @@ class HostFacts:
 
 
 def parse_facts(stdout: bytes) -> HostFacts:
-    """Takes the probe's output; returns the facts or raises ValueError naming what is missing."""
+    """Takes the probe's output; returns the facts or raises ValueError naming what is missing.
+
+    Lines around the probe's JSON (what a login shell's startup files print) are ignored.
+    """
     lines = [ln for ln in stdout.decode(errors="replace").splitlines() if ln.strip()]
     if not lines:
         raise ValueError("the probe printed nothing")
-    try:
-        raw: Any = json.loads(lines[-1])
-    except ValueError:
-        raise ValueError(f"the probe printed no JSON: {lines[-1][:80]!r}") from None
+    raw: Any = None
+    # The last line that is a JSON object: a login shell may print before the probe and after it.
+    for line in reversed(lines):
+        if line.lstrip().startswith("{"):
+            try:
+                raw = json.loads(line)
+            except ValueError:
+                continue
+            break
+    if raw is None:
+        raise ValueError(f"the probe printed no JSON: {lines[-1][:80]!r}")
     if not isinstance(raw, dict):
         raise ValueError("the probe printed no JSON object")
     try:

@@ -5,9 +5,9 @@ Every command has the same shape, so quoting is done in one place:
     S="$HOME"/.cache/imageserving-fleet/wheels; mkdir -p "$S" && [sudo -n [-u U] --] sh -c SCRIPT sh ARG...
 
 SCRIPT is a constant of this module; every value (paths, wheel names, the interpreter) travels as a
-positional argument quoted with shlex.quote, never pasted into a script. Uploads land in the login
-user's ~/.cache/imageserving-fleet/wheels (SFTP works as that user even when the install runs
-through sudo) under a temporary name and are renamed into place, so hosts sharing a home never see
+positional argument quoted with shlex.quote, never pasted into a script. Uploads (transfer.py: SFTP,
+else piped) land in the login user's ~/.cache/imageserving-fleet/wheels (they run as that user even
+when the install runs through sudo) under a temporary name and are renamed into place, so hosts sharing a home never see
 half a wheel. The steps before the symlink switch only build a new directory; if one fails that
 directory is removed and the agent the symlink points to is untouched.
 """
@@ -22,12 +22,14 @@ import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from ...errors import HostError
+from ..ssh import CommandResult, Session
 from ..target import Target
-from ..transport import CommandResult, Session
 from .facts import PROBE
 from .plan import Action, Plan
+from .transfer import Outgoing, Sent, send
 from .wheelhouse import Bundle
 
 STAGE = ".cache/imageserving-fleet/wheels"  # under the login user's home, where SFTP paths start
@@ -44,7 +46,9 @@ _CREATE = 'mkdir -p -- "$2" && rm -rf -- "$3" && exec "$1" -m venv --without-pip
 _INSTALL = ('s=$1 v=$2 pip=$3; shift 3; cd "$s" || exit 1; PIP_CONFIG_FILE=/dev/null exec "$v/bin/python" "$pip/pip" '
             'install --no-index --find-links "$s" --no-cache-dir --disable-pip-version-check --no-input '
             '--no-warn-script-location -q "$@"')
-_CHECK = 'exec "$1/bin/imageserving" --version'
+# Prints a marker line first: the version is the line after it, whatever the login shell printed.
+_CHECK = 'printf "%s\\n" "$2"; exec "$1/bin/imageserving" --version'
+CHECK_MARK = "-- imageserving-fleet deploy: the new agent says --"
 _SWITCH = 'exec "$1" -c "$2" "$3" "$4"'
 _SWITCH_PY = ("import os, sys\n"
               "new, link = sys.argv[1], sys.argv[2]\n"
@@ -116,7 +120,7 @@ def install_steps(target: Target, plan: Plan, bundle: Bundle, python: str, *, pa
             Step("create venv", shell(target, _CREATE, [python, versions, plan.version_dir], password=password)),
             Step("pip install", shell(target, _INSTALL, [plan.version_dir, check_wheel_name(bundle.installer.name),
                                                          *wheels], password=password, stage_arg=True)),
-            Step("check", shell(target, _CHECK, [plan.version_dir], password=password),
+            Step("check", shell(target, _CHECK, [plan.version_dir, CHECK_MARK], password=password),
                  expect=f"imageserving {plan.version}"),
             Step("switch", shell(target, _SWITCH, [python, _SWITCH_PY, plan.version_dir, plan.venv],
                                  password=password)),
@@ -133,29 +137,26 @@ def cleanup_command(target: Target, plan: Plan, password: bool = False) -> str:
     return shell(target, _REMOVE, [plan.version_dir], password=password)
 
 
-def upload(session: Session, bundle: Bundle, names: Sequence[str], deadline: float) -> list[tuple[str, str]]:
-    """Sends the named wheels to the upload dir under temporary names; returns (temporary, final)."""
+def upload(session: Session, bundle: Bundle, names: Sequence[str], deadline: float, *, python: str,
+           unit: tuple[str, str] | None = None) -> tuple[list[tuple[str, str]], Sent | None]:
+    """Sends the named wheels to the upload dir under temporary names, and `unit` (name, text) as is.
+
+    Returns the (temporary, final) names of the wheels and how they were sent (None: nothing to
+    send). SFTP first, else piped with a sha256 check on the host (transfer.py).
+    """
     by_name = {w.name: w for w in bundle.wheels}
     token = secrets.token_hex(4)
-    parts = []
-    for name in names:
-        part = f"{check_wheel_name(name)}.part-{token}"
-        session.put(str(by_name[name].path), f"{STAGE}/{part}", timeout=_remaining(deadline))
-        parts.append((part, name))
-    return parts
-
-
-def upload_text(session: Session, text: str, name: str, deadline: float) -> str:
-    """Sends a small text file to the upload dir under `name`; returns the name."""
-    with tempfile.NamedTemporaryFile("w", suffix=".service", delete=False) as handle:
-        handle.write(text)
-        local = handle.name
-    try:
-        os.chmod(local, 0o644)
-        session.put(local, f"{STAGE}/{name}", timeout=_remaining(deadline))
-    finally:
-        os.unlink(local)
-    return name
+    parts = [(f"{check_wheel_name(name)}.part-{token}", name) for name in names]
+    files = [Outgoing(by_name[name].path, f"{STAGE}/{part}", by_name[name].path.stat().st_size,
+                               by_name[name].sha256) for part, name in parts]
+    with tempfile.TemporaryDirectory(prefix="imageserving-fleet-") as scratch:
+        if unit is not None:
+            name, text = unit
+            local = Path(scratch, "imageserving.service")
+            local.write_text(text)
+            files.insert(0, Outgoing.of(local, f"{STAGE}/{name}"))
+        sent = send(session, files, deadline, python=python) if files else None
+    return parts, sent
 
 
 def run_step(session: Session, step: Step, deadline: float, stdin: bytes | None) -> CommandResult:
@@ -164,10 +165,21 @@ def run_step(session: Session, step: Step, deadline: float, stdin: bytes | None)
                       max_output=_STEP_OUTPUT)
     if out.exit_code != 0:
         raise StepFailed(session.host, step.name, why(out))
-    if step.expect is not None and out.stdout.decode(errors="replace").strip() != step.expect:
-        got = out.stdout.decode(errors="replace").strip()[:80]
+    if step.expect is not None and (got := after_mark(out.stdout, CHECK_MARK)) != step.expect:
+        got = got[:80]
         raise StepFailed(session.host, step.name, f"expected {step.expect!r}, the new agent printed {got!r}")
     return out
+
+
+def after_mark(stdout: bytes, mark: str) -> str:
+    """What a command printed after its marker line, stripped: a login shell's noise before it is not
+    the answer. The whole output when there is no marker (a shell that printed nothing of ours)."""
+    text = stdout.decode(errors="replace")
+    lines = text.splitlines()
+    if mark in lines:
+        rest = lines[len(lines) - 1 - lines[::-1].index(mark) + 1:]
+        return "\n".join(rest).strip()
+    return text.strip()
 
 
 def why(out: CommandResult) -> str:

@@ -1,4 +1,4 @@
-"""What a person reads after a deploy: host, result, what was done, the agent's path; the recap."""
+"""What a person reads after a deploy: host, result, what was done, how files went, the agent's path; the recap."""
 
 from __future__ import annotations
 
@@ -15,11 +15,12 @@ from ..results import HostResult
 def print_deploy(console: Console, results: Sequence[HostResult]) -> None:
     if results:
         table = Table(header_style="bold")
-        for col in ("host", "result", "action", "version", "imageserving_command", "reason"):
+        for col in ("host", "result", "action", "version", "transfer", "imageserving_command", "reason"):
             table.add_column(col, overflow="fold", no_wrap=col in ("host", "result"))
         for r in results:
             table.add_row(Text(r.host), Text(str(r.result), style=RESULT_STYLE[r.result]),
                           Text(str(r.extra.get("action", "-"))), Text(str(r.extra.get("version", "-"))),
+                          Text(str(r.extra.get("transfer") or "-")),
                           Text(str(r.extra.get("imageserving_command", "-"))), Text(r.reason))
         console.print(table)
     console.print(recap(results))

@@ -1,8 +1,8 @@
 """A deploy over one fleet run's connections: probe every host, collect wheels per platform, install.
 
-The fan-out, the per-host deadline and Ctrl-C handling are runner.Fleet's: each phase is a Fleet
-whose per-host work is a deploy step instead of an agent command, and which borrows the run's
-connections, so a host is connected to once for the probe, the uploads and the install.
+The fan-out, the per-host deadline and Ctrl-C handling are runner.Fleet's: each phase is one
+`Fleet.run` whose job is a deploy step instead of an agent command, over the run's connections,
+so a host is connected to once for the probe, the uploads and the install.
 """
 
 from __future__ import annotations
@@ -14,21 +14,21 @@ from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
-from ...errors import HostError, InventoryError, UnreachableError
+from ...errors import HostError, InventoryError
+from ..remote import AGENT_MISSING_EXIT
 from ..results import HostResult, Result
-from ..runner import Fleet, Interrupted, Job
+from ..runner import Fleet, Interrupted, Job, Step
 from ..session import RunSettings
+from ..ssh import Session
 from ..target import Target
-from ..transport import Session
 from . import install
 from .facts import HostFacts, parse_facts
 from .plan import Action, DeployRequest, Refused, WheelSet, plan_host, render_unit
+from .transfer import TransferFailed
 from .wheelhouse import Bundle, Platform, ProjectWheel, WheelhouseError, collect
 
 PYTHON_VARS = ("imageserving_python", "ansible_python_interpreter")
 DEFAULT_PYTHON = "python3"
-
-Step = Callable[[Target, Session, float, "bytes | None"], HostResult]
 
 
 @dataclass(frozen=True)
@@ -75,36 +75,6 @@ def inventory_interpreters(settings: RunSettings) -> dict[str, str]:
     return interpreters([(h.name, h.vars) for h in hosts])
 
 
-class _Phase(Fleet):
-    """runner.Fleet's fan-out and deadlines, running a deploy step on the base fleet's connections."""
-
-    def __init__(self, base: Fleet, step: Step, on_result: Callable[[HostResult], None] | None = None) -> None:
-        super().__init__(base.connector, forks=base.forks, timeout=base.timeout,
-                         become_password=base.become_password, on_result=on_result)
-        self._base, self._step = base, step
-
-    def session(self, target: Target, deadline: float) -> Session:
-        return self._base.session(target, deadline)
-
-    def forget(self, name: str) -> None:
-        self._base.forget(name)
-
-    def run_one(self, target: Target, job: Job, deadline: float) -> HostResult:
-        started = time.monotonic()
-        stdin = (self.become_password + "\n").encode() if target.become and self.become_password else None
-        try:
-            session = self.session(target, deadline)
-            res = self._step(target, session, deadline, stdin)
-        except UnreachableError as exc:
-            self.forget(target.name)
-            res = HostResult(target.name, Result.UNREACHABLE, exc.reason + (f": {exc.detail}" if exc.detail else ""))
-        except HostError as exc:
-            res = HostResult(target.name, Result.FAILED, exc.reason + (f": {exc.detail}" if exc.detail else ""))
-        except (Refused, WheelhouseError) as exc:
-            res = HostResult(target.name, Result.FAILED, str(exc))
-        return replace(res, elapsed_s=res.elapsed_s + time.monotonic() - started)
-
-
 def deploy(fleet: Fleet, targets: Sequence[Target], job: DeployJob,
            on_result: Callable[[HostResult], None] | None = None) -> list[HostResult]:
     """Deploys the job's agent to every target; returns one result per target, in their order.
@@ -118,7 +88,7 @@ def deploy(fleet: Fleet, targets: Sequence[Target], job: DeployJob,
         python = job.python(target.name)
         out = session.run(install.probe_command(target, python, password=stdin is not None), stdin=stdin,
                           timeout=max(0.01, deadline - time.monotonic()))
-        if out.exit_code == 127:
+        if out.exit_code == AGENT_MISSING_EXIT:  # sh: command not found
             return HostResult(target.name, Result.FAILED, f"{python} not found on the host (set imageserving_python "
                                                            "or ansible_python_interpreter)")
         if out.exit_code != 0:
@@ -135,7 +105,7 @@ def deploy(fleet: Fleet, targets: Sequence[Target], job: DeployJob,
                             if r.result == Result.OK else r for r in partial])
 
     try:
-        results = {r.host: r for r in _run_phase(_Phase(fleet, probe), targets, {})}
+        results = {r.host: r for r in _run_phase(fleet, probe, targets, {}, None)}
     except Interrupted as exc:
         raise not_installed(exc.results) from None
     for res in results.values():
@@ -159,20 +129,35 @@ def deploy(fleet: Fleet, targets: Sequence[Target], job: DeployJob,
         res = _install(target, session, deadline, stdin, facts[target.name], bundle, job)
         return replace(res, elapsed_s=started.get(target.name, 0.0))
 
-    second = _run_phase(_Phase(fleet, install_one, on_result), ready, results)
+    second = _run_phase(fleet, install_one, ready, results, on_result)
     results.update({r.host: r for r in second})
     return [results[t.name] for t in targets]
 
 
-def _run_phase(phase: Fleet, targets: Sequence[Target], earlier: Mapping[str, HostResult]) -> list[HostResult]:
+def _run_phase(fleet: Fleet, step: Step, targets: Sequence[Target], earlier: Mapping[str, HostResult],
+               on_result: Callable[[HostResult], None] | None) -> list[HostResult]:
+    """One step on every target over the fleet's connections; `on_result` hears of each host."""
     if not targets:
         return []
+    counted, fleet.on_result = fleet.on_result, on_result
     try:
-        return phase.run(targets, Job("deploy", ()))
+        return fleet.run(targets, Job("deploy", (), step=_refusals_failed(step)))
     except Interrupted as exc:
         done = {r.host: r for r in exc.results}
         merged = {**earlier, **done}
         raise Interrupted(list(merged.values())) from None
+    finally:
+        fleet.on_result = counted
+
+
+def _refusals_failed(step: Step) -> Step:
+    """The step, with a plan's refusal (a ValueError, not a HostError) as the host's failure."""
+    def guarded(target: Target, session: Session, deadline: float, stdin: bytes | None) -> HostResult:
+        try:
+            return step(target, session, deadline, stdin)
+        except Refused as exc:
+            return HostResult(target.name, Result.FAILED, str(exc))
+    return guarded
 
 
 def _collect_bundles(job: DeployJob, targets: Sequence[Target], facts: Mapping[str, HostFacts],
@@ -206,11 +191,14 @@ def _install(target: Target, session: Session, deadline: float, stdin: bytes | N
     unit = None
     if plan.systemd:
         template = resources.files("imageserving_fleet.agent").joinpath("imageserving.service").read_text()
-        text = render_unit(template, plan.agent, target.home, target.config)
-        unit = install.upload_text(session, text, f"imageserving.service.{bundle.build_id}", deadline)
-    parts = install.upload(session, bundle, plan.uploads, deadline)
+        unit = (f"imageserving.service.{bundle.build_id}", render_unit(template, plan.agent, target.home, target.config))
+    try:
+        parts, sent = install.upload(session, bundle, plan.uploads, deadline, python=job.python(target.name), unit=unit)
+    except TransferFailed as exc:
+        raise TransferFailed(target.name, exc.reason, f"{exc.detail}; the agent there before is unchanged") from None
     password = stdin is not None
-    steps = install.install_steps(target, plan, bundle, job.python(target.name), parts=parts, unit_file=unit,
+    steps = install.install_steps(target, plan, bundle, job.python(target.name), parts=parts,
+                                  unit_file=unit[0] if unit else None,
                                   password=password)
     switched = plan.action == Action.UNCHANGED
     try:
@@ -224,7 +212,10 @@ def _install(target: Target, session: Session, deadline: float, stdin: bytes | N
                                      ) from None
         raise
     extra = {"action": str(plan.action), "version": plan.version, "imageserving_command": plan.agent,
-             "venv": plan.version_dir, "uploaded": len(plan.uploads)}
+             "venv": plan.version_dir, "uploaded": len(plan.uploads),
+             "transfer": str(sent.method) if sent else None}
+    if sent and sent.sftp_error:
+        extra["sftp_error"] = sent.sftp_error  # why the files went piped
     if plan.systemd:
         extra["systemd"] = "enabled"
     note = ""

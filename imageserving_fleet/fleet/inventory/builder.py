@@ -111,11 +111,17 @@ class Builder:
             host = self.hosts.get(name)
             if host is None:
                 host = self.hosts[name] = _HostDef(name)
+                if port is not None:  # only where the host first appears: Ansible's data.py ignores it later
+                    host.vars["ansible_port"] = port
             host.groups[group] = None
             self.groups[group].hosts[name] = None
-            if port is not None:
-                host.vars["ansible_port"] = port
-            host.vars.update(variables)
+            if name in self.groups:
+                # Ansible's quirk, kept so both merge alike: its set_variable(name, ...) looks for a group
+                # of that name first, so a host's own variables go to the group it shares its name with.
+                for key, value in variables.items():
+                    self.set_group_var(name, key, value, where)
+            else:
+                host.vars.update(variables)
 
     def build(self, var_dirs: Sequence[VarsSource]) -> Inventory:
         """Link orphans to `all`, fill `ungrouped`, then merge every host's variables in Ansible's order

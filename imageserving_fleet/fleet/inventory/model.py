@@ -34,14 +34,16 @@ class Host:
 
 @dataclass(frozen=True)
 class Inventory:
-    """Hosts in inventory order (first appearance) and each group's hosts, children included.
+    """Hosts in inventory order (first appearance) and each group's hosts, children included, in
+    Ansible's order (the group's own in the order added, then its children's: what subscripts count).
 
     `implicit` holds, for each of LOCALHOST_NAMES, the host Ansible would make up for it (local
     connection, the controller's Python, the `all` variables); `localhost()` decides when it is used.
     """
 
     hosts: tuple[Host, ...]
-    groups: Mapping[str, tuple[str, ...]] = field(hash=False)  # "all" and "ungrouped" always present
+    groups: Mapping[str, tuple[str, ...]] = field(hash=False)  # "all" and "ungrouped" always present;
+    # in the order the groups were defined (glob patterns walk them in that order)
     implicit: Mapping[str, Host] = field(default_factory=dict, hash=False, compare=False, repr=False)
     _by_name: Mapping[str, Host] = field(init=False, repr=False, compare=False, hash=False)
 

@@ -14,9 +14,10 @@
 
 A term that names a group selects the group's hosts (its children's included); a term that names a
 host selects it. The result is always in inventory order (the implicit localhost, which is in no
-group, not even `all`, comes last), and matching nothing is a PatternError. Each step is the one of
-Ansible's inventory/manager.py of the same name: split_host_pattern, order_patterns,
-_evaluate_patterns, _match_one_pattern, _split_subscript, _apply_subscript, _enumerate_matches.
+group, not even `all`, comes last), and matching nothing is a PatternError. Each step mirrors one
+of Ansible's inventory/manager.py: split_pattern ↔ split_host_pattern, order_terms ↔ order_patterns,
+evaluate ↔ _evaluate_patterns, match_term ↔ _match_one_pattern, enumerate_matches ↔
+_enumerate_matches, split_subscript / apply_subscript ↔ _split_subscript / _apply_subscript.
 """
 
 from __future__ import annotations
@@ -85,10 +86,20 @@ def split_pattern(pattern: str) -> list[str]:
     return [term.strip() for term in terms if term.strip()]
 
 
+# Ansible's parse_address takes an IPv6 address with a dotted IPv4 tail only in these three shapes.
+_IPV4_TAILED_IPV6 = re.compile(r"(?:(?:0:){6}|::(?:ffff:)?|(?:0:){5}ffff:)[0-9a-f]{1,4}(?:\.[0-9a-f]{1,4}){3}",
+                               re.IGNORECASE)
+
+
 def _is_one_address(text: str) -> bool:
+    """Takes a pattern without commas, returns whether Ansible's parse_address reads it as one host."""
+    if ":" in text and "." in text and "[" not in text:  # an IPv6 address with an IPv4 tail, or host:port
+        if _IPV4_TAILED_IPV6.fullmatch(text):
+            return True
+        return bool(_ADDRESS.fullmatch(text))
     try:
         ipaddress.ip_address(text)
-        return True
+        return "%" not in text  # a scope id (fe80::1%eth0) is not an address to Ansible
     except ValueError:
         pass
     bracketed = _BRACKETED_IPV6.fullmatch(text)

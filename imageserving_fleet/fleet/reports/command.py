@@ -11,16 +11,16 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
 from ...errors import UsageError
-from ..results import EXIT_BEFORE_HOSTS, EXIT_INTERRUPTED, HostResult
-from ..runner import Interrupted, Job
-from ..session import RunSettings
+from ..results import EXIT_BEFORE_HOSTS, EXIT_INTERRUPTED
+from ..runner import Job
+from ..session import Progress, RunSettings
 from .atomic import write_atomic
 from .formats import FORMATS, render
 from .model import DEFAULT_TITLE, Report, ReportInputError, build_report, from_document, merge, quiet_summary
@@ -30,8 +30,6 @@ from .trends import trend
 DEFAULT_WINDOW = 24        # runs the sparklines and restart counts cover (2 hours at */5)
 EXTENSIONS = {".html": "html", ".htm": "html", ".json": "json", ".csv": "csv", ".md": "md", ".markdown": "md",
               ".prom": "prometheus", ".om": "openmetrics"}
-
-Progress = Callable[[int], tuple[Callable[[HostResult], None] | None, Callable[[], None]]]
 
 
 @dataclass(frozen=True)
@@ -87,18 +85,7 @@ def run_report(settings: RunSettings, request: ReportRequest, progress: Progress
 
         history = History(request.history)  # a bad file stops us before any host is contacted
     try:
-        interrupted = False
-        fleet = settings.fleet("report", targets)  # may refuse options or prompt (-K): before the bar
-        advance, stop = progress(len(targets))
-        fleet.on_result = advance
-        try:
-            results = fleet.run(targets, Job("status", ("status", "--json")))
-        except Interrupted as exc:
-            results, interrupted = exc.results, True
-        finally:
-            stop()
-            fleet.close()
-            fleet.connector.close()
+        results, interrupted = settings.run("report", targets, Job("status", ("status", "--json")), progress)
         started_at, generated = _now()
         slice_label = str(request.slice) if request.slice and request.slice.n > 1 else None
         trends, runs = {}, 0
@@ -106,7 +93,7 @@ def run_report(settings: RunSettings, request: ReportRequest, progress: Progress
             try:
                 history.record(results, started_at, generated, slice_label, request.keep_days)
                 series = history.series([r.host for r in results], request.window)
-                current = {(r.host, c.get("id")) for r in results for c in (r.status or {}).get("components", [])}
+                current = {(r.host, c.id) for r in results for c in r.components}
                 trends = {key: trend(s) for key, s in series.items() if key in current}
                 runs = max((len(s) for s in series.values()), default=0)
             except Exception as exc:  # the report still matters more than its history

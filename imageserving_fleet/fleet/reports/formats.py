@@ -96,8 +96,13 @@ def render_md(report: Report) -> str:
                 text += " (restarted)"
             if c.trend and c.trend.growing:
                 text += " (memory only grows)"
+            if c.held:
+                text += " (held)"
+            elif c.health == "unhealthy":
+                text += " (unhealthy)"
             row.append(md(text))
-        row.append(md(h.reason))
+        digest = report.config_digests.get(h.host)
+        row.append(md(h.reason + (f" (config {digest})" if digest else "")))
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
 

@@ -18,7 +18,6 @@ import contextlib
 import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 from ...errors import ImageServingError
 from ..results import HostResult, summarize
@@ -59,14 +58,6 @@ VERSION = len(MIGRATIONS)
 
 class HistoryError(ImageServingError):
     """The history file cannot be used (not SQLite, from a newer version, unwritable); names it."""
-
-
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _num(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 class History:
@@ -146,11 +137,10 @@ class History:
         s = summarize(results)
         hosts, samples = [], []
         for r in results:
-            status = r.status or {}
-            hosts.append((r.host, str(r.result), r.reason, r.elapsed_s, (status.get("supervisor") or {}).get("state")))
-            for c in status.get("components", []):
-                samples.append((r.host, str(c.get("id")), c.get("state"), _int(c.get("pid")), _num(c.get("uptime_s")),
-                                _int(c.get("rss_bytes")), _int(c.get("restarts"))))
+            hosts.append((r.host, str(r.result), r.reason, r.elapsed_s, r.status.supervisor.state if r.status else None))
+            for c in r.components:
+                samples.append((r.host, c.id, c.state, c.pid, None if c.uptime_s is None else float(c.uptime_s),
+                                c.rss_bytes, c.restarts))
         try:
             with self._write() as db:
                 cur = db.execute(

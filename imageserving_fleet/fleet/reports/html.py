@@ -38,6 +38,8 @@ class CellView:
     spark: tuple[str, ...]
     spark_title: str
     message: str
+    health: str | None = None
+    held: bool = False
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,8 @@ class RowView:
     severity: int
     reason: str
     cells: tuple[CellView | None, ...]
+    config: str = ""         # short config digest, only when hosts' configurations differ
+    config_odd: bool = False  # not the configuration most hosts run
 
 
 def _cell_view(report: Report, host: Any, cid: str, max_rss: int) -> CellView | None:
@@ -68,21 +72,25 @@ def _cell_view(report: Report, host: Any, cid: str, max_rss: int) -> CellView | 
                     bar_pct=round(100.0 * (c.rss_bytes or 0) / max_rss, 1) if max_rss else 0.0,
                     restarts=c.restarts, window_restarts=None if t is None else t.restarts,
                     restarted=bool(t and t.restarted), growing=bool(t and t.growing), spark=spark,
-                    spark_title=title, message=c.message)
+                    spark_title=title, message=c.message, health=c.health, held=c.held)
 
 
 def view(report: Report) -> dict[str, Any]:
     """Takes a report; returns the template's context (pure)."""
     ids = report.component_ids
     maxes = {cid: report.max_rss(cid) for cid in ids}
+    digests = report.config_digests
+    common = max(set(digests.values()), key=list(digests.values()).count) if digests else ""
     rows = [RowView(host=h.host, result=str(h.result), severity=SEVERITY[h.result], reason=h.reason,
-                    cells=tuple(_cell_view(report, h, cid, maxes[cid]) for cid in ids)) for h in report.hosts]
+                    cells=tuple(_cell_view(report, h, cid, maxes[cid]) for cid in ids),
+                    config=digests.get(h.host, ""), config_odd=bool(digests) and digests.get(h.host) != common)
+            for h in report.hosts]
     s = report.summary
     counts = [("ok", s.ok), ("degraded", s.degraded), ("failed", s.failed), ("unreachable", s.unreachable),
               ("skipped", s.skipped)]
     return {"report": report, "ids": ids, "rows": rows, "summary": s, "counts": counts,
             "problems": report.problems, "flagged": report.flagged(), "missing_slices": report.missing_slices(),
-            "spark_w": SPARK_W, "spark_h": SPARK_H}
+            "spark_w": SPARK_W, "spark_h": SPARK_H, "config_drift": bool(digests)}
 
 
 @lru_cache(maxsize=1)

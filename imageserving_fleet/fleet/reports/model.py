@@ -21,7 +21,7 @@ from typing import Any
 
 from ...errors import ImageServingError
 from ...schema import COMPONENT_IDS, SchemaError, parse_status
-from ..results import HostResult, Result, Summary, exit_code, summarize
+from ..results import HostResult, Result, Summary, config_digests, exit_code, summarize
 from .trends import Trend
 
 DEFAULT_TITLE = "Image Serving fleet"
@@ -48,6 +48,8 @@ class Cell:
     restarts: int = 0
     message: str = ""
     trend: Trend | None = None
+    health: str | None = None        # "healthy" | "unhealthy" | "starting" | None (no check)
+    held: bool = False               # held down by the operator
 
 
 @dataclass(frozen=True)
@@ -82,15 +84,19 @@ class Report:
         comp = host.component(cid)
         if comp is None:
             return None
-        return Cell(id=cid, state=str(comp.get("state") or "STOPPED"), pid=_int(comp.get("pid")),
-                    uptime_s=_num(comp.get("uptime_s")), rss_bytes=_int(comp.get("rss_bytes")),
-                    restarts=_int(comp.get("restarts")) or 0, message=str(comp.get("message") or ""),
-                    trend=self.trends.get((host.host, cid)))
+        return Cell(id=cid, state=comp.state, pid=comp.pid,
+                    uptime_s=None if comp.uptime_s is None else float(comp.uptime_s), rss_bytes=comp.rss_bytes,
+                    restarts=comp.restarts, message=comp.message, trend=self.trends.get((host.host, cid)),
+                    health=comp.health, held=comp.held)
+
+    @property
+    def config_digests(self) -> dict[str, str]:
+        """host -> short config digest, only when the hosts run different configurations."""
+        return config_digests(self.hosts)
 
     def max_rss(self, cid: str) -> int:
         """The largest RSS of a component across the report: the full width of its memory bars."""
-        values = [_int(c.get("rss_bytes")) or 0 for h in self.hosts for c in (h.status or {}).get("components", [])
-                  if c.get("id") == cid]
+        values = [c.rss_bytes or 0 for h in self.hosts for c in h.components if c.id == cid]
         return max(values, default=0)
 
     def missing_slices(self) -> list[str]:
@@ -108,10 +114,6 @@ class Report:
                 "growing": sum(1 for t in self.trends.values() if t.growing)}
 
 
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
 def _num(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
@@ -120,10 +122,9 @@ def component_ids(results: Iterable[HostResult]) -> list[str]:
     """ps, is, svg first (those present), then any other id a host reports, in order of appearance."""
     seen: list[str] = []
     for r in results:
-        for comp in (r.status or {}).get("components", []):
-            cid = comp.get("id")
-            if isinstance(cid, str) and cid not in seen:
-                seen.append(cid)
+        for comp in r.components:
+            if comp.id not in seen:
+                seen.append(comp.id)
     known = [c for c in COMPONENT_IDS if c in seen]
     return (known + [c for c in seen if c not in COMPONENT_IDS]) or list(COMPONENT_IDS)
 
@@ -177,14 +178,16 @@ def from_document(doc: Any, source: str = "report") -> Report:
             result = Result(str(entry.get("result")))
         except ValueError:
             raise bad(f"hosts[{i}].result: unknown result {entry.get('result')!r:.30}") from None
-        status = entry.get("status")
-        if status is not None:
+        status = None
+        if entry.get("status") is not None:
             try:
-                parse_status(status)
+                status = parse_status(entry["status"])
             except SchemaError as exc:
                 raise bad(f"hosts[{i}].status: {exc}") from None
         elapsed = _num(entry.get("elapsed_s")) or 0.0
-        hosts.append(HostResult(entry["host"], result, str(entry.get("reason") or ""), status, elapsed))
+        worker = entry.get("worker")  # which cluster worker asked it (§8): kept through a merge
+        hosts.append(HostResult(entry["host"], result, str(entry.get("reason") or ""), status, elapsed,
+                                extra={"worker": worker} if isinstance(worker, str) else {}))
         for cid, t in (entry.get("trends") or {}).items() if isinstance(entry.get("trends"), dict) else ():
             if isinstance(t, dict):
                 trends[(entry["host"], str(cid))] = Trend.from_dict(t)

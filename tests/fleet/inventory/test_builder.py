@@ -86,3 +86,29 @@ def test_a_host_only_in_all_named_like_a_group_brings_that_group_into_ungrouped(
     assert inv.groups["ungrouped"] == ("solo", "d1")
     assert inv.host("db").groups == ("all",)
     assert inv.host("d1").groups == ("all", "ungrouped", "db")
+
+
+@pytest.mark.parametrize(("text", "port"), [
+    ("[a]\nh1:2201\n", 2201),
+    ("[a]\nh1\n[b]\nh1:2201\n", None),  # a port on a later entry of a known host is ignored, as in Ansible
+    ("[a]\nh1:2201\n[b]\nh1:2202\n", 2201),  # the first entry's port stays
+    ("[a]\nh1:2201 ansible_port=2300\n", 2300),  # the entry's own variable wins over its :port
+    ("[a]\nh1:2201\n[b]\nh1 ansible_port=2300\n", 2300),
+])
+def test_a_hosts_port_comes_from_where_it_first_appears(text: str, port: int | None) -> None:
+    assert inventory_from_text(text, source="x.ini").host("h1").vars.get("ansible_port") == port
+
+
+@pytest.mark.parametrize(("text", "source", "host_vars", "group_vars"), [
+    # a group 'db' already defined: the host 'db''s own variables become the group's (Ansible)
+    ("[db]\nd1\n[web]\ndb color=red\n", "x.ini", {}, {"color": "red"}),
+    ("db:\n  hosts: {d1: }\nweb:\n  hosts: {db: {color: red}}\n", "x.yml", {}, {"color": "red"}),
+    # the group defined only after the host line: they stay the host's
+    ("[web]\ndb color=red\n[db]\nd1\n", "x.ini", {"color": "red"}, {}),
+])
+def test_a_hosts_variables_go_to_a_group_of_its_name_defined_before(text: str, source: str,
+                                                                     host_vars: dict[str, str],
+                                                                     group_vars: dict[str, str]) -> None:
+    inv = inventory_from_text(text, source=source)
+    assert dict(inv.host("db").vars) == host_vars
+    assert dict(inv.host("d1").vars) == group_vars

@@ -184,6 +184,11 @@ def test_a_host_name_wins_over_a_group_of_the_same_name() -> None:
     ("badwolf.example.com:5309", ["badwolf.example.com:5309"]),
     ("2001:db8::1", ["2001:db8::1"]),
     ("[2001:db8::1]:22", ["[2001:db8::1]:22"]),
+    # an IPv6 address with an IPv4 tail is one address only in the shapes Ansible's parse_address takes
+    ("::ffff:10.0.0.1", ["::ffff:10.0.0.1"]),
+    ("2001:db8::1:127.0.0.1", ["2001", "db8", "1", "127.0.0.1"]),
+    ("fe80::1%eth0", ["fe80", "1%eth0"]),  # no scope ids
+    ("h1:10.0.0.1", ["h1", "10.0.0.1"]),
     ("host1.example.com:host2.example.com", ["host1.example.com", "host2.example.com"]),
     ("  ", []),
 ])

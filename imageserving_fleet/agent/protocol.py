@@ -1,0 +1,48 @@
+"""The control socket's wire protocol: one JSON request line, one JSON reply line, one envelope.
+
+    request   {"cmd": "status", "ids": ["is"], ...}
+    reply     {"status": "ok", "result": <status document>, ...}
+              {"status": "error", "reason": "what went wrong", "code": <exit code>}
+
+An error's `code` is the exit code the `imageserving` command ends with (LSB init-script rules),
+named here once for the server and for control.py. Stdlib only and no dataclasses: the status
+client imports this.
+"""
+
+from __future__ import annotations
+
+TYPE_CHECKING = False  # not `from typing`: importing typing costs the status path 8 ms
+
+if TYPE_CHECKING:
+    from typing import Any
+
+# Exit codes (SPEC §2), also the `code` of an error reply.
+OK = 0
+FAILED = 1              # a component failed to start or stop
+BAD_ARGS = 2            # unknown command or component, malformed request
+NOT_RUNNING = 3         # status: no supervisor
+NO_ANSWER = 4           # status: no answer in time; also a peer of another uid
+BAD_CONFIG = 6          # invalid configuration (config check, start, reload)
+SUPERVISOR_DOWN = 7     # restart ID, start ID: no supervisor to ask
+
+MAX_REQUEST = 64 * 1024   # one request line; more is refused (and the peer dropped)
+
+
+class RequestError(Exception):
+    """A request that cannot be served; becomes an error reply with this code."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code, self.reason = code, reason
+
+
+def ok(result: Any = None, **fields: Any) -> dict[str, Any]:
+    reply: dict[str, Any] = {"status": "ok"}
+    if result is not None:
+        reply["result"] = result
+    reply.update(fields)
+    return reply
+
+
+def error(code: int, reason: str, **fields: Any) -> dict[str, Any]:
+    return {"status": "error", "reason": reason, "code": code, **fields}
