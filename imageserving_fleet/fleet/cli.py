@@ -150,11 +150,63 @@ def _component(cid: str | None) -> list[str]:
 
 
 # ----------------------------------------------------------------- commands
+IntervalOpt = Annotated[float | None, typer.Option("--interval", metavar="S",
+                                                  help="With --watch: seconds between refreshes (default 2).")]
+
+
 @app.command()
 def status(ctx: typer.Context,
-           component: Annotated[str | None, typer.Argument(help="ps, is or svg (default: all)")] = None) -> None:
-    """State, uptime and memory of every component on every host."""
-    _run(ctx, "status", Job("status", ("status", *_component(component), "--json")))
+           component: Annotated[str | None, typer.Argument(help="ps, is or svg (default: all)")] = None,
+           watch: Annotated[bool, typer.Option("--watch", help="A full-screen live view; q or Ctrl-C leaves.")] = False,
+           interval: IntervalOpt = None) -> None:
+    """State, uptime and memory of every component on every host; --watch keeps it on the screen."""
+    if not watch:
+        if interval is not None:
+            raise UsageError("--interval goes with --watch")
+        _run(ctx, "status", Job("status", ("status", *_component(component), "--json")))
+        return
+    from .poller import check_interval
+    from .watch import DEFAULT_INTERVAL, check_terminal
+    from .watch import watch as watch_fleet
+
+    settings: RunSettings = ctx.obj
+    every = check_interval(DEFAULT_INTERVAL if interval is None else interval)
+    if settings.as_json:
+        raise UsageError("--watch is for a person and --json for a script: choose one")
+    check_terminal()
+    ids = _component(component)
+    _live(settings, "watch", lambda fleet, targets, timeout: watch_fleet(fleet, targets, ids, every, timeout))
+
+
+def _live(settings: RunSettings, command: str, body: Callable[..., int]) -> None:
+    """Runs a long-lived command (watch, exporter) over one Fleet that keeps its connections."""
+    timeout = settings.deadline_for("status")
+    targets = settings.targets()
+    with settings.fleet(command, targets) as fleet:  # closes every kept connection on the way out
+        code = body(fleet, targets, timeout)
+    raise typer.Exit(code)
+
+
+@app.command()
+def exporter(ctx: typer.Context,
+             listen: Annotated[str, typer.Option("--listen", metavar="ADDR",
+                                                 help="HOST:PORT, [V6]:PORT or :PORT to serve /metrics on.")
+                               ] = "127.0.0.1:9464",
+             interval: Annotated[float, typer.Option("--interval", metavar="S",
+                                                     help="Seconds between polls of every host.")] = 15.0) -> None:
+    """A Prometheus exporter: every host's status at /metrics, polled every --interval (a scrape never waits)."""
+    from ..agent.metrics_http import bind
+    from .exporter import serve
+    from .poller import check_interval
+
+    settings: RunSettings = ctx.obj
+    every = check_interval(interval)
+    settings.deadline_for("status")  # a bad --timeout is refused before the port is taken
+    sock = bind(listen)              # in use, not allowed, not an address: exit 5 before any host
+    try:
+        _live(settings, "exporter", lambda fleet, targets, timeout: serve(fleet, targets, sock, every, timeout))
+    finally:
+        sock.close()
 
 
 @app.command()
@@ -367,7 +419,7 @@ def config_push(ctx: typer.Context,
 report_app = typer.Typer(add_completion=False, rich_markup_mode=None,
                          context_settings={"help_option_names": ["-h", "--help"]})
 app.add_typer(report_app, name="report")
-FormatOpt = Annotated[str | None, typer.Option("--format", metavar="html|json|csv|md",
+FormatOpt = Annotated[str | None, typer.Option("--format", metavar="html|json|csv|md|openmetrics|prometheus",
                                                help="Default: from -o's extension, else html.")]
 OutputOpt = Annotated[str | None, typer.Option("-o", "--output", metavar="FILE",
                                                help="Write here atomically (temp file + rename); default stdout.")]
