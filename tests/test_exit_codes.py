@@ -173,7 +173,7 @@ def test_a_missing_controller_module_is_said_once_before_any_host(tmp_path: Path
         assert proc.returncode == 1, proc.stderr
         assert proc.stdout == "" and proc.stderr.count("\n") == 1, proc.stderr
         assert "Python module paramiko" in proc.stderr and "nothing was contacted" in proc.stderr
-        assert f"Fix: {sys.executable} -m pip install 'paramiko>=3.4'" in proc.stderr
+        assert f"Fix: {sys.executable} -m pip install 'paramiko" in proc.stderr
         assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr
     # rich, imported by the CLI itself: the same, from the entry point.
     code = code.replace("'paramiko'", "'rich'")

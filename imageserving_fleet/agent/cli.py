@@ -212,6 +212,42 @@ def _follow(path: str) -> None:
         fh.close()
 
 
+@app.command()
+def metrics(ctx: typer.Context,
+            output: Annotated[str | None, typer.Option(
+                "-o", "--output", metavar="FILE",
+                help="Write here atomically (temp file + rename), e.g. into node_exporter's textfile "
+                     "directory as imageserving.prom; default stdout.")] = None,
+            fmt: Annotated[str, typer.Option(
+                "--format", metavar="prometheus|openmetrics",
+                help="prometheus: the text format node_exporter's textfile collector and promtool read "
+                     "(default); openmetrics: OpenMetrics 1.0.")] = "prometheus") -> None:
+    """The status as Prometheus metrics (SPEC §7 names), for node_exporter's textfile collector."""
+    from ..metrics import FORMATS, agent_families, render
+    from ..schema import parse_status
+
+    s: Settings = ctx.obj
+    if fmt not in FORMATS:
+        raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if output is not None and not os.access(os.path.dirname(os.path.abspath(output)), os.W_OK):
+        raise UsageError(f"-o {output}: its directory does not exist or is not writable")
+    outcome = control.status(s.home, [])
+    if outcome.status is None:  # no answer in time: leave the last file, whose age says it (exit 4)
+        sys.stderr.write(f"imageserving: {outcome.message}\n")
+        raise typer.Exit(outcome.code)
+    text = render(agent_families(parse_status(outcome.status), time.time()), fmt)
+    if output is None:
+        sys.stdout.buffer.write(text)
+        sys.stdout.flush()
+        return
+    from ..fleet.reports.atomic import write_atomic
+
+    try:
+        write_atomic(output, text.decode())
+    except OSError as exc:
+        raise ImageServingError(f"cannot write {output}: {exc.strerror or exc}") from None
+
+
 config_app = typer.Typer(help="Check a configuration without starting anything, or install one.",
                          no_args_is_help=True)
 app.add_typer(config_app, name="config")

@@ -105,6 +105,7 @@ class AgentConfig:
     components: tuple[ComponentConfig, ...]
     log_max_bytes: int = 10 * 2**20
     log_backups: int = 5
+    metrics_listen: str | None = None   # supervisor.metrics.listen: serve /metrics there (SPEC §7)
 
     def component(self, cid: str) -> ComponentConfig:
         for comp in self.components:
@@ -250,7 +251,7 @@ class _Validator:
 
     def config(self, data: Any) -> AgentConfig:
         top = self.mapping(data, (), {"supervisor", "components"})
-        sup = self.mapping(top.get("supervisor"), ("supervisor",), {"log_max_bytes", "log_backups"})
+        sup = self.mapping(top.get("supervisor"), ("supervisor",), {"log_max_bytes", "log_backups", "metrics"})
         log_max = self.convert(parse_size, sup.get("log_max_bytes", 10 * 2**20), ("supervisor", "log_max_bytes"))
         if log_max < 4096:
             raise self.fail(("supervisor", "log_max_bytes"), "must be at least 4KiB")
@@ -259,7 +260,22 @@ class _Validator:
         if not isinstance(comps_raw, dict) or not comps_raw:
             raise self.fail(("components",), "expected a mapping of component id to settings, with at least one")
         comps = [self.component(str(cid), spec) for cid, spec in comps_raw.items()]
-        return AgentConfig(path=self.name, components=tuple(comps), log_max_bytes=log_max, log_backups=backups)
+        return AgentConfig(path=self.name, components=tuple(comps), log_max_bytes=log_max, log_backups=backups,
+                           metrics_listen=self.metrics_listen(sup.get("metrics")))
+
+    def metrics_listen(self, value: Any) -> str | None:
+        path = ("supervisor", "metrics")
+        listen = self.mapping(value, path, {"listen"}).get("listen")
+        if listen is None:
+            return None
+        from .metrics_http import parse_listen  # stdlib only; prometheus_client comes with the listener
+
+        text = self.text(listen, path + ("listen",))
+        try:
+            parse_listen(text)
+        except ValueError as exc:
+            raise self.fail(path + ("listen",), str(exc)) from None
+        return text
 
     def component(self, cid: str, spec: Any) -> ComponentConfig:
         base = ("components", cid)
@@ -403,4 +419,4 @@ def from_dict(data: dict[str, Any]) -> AgentConfig:
             c["health"] = HealthCheck(**{**c["health"], "check": _check(c["health"]["check"])})
         comps.append(ComponentConfig(**c))
     return AgentConfig(path=data["path"], components=tuple(comps), log_max_bytes=data["log_max_bytes"],
-                       log_backups=data["log_backups"])
+                       log_backups=data["log_backups"], metrics_listen=data.get("metrics_listen"))

@@ -18,7 +18,7 @@ from collections import defaultdict
 
 import psutil
 
-from ..errors import ConfigError
+from ..errors import ConfigError, UsageError
 from . import procs
 from .config import AgentConfig, from_dict, load_config
 from .home import MAX_SOCKET_PATH, Home
@@ -124,12 +124,18 @@ def serve(home: Home, config_path: str, notify_fd: int | None = None, as_json: b
     try:
         stop_leftovers(home, config, log)
         listener = listen(home)
+        metrics = _metrics_socket(config)
         with open(home.pidfile, "w") as fh:
             fh.write(f"{os.getpid()}\n")
-    except OSError as exc:
+    except (OSError, UsageError) as exc:
         _notify(notify_fd, f"ERROR {exc}")
         return 1
     supervisor = Supervisor(config, home, listener)
+    if metrics is not None:  # its own thread, asking the control socket as any client: never blocks the loop
+        from .metrics_http import serve_supervisor
+
+        serve_supervisor(metrics, home)
+        log.line(f"serving metrics on http://{config.metrics_listen}/metrics")
     _notify(notify_fd, f"READY {os.getpid()}")
     try:
         supervisor.run()
@@ -146,6 +152,19 @@ def serve(home: Home, config_path: str, notify_fd: int | None = None, as_json: b
                 pass
         os.close(lock)
     return 0
+
+
+def _metrics_socket(config: AgentConfig) -> socket.socket | None:
+    """The bound /metrics socket when supervisor.metrics.listen is set: taken before READY, so a
+    port in use fails the start with a clear message instead of a supervisor without its metrics."""
+    if not config.metrics_listen:
+        return None
+    from .metrics_http import bind
+
+    try:
+        return bind(config.metrics_listen)
+    except UsageError as exc:
+        raise UsageError(f"supervisor.metrics.listen: {str(exc).removeprefix('--listen: ')}") from None
 
 
 def _read_pid(home: Home) -> str:

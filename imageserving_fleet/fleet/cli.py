@@ -73,12 +73,17 @@ def _options(
     ask_become_pass: Annotated[bool, typer.Option(
         "-K", "--ask-become-pass", help="Prompt for the sudo password (or set IMAGESERVING_BECOME_PASS).")] = False,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Print only what is wrong.")] = False,
+    verbose: Annotated[bool, typer.Option(
+        "-v", "--verbose", help="Debug lines on stderr: what a host's shell printed around the agent's "
+                                "output, and why a status was asked by exec instead of the socket.")] = False,
     cluster: Annotated[str | None, typer.Option(
         "--cluster", metavar="ADDRESS", envvar="IMAGESERVING_CLUSTER", show_envvar=False,
         help="Run the hosts' work on a dask cluster: local:N (N worker processes here), tcp://HOST:PORT or "
              "tls://HOST:PORT (a running scheduler). Env IMAGESERVING_CLUSTER.")] = None,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True)] = False,
 ) -> None:
+    if verbose:
+        _debug_log()
     options = FleetOptions(user=user, private_key=private_key, ssh_config=ssh_config,
                            host_key_policy=host_key_policy, connect_timeout=connect_timeout, become=become)
     ctx.obj = RunSettings(inventories=list(inventory or []), limit=limit, forks=forks, timeout=timeout,
@@ -87,6 +92,16 @@ def _options(
 
 
 # ------------------------------------------------------------------ helpers
+def _debug_log() -> None:
+    import logging
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("debug: %(message)s"))
+    logger = logging.getLogger("imageserving_fleet")
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+
+
 def _progress(settings: RunSettings, total: int) -> tuple[Callable[[HostResult], None] | None, Callable[[], None]]:
     """A progress bar on stderr, only when it is a terminal (never in cron mail or a pipe)."""
     if settings.quiet or settings.as_json or not sys.stderr.isatty() or total < 2:
@@ -137,11 +152,63 @@ def _component(cid: str | None) -> list[str]:
 
 
 # ----------------------------------------------------------------- commands
+IntervalOpt = Annotated[float | None, typer.Option("--interval", metavar="S",
+                                                  help="With --watch: seconds between refreshes (default 2).")]
+
+
 @app.command()
 def status(ctx: typer.Context,
-           component: Annotated[str | None, typer.Argument(help="ps, is or svg (default: all)")] = None) -> None:
-    """State, uptime and memory of every component on every host."""
-    _run(ctx, "status", Job("status", ("status", *_component(component), "--json")))
+           component: Annotated[str | None, typer.Argument(help="ps, is or svg (default: all)")] = None,
+           watch: Annotated[bool, typer.Option("--watch", help="A full-screen live view; q or Ctrl-C leaves.")] = False,
+           interval: IntervalOpt = None) -> None:
+    """State, uptime and memory of every component on every host; --watch keeps it on the screen."""
+    if not watch:
+        if interval is not None:
+            raise UsageError("--interval goes with --watch")
+        _run(ctx, "status", Job("status", ("status", *_component(component), "--json")))
+        return
+    from .poller import check_interval
+    from .watch import DEFAULT_INTERVAL, check_terminal
+    from .watch import watch as watch_fleet
+
+    settings: RunSettings = ctx.obj
+    every = check_interval(DEFAULT_INTERVAL if interval is None else interval)
+    if settings.as_json:
+        raise UsageError("--watch is for a person and --json for a script: choose one")
+    check_terminal()
+    ids = _component(component)
+    _live(settings, "watch", lambda fleet, targets, timeout: watch_fleet(fleet, targets, ids, every, timeout))
+
+
+def _live(settings: RunSettings, command: str, body: Callable[..., int]) -> None:
+    """Runs a long-lived command (watch, exporter) over one Fleet that keeps its connections."""
+    timeout = settings.deadline_for("status")
+    targets = settings.targets()
+    with settings.fleet(command, targets) as fleet:  # closes every kept connection on the way out
+        code = body(fleet, targets, timeout)
+    raise typer.Exit(code)
+
+
+@app.command()
+def exporter(ctx: typer.Context,
+             listen: Annotated[str, typer.Option("--listen", metavar="ADDR",
+                                                 help="HOST:PORT, [V6]:PORT or :PORT to serve /metrics on.")
+                               ] = "127.0.0.1:9464",
+             interval: Annotated[float, typer.Option("--interval", metavar="S",
+                                                     help="Seconds between polls of every host.")] = 15.0) -> None:
+    """A Prometheus exporter: every host's status at /metrics, polled every --interval (a scrape never waits)."""
+    from ..agent.metrics_http import bind
+    from .exporter import serve
+    from .poller import check_interval
+
+    settings: RunSettings = ctx.obj
+    every = check_interval(interval)
+    settings.deadline_for("status")  # a bad --timeout is refused before the port is taken
+    sock = bind(listen)              # in use, not allowed, not an address: exit 5 before any host
+    try:
+        _live(settings, "exporter", lambda fleet, targets, timeout: serve(fleet, targets, sock, every, timeout))
+    finally:
+        sock.close()
 
 
 @app.command()
@@ -354,7 +421,7 @@ def config_push(ctx: typer.Context,
 report_app = typer.Typer(add_completion=False, rich_markup_mode=None,
                          context_settings={"help_option_names": ["-h", "--help"]})
 app.add_typer(report_app, name="report")
-FormatOpt = Annotated[str | None, typer.Option("--format", metavar="html|json|csv|md",
+FormatOpt = Annotated[str | None, typer.Option("--format", metavar="html|json|csv|md|openmetrics|prometheus",
                                                help="Default: from -o's extension, else html.")]
 OutputOpt = Annotated[str | None, typer.Option("-o", "--output", metavar="FILE",
                                                help="Write here atomically (temp file + rename); default stdout.")]

@@ -4,7 +4,8 @@
         results = fleet.run(targets, job)                 one HostResult per target, in order
 
 A bounded set of worker threads (--forks) each takes a host, connects (or reuses the host's
-connection), runs the job and classifies what came back. Deadlines have one mechanism, the SSH
+connection, ssh/pool.py), runs the job (the agent's output framed, framing.py; a status asked of
+the supervisor over its socket where it can be, asksocket.py) and classifies what came back. Deadlines have one mechanism, the SSH
 layer's watchdog (ssh/deadline.py): the connect and the command each close what they wait on
 when the host's deadline passes, and one more alarm per host, a moment later, writes the host's
 result as a timeout and frees its slot even if the worker thread is still stuck somewhere (a DNS
@@ -23,10 +24,12 @@ from dataclasses import dataclass
 from types import TracebackType
 
 from ..errors import HostError, ImageServingError, OutputTooLargeError, UnreachableError
-from . import remote
+from . import framing, remote
+from .asksocket import SocketAsker
 from .results import HostResult, Result, classify, version_result
 from .ssh import MAX_OUTPUT, Connecting, Session
 from .ssh.deadline import WATCHDOG, Alarm
+from .ssh.pool import Pool
 from .target import Target
 
 # How long after a host's deadline its worker may still report before the fan-out writes the
@@ -72,16 +75,16 @@ class Fleet:
     def __init__(self, connector: Connecting, *, forks: int, timeout: float,
                  become_password: str | None = None,
                  on_result: Callable[[HostResult], None] | None = None,
-                 keep_sessions: bool = True) -> None:
+                 keep_sessions: bool = True, asker: SocketAsker | None = None) -> None:
         self.connector, self.forks, self.timeout = connector, max(1, forks), timeout
+        self.asker = asker if asker is not None else SocketAsker()  # status over the socket
         self.become_password = become_password
         self.on_result = on_result
         # False for one-job commands (status, ping...): a host's connection ends with its job, so a
         # 500-host run holds --forks connections, not 500 (fds, remote sshd processes, and paramiko
         # transport threads that each wake 10 times a second while idle).
         self.keep_sessions = keep_sessions
-        self._sessions: dict[str, Session] = {}
-        self._lock = threading.Lock()
+        self.pool = Pool(connector)  # kept connections: reconnect with backoff, idle close, quiet
 
     def __enter__(self) -> Fleet:
         return self
@@ -97,44 +100,32 @@ class Fleet:
         return remote.agent_command(target, job.args), job.stdin
 
     def session(self, target: Target, deadline: float) -> Session:
-        with self._lock:
-            existing = self._sessions.get(target.name)
-        if existing is not None:
-            return existing
-        session = self.connector.connect(target, deadline)
-        with self._lock:
-            self._sessions[target.name] = session
-        return session
+        return self.pool.get(target, deadline)  # type: ignore[no-any-return]
 
     def forget(self, name: str) -> None:
         """Drops a host's connection (after a timeout or a lost connection): the next job reconnects."""
-        with self._lock:
-            session = self._sessions.pop(name, None)
-        if session is not None:
-            session.abort()
+        self.pool.lost(name)
 
     def release(self, name: str) -> None:
         """Ends a host's connection politely once its work is done (after its result is reported)."""
-        with self._lock:
-            session = self._sessions.pop(name, None)
-        if session is not None:
-            try:
-                session.close()
-            except Exception:
-                pass
+        self.pool.release(name)
 
     def run_one(self, target: Target, job: Job, deadline: float) -> HostResult:
         """The job on one host, by `deadline` (monotonic); every failure is the host's result."""
         started = time.monotonic()
         try:
             session = self.session(target, deadline)
+            if job.command == "status" and job.step is None and job.parse is None:
+                asked = self.asker.ask(target, job.args, session, deadline, started)
+                if asked is not None:
+                    return asked
             if job.step is not None:
                 stdin = (self.become_password + "\n").encode() if target.become and self.become_password else None
                 res = job.step(target, session, deadline, stdin)
                 return HostResult(res.host, res.result, res.reason, res.status,
                                   res.elapsed_s + time.monotonic() - started, res.extra)
             command, stdin = self.command_for(target, job)
-            out = session.run(command, stdin=stdin, timeout=max(0.01, deadline - time.monotonic()),
+            out = framing.run(session, command, stdin=stdin, timeout=max(0.01, deadline - time.monotonic()),
                               max_output=MAX_OUTPUT)
         except (UnreachableError, OutputTooLargeError) as exc:
             self.forget(target.name)
@@ -150,7 +141,8 @@ class Fleet:
             return job.parse(target.name, out.exit_code, out.stdout, out.stderr, elapsed)
         if job.command == "version":
             return version_result(target.name, out.exit_code, out.stdout, out.stderr, elapsed)
-        return classify(target.name, job.command, out.exit_code, out.stdout, out.stderr, elapsed)
+        res = classify(target.name, job.command, out.exit_code, out.stdout, out.stderr, elapsed)
+        return self.asker.learned(target, res, job.command)
 
     # ---------------------------------------------------------------- many
     def run(self, targets: Sequence[Target], job: Job, timeout: float | None = None) -> list[HostResult]:
@@ -209,13 +201,7 @@ class Fleet:
 
     def close(self) -> None:
         """Ends every connection of this fleet, then its connector (and its jump hosts)."""
-        with self._lock:
-            sessions, self._sessions = list(self._sessions.values()), {}
-        for session in sessions:
-            try:
-                session.close()
-            except Exception:
-                pass
+        self.pool.close()
         self.connector.close()
 
 

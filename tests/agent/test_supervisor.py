@@ -311,7 +311,7 @@ def test_status_json_path_stays_light(stack: Agent) -> None:
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=30, env=stack.env)
     assert proc.returncode == 0
     imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()}
-    assert not {"typer", "psutil", "yaml", "click", "rich"} & imported
+    assert not {"typer", "psutil", "yaml", "click", "rich", "prometheus_client"} & imported
 
 
 def test_sighup_reopens_log_files_after_logrotate_moved_them(stack: Agent) -> None:

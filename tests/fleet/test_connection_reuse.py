@@ -5,15 +5,16 @@ Real sshd, real agents; the Connector is wrapped only to count how often it real
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from imageserving_fleet.agent import control
-from imageserving_fleet.agent.home import Home
 from imageserving_fleet.fleet import rolling
 from imageserving_fleet.fleet.results import Result
 from imageserving_fleet.fleet.runner import Fleet, Job
@@ -21,7 +22,7 @@ from imageserving_fleet.fleet.ssh import Connector, Session
 from imageserving_fleet.fleet.target import FleetOptions, Target, make_target
 from tests.sshd import SshServer
 
-from .fleetlab import Lab
+from .fleetlab import Lab, wait_until
 
 
 class CountingConnector(Connector):
@@ -45,16 +46,22 @@ def test_a_rolling_restart_connects_once_per_host(lab: Lab, fleet_options: Fleet
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     names = ["h1", "h2", "h3"]
     hosts: dict[str, Any] = {n: lab.add_host(n) for n in names}
+    # h2's ps must end up EXITED, down but not held (`stop ps` holds it, and a held component leaves
+    # its host ok, so the gate would never poll): restart never, then a kill.
+    config = Path(hosts["h2"]["imageserving_config"])
+    doc = yaml.safe_load(config.read_text())
+    doc["components"]["ps"]["restart"] = "never"
+    config.write_text(yaml.safe_dump(doc, sort_keys=False))
     targets = [make_target(n, hosts[n], fleet_options) for n in names]
     connector = CountingConnector(fleet_options)
     fleet = Fleet(connector, forks=10, timeout=60)
     try:
         assert {r.result for r in fleet.run(targets, Job("start", ("start", "--json")))} == {Result.OK}
-        # h2's ps is stopped, and comes back only after the health gate has polled h2 twice: restarting
+        # h2's ps is down, and comes back only after the health gate has polled h2 twice: restarting
         # `is` there leaves the host degraded, so the gate must poll it before the next batch.
         h2 = hosts["h2"]
-        stopped = control.stop(Home(h2["imageserving_home"]), ["ps"])  # the control socket, no CLI for it
-        assert stopped.code == 0, stopped
+        os.kill(lab.component(h2, "ps")["pid"], signal.SIGKILL)
+        assert wait_until(lambda: lab.component(h2, "ps")["state"] == "EXITED"), lab.component(h2, "ps")
         monkeypatch.setattr(rolling, "HEALTH_POLL", 0.05)
         polls: list[list[str]] = []
         real_run = fleet.run

@@ -109,7 +109,7 @@ def test_first_deploy_installs_then_start_and_status_use_the_deployed_agent(
         assert venv.is_symlink() and Path(os.readlink(venv)).parent == venv.parent / "venvs"
         site = next((venv / "lib").glob("python3*/site-packages"))
         installed = {p.name.split("-")[0].lower() for p in site.glob("*.dist-info")}
-        assert {"imageserving_fleet", "psutil", "pyyaml", "typer"} <= installed
+        assert {"imageserving_fleet", "prometheus_client", "psutil", "pyyaml", "typer"} <= installed
         # The controller's own dependencies stay on the controller (rich comes to hosts through typer).
         assert not installed & {"paramiko", "fabric", "jinja2", "markupsafe", "cryptography", "bcrypt", "pynacl"}
 

@@ -116,9 +116,10 @@ def test_500_hosts_at_forks_200(sshd: SshServer, tmp_path: Path) -> None:
 
 def test_hosts_dropping_mid_command_and_one_flooding_100_mb(sshd: SshServer, tmp_path: Path) -> None:
     good = fake_agent(tmp_path, "good")
-    # $PPID of the agent is the sshd session process (sh -c execs the agent): killing it drops the
-    # connection in the middle of the command, as a host that crashes or loses its network does.
-    drop = fake_agent(tmp_path, "drop", on_run="sleep 0.3; kill -9 $PPID; sleep 120")
+    # Killing the agent's nearest sshd ancestor (the session process; the framing shell stands between)
+    # drops the connection in the middle of the command, as a host that crashes or loses its network does.
+    drop = fake_agent(tmp_path, "drop", on_run="sleep 0.3; p=$PPID; while [ \"$(cat /proc/$p/comm)\" != sshd ]; "
+                                                "do p=$(cut -d' ' -f4 /proc/$p/stat); done; kill -9 $p; sleep 120")
     flood = fake_agent(tmp_path, "flood", on_run="head -c 104857600 /dev/zero")
     inv = write_inventory(tmp_path / "hosts.yml", sshd, {"ok1": good, "drop1": drop, "flood": flood, "ok2": good,
                                                          "drop2": drop})

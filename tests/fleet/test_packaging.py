@@ -29,7 +29,7 @@ from tests.sshd import SshServer
 ROOT = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 # import name -> distribution, where they differ
-DISTRIBUTIONS = {"yaml": "pyyaml", "jinja2": "jinja2"}
+DISTRIBUTIONS = {"yaml": "pyyaml", "jinja2": "jinja2", "prometheus_client": "prometheus-client"}
 
 
 def _names(requirements: list[str]) -> set[str]:
@@ -72,7 +72,7 @@ def test_every_module_the_package_imports_is_a_default_dependency() -> None:
 def test_agent_extra_is_the_agents_share_and_fabric_is_a_bench_peer() -> None:
     extras = PYPROJECT["project"]["optional-dependencies"]
     agent = _names(extras["agent"])
-    assert agent == {"psutil", "pyyaml", "typer"}
+    assert agent == {"prometheus-client", "psutil", "pyyaml", "typer"}
     assert agent <= _names(PYPROJECT["project"]["dependencies"])  # a plain install has the agent too
     assert not agent & {"paramiko", "jinja2", "rich", "fabric"}
     assert "fabric" in _names(extras["bench"]) and "fabric" not in _names(PYPROJECT["project"]["dependencies"])
@@ -148,7 +148,7 @@ def test_a_plain_install_runs_the_fleet_against_ssh_hosts(fresh_install: Path, s
         proc = run("status")
         assert proc.returncode == 1 and proc.stdout == "", (proc.stdout, proc.stderr)
         assert proc.stderr.count("\n") == 1 and "Python module paramiko" in proc.stderr, proc.stderr
-        assert f"{venv}/bin/python" in proc.stderr and "-m pip install 'paramiko>=3.4'" in proc.stderr
+        assert f"{venv}/bin/python" in proc.stderr and "-m pip install 'paramiko" in proc.stderr
         assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr
     finally:
         for home in (tmp_path / "home1", tmp_path / "home2"):

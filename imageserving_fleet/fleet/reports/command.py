@@ -29,7 +29,8 @@ from .slices import Slice, parse_slice, select_slice
 from .trends import trend
 
 DEFAULT_WINDOW = 24        # runs the sparklines and restart counts cover (2 hours at */5)
-EXTENSIONS = {".html": "html", ".htm": "html", ".json": "json", ".csv": "csv", ".md": "md", ".markdown": "md"}
+EXTENSIONS = {".html": "html", ".htm": "html", ".json": "json", ".csv": "csv", ".md": "md", ".markdown": "md",
+              ".prom": "prometheus", ".om": "openmetrics"}
 
 
 @dataclass(frozen=True)

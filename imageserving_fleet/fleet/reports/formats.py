@@ -6,6 +6,9 @@
   spreadsheet would run as a formula (=, +, -, @ first) gets a leading `'` (OWASP's advice).
 - md: the recap, a host x component table and what is wrong, for a mail or a wiki page; every
   value from a host is escaped so it cannot become a link, markup or a broken table.
+- openmetrics, prometheus: the exporter's metrics (SPEC §7) of this one run, in OpenMetrics 1.0
+  or in the text format node_exporter's textfile collector reads (metrics.py; prometheus_client
+  is imported only for these).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import json
 from ...units import format_duration, format_size
 from .model import Report, plain, to_document
 
-FORMATS = ("html", "json", "csv", "md")
+FORMATS = ("html", "json", "csv", "md", "openmetrics", "prometheus")
 CSV_COLUMNS = ("host", "result", "reason", "component", "state", "pid", "uptime_s", "rss_bytes", "restarts",
                "message", "restarts_window", "restarted", "memory_growing", "generated")
 
@@ -116,4 +119,18 @@ def render(report: Report, fmt: str) -> str:
         from .html import render_html
 
         return render_html(report)
+    if fmt in ("openmetrics", "prometheus"):
+        return render_metrics(report, fmt)
     raise ValueError(f"unknown report format {fmt!r}")
+
+
+def render_metrics(report: Report, fmt: str) -> str:
+    """The report's hosts as the fleet exporter's metrics (host label, host_up, host_result)."""
+    import time
+
+    from ...metrics import HostSample, fleet_families
+    from ...metrics import render as render_text
+    from ..poller import agent_status
+
+    samples = [HostSample(h.host, str(h.result), agent_status(h.status)) for h in report.hosts]
+    return render_text(fleet_families(samples, time.time()), fmt).decode()

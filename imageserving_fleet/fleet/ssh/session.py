@@ -148,6 +148,12 @@ class SshSession:
         # -1: no exit-status (the command died of a signal): report 255, as the ssh client does.
         return CommandResult(status if status >= 0 else 255, bytes(out), bytes(err))
 
+    def open_streamlocal(self, path: str, *, timeout: float) -> Any:
+        """A channel to a Unix socket on the host (direct-streamlocal@openssh.com; streamlocal.py)."""
+        from .streamlocal import open_streamlocal
+
+        return open_streamlocal(self.transport, path, timeout=timeout)
+
     def _close_channel(self, chan: Any) -> None:
         # Closing sends a message, which blocks on a hung connection: give it a moment, then abort.
         guard = WATCHDOG.at(time.monotonic() + CLOSE_GRACE, self.abort)
