@@ -154,13 +154,7 @@ def start(home: Home, config: AgentConfig | None, ids: list[str] | None = None) 
     import fcntl
 
     if ids:
-        try:
-            out = _wait_reply(home, {"cmd": "start", "ids": ids})
-        except NotRunningError:
-            return Outcome(SUPERVISOR_DOWN, "Server Supervisor is not running; use `imageserving start`")
-        if out.code == OK:
-            out.message = f"started: {', '.join(ids)}"
-        return out
+        return _on_components(home, "start", ids, "started")
     if config is None:
         raise UsageError("a whole start needs the configuration")
     home.prepare()
@@ -233,16 +227,21 @@ def reload(home: Home, config: AgentConfig) -> Outcome:
     return Outcome(OK, f"reloaded {config.path}: {summary}", doc)
 
 
+def _on_components(home: Home, cmd: str, ids: list[str], done: str) -> Outcome:
+    """`start ID` / `restart ID`: a request to a supervisor that must already run (exit 7 if not)."""
+    try:
+        out = _wait_reply(home, {"cmd": cmd, "ids": ids})
+    except NotRunningError:
+        return Outcome(SUPERVISOR_DOWN, "Server Supervisor is not running; use `imageserving start`")
+    if out.code == OK:
+        out.message = f"{done}: {', '.join(ids)}"
+    return out
+
+
 def restart(home: Home, config: AgentConfig, ids: list[str] | None = None) -> Outcome:
     """One component: stop then start it, the others untouched; none: a whole new supervisor."""
     if ids:
-        try:
-            out = _wait_reply(home, {"cmd": "restart", "ids": ids})
-        except NotRunningError:
-            return Outcome(SUPERVISOR_DOWN, "Server Supervisor is not running; use `imageserving start`")
-        if out.code == OK:
-            out.message = f"restarted: {', '.join(ids)}"
-        return out
+        return _on_components(home, "restart", ids, "restarted")
     stopped = stop(home)
     if stopped.code != OK:
         return stopped

@@ -29,7 +29,8 @@ def component_ids(results: Sequence[HostResult]) -> list[str]:
     return [c for c in seen if c in present] or list(COMPONENT_IDS)
 
 
-def _cell(comp: ComponentStatus | None) -> Text:
+def component_cell(comp: ComponentStatus | None) -> Text:
+    """One component's table cell: state, uptime, memory, restarts, held or unhealthy."""
     if comp is None:
         return Text("-", style="dim")
     text = Text(comp.state, style=STATE_STYLE.get(comp.state, ""))
@@ -67,7 +68,7 @@ def results_table(results: Sequence[HostResult], title: str | None = None) -> Ta
             d = digests.get(r.host, "-")
             config = [Text(d, style="" if d == common else "bold yellow")]
         table.add_row(Text(r.host), Text(str(r.result), style=RESULT_STYLE[r.result]),
-                      *(_cell(r.component(cid)) for cid in ids), *config, Text(reason))
+                      *(component_cell(r.component(cid)) for cid in ids), *config, Text(reason))
     return table
 
 

@@ -34,9 +34,9 @@ from rich.text import Text
 
 from ..errors import UsageError
 from ..schema import ComponentStatus
-from ..units import format_duration, format_size
+from ..units import format_duration
 from .poller import Poller, agent_status
-from .render import RESULT_STYLE, STATE_STYLE, recap
+from .render import RESULT_STYLE, component_cell, recap
 from .reports.model import SEVERITY
 from .results import HostResult, Result
 from .runner import Job
@@ -121,15 +121,8 @@ def _age(row: Row, interval: float) -> Text:
 
 
 def _cell(comp: ComponentStatus | None, changed: bool) -> Text:
-    if comp is None:
-        return Text("-", style="dim")
-    text = Text(comp.state, style=STATE_STYLE.get(comp.state, ""))
-    if comp.uptime_s is not None:
-        text.append(f" {format_duration(comp.uptime_s)}")
-    if comp.rss_bytes is not None:
-        text.append(f" {format_size(comp.rss_bytes)}", style="cyan")
-    text.append(f" ↻{comp.restarts}" if comp.restarts else "", style="yellow")
-    if changed:
+    text = component_cell(comp)
+    if changed and comp is not None:
         text.stylize(CHANGED)
     return text
 
