@@ -206,10 +206,13 @@ class SocketAsker:
                                    "Server Supervisor's socket") from None
         except Exception as exc:  # the transport itself is gone
             raise UnreachableError(target.name, Reason.CONNECTION_LOST, f"{type(exc).__name__}: {exc}") from None
+        answer_by = time.monotonic() + ANSWER_TIMEOUT
         try:
-            reply = _exchange(chan, request_line(status_ids(job_args)),
-                              min(deadline, time.monotonic() + ANSWER_TIMEOUT))
+            reply = _exchange(chan, request_line(status_ids(job_args)), min(deadline, answer_by))
         except TimeoutError:
+            if deadline <= answer_by:  # the host's deadline came first, as it would for the agent's run
+                raise UnreachableError(target.name, Reason.TIMEOUT, "the Server Supervisor did not answer "
+                                       "on its socket within --timeout") from None
             code, out, err = NO_ANSWER, b"", (f"imageserving: no answer from the Server Supervisor "
                                               f"within {ANSWER_TIMEOUT:g}s\n").encode()
         except Exception as exc:  # the channel broke under us (EOFError, OSError, SSHException)
