@@ -12,6 +12,8 @@
     │   ├── InventoryVariableError     a host variable the fleet cannot use: host, variable (fleet exit 1)
     │   └── PatternError               bad or empty --limit pattern (fleet exit 1)
     ├── ClusterError                   --cluster: no scheduler there, no dask installed (fleet exit 1)
+    ├── HolderError                    the connection holder (--persist) cannot be used: the command goes direct
+    │   └── WireError                  a frame between client and holder that is not one (fleet/persist/wire.py)
     └── HostError                      one host's failure; never ends a fleet run
         ├── UnreachableError           could not run the agent there: reason is a `Reason`
         └── OutputTooLargeError        the host was reached, but what it wrote is past the bound
@@ -96,6 +98,10 @@ class PatternError(InventoryError):
 
 class ClusterError(ImageServingError):
     """The cluster of --cluster cannot be used: not reachable, or dask is not installed."""
+
+
+class HolderError(ImageServingError):
+    """The per-user connection holder (SPEC §9) cannot be used; never ends a command, which goes direct."""
 
 
 class HostError(ImageServingError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 
 # A suite started in the background by a non-interactive shell (`nohup bash .ci/run &`, a CI runner's
@@ -10,3 +11,8 @@ import signal
 # inherited across exec, so the children start with the default disposition again.
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+# The connection holder (SPEC §9) is off for the whole suite: a test that ran a fleet command would
+# otherwise leave a background holder behind. The tests of the holder turn it on for their own
+# commands (tests/fleet/test_persist.py), in directories of their own, and stop what they start.
+os.environ["IMAGESERVING_PERSIST"] = "0"

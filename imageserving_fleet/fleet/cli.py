@@ -80,6 +80,11 @@ def _options(
         "--cluster", metavar="ADDRESS", envvar="IMAGESERVING_CLUSTER", show_envvar=False,
         help="Run the hosts' work on a dask cluster: local:N (N worker processes here), tcp://HOST:PORT or "
              "tls://HOST:PORT (a running scheduler). Env IMAGESERVING_CLUSTER.")] = None,
+    persist: Annotated[float | None, typer.Option(
+        "--persist", metavar="S",
+        help="Keep this user's SSH connections S seconds after their last use, in a background connection holder "
+             "that later commands ask through (default 60; 0: off, nothing outlives the command). Env "
+             "IMAGESERVING_PERSIST. `persist stop` ends it.")] = None,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True)] = False,
 ) -> None:
     if verbose:
@@ -88,7 +93,7 @@ def _options(
                            host_key_policy=host_key_policy, connect_timeout=connect_timeout, become=become)
     ctx.obj = RunSettings(inventories=list(inventory or []), limit=limit, forks=forks, timeout=timeout,
                           options=options, as_json=as_json, quiet=quiet, ask_become_pass=ask_become_pass,
-                          cluster=cluster)
+                          cluster=cluster, persist=persist)
 
 
 # ------------------------------------------------------------------ helpers
@@ -415,6 +420,22 @@ def config_push(ctx: typer.Context,
     on_batch = _rolling_options(ctx, serial, max_fail_percentage)
     _run(ctx, "config push", lambda fleet, targets: configpush.push(fleet, targets, data, serial,
                                                                     max_fail_percentage, on_batch))
+
+
+# ------------------------------------------------------------------ persist
+persist_app = typer.Typer(add_completion=False, rich_markup_mode=None, no_args_is_help=True,
+                          context_settings={"help_option_names": ["-h", "--help"]},
+                          help="The connection holder that keeps SSH connections between commands (--persist).")
+app.add_typer(persist_app, name="persist")
+
+
+@persist_app.command("stop")
+def persist_stop() -> None:
+    """End this user's connection holder now; its connections close. Exit 0 whether one ran or not."""
+    from .persist.client import stop_holder
+
+    pid = stop_holder()
+    print(f"stopped the connection holder (pid {pid})" if pid else "no connection holder was running")
 
 
 # ------------------------------------------------------------------ reports

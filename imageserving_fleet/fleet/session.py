@@ -17,18 +17,21 @@ from .inventory import Inventory, default_inventory, load_inventory, select
 from .requirements import modules_for, require
 from .results import HostResult
 from .runner import Fleet, Interrupted, Job
-from .ssh import Connector
 from .target import FleetOptions, Target, make_target
 
 if TYPE_CHECKING:
     from .cluster.address import ClusterAddress
     from .cluster.fanout import ClusterFleet
+    from .persist.client import HolderFleet
 
 DEFAULT_INVENTORY = Path("inventory/hosts.yml")
 DEFAULT_FORKS = 50
 STATUS_TIMEOUT = 30.0       # status, ping: a few hundred ms is normal; 30 s is a dead host
 ACTION_TIMEOUT = 300.0      # start, stop, restart: stop_timeout (60 s) twice, and readiness
 ONE_JOB_COMMANDS = ("status", "ping", "start", "stop", "report")  # one command per host: no connection to keep
+# Through the user's connection holder when --persist allows (§9): every command but deploy (files
+# from this machine) and the long-lived watch and exporter (they keep their own connections).
+HOLDER_COMMANDS = ("status", "ping", "start", "stop", "restart", "reload", "config push", "logs", "report")
 
 # Given the number of hosts: (called once per host done, or None; called to take the bar down)
 Progress = Callable[[int], tuple[Callable[[HostResult], None] | None, Callable[[], None]]]
@@ -49,6 +52,7 @@ class RunSettings:
     quiet: bool = False
     ask_become_pass: bool = False
     cluster: str | None = None  # --cluster, else IMAGESERVING_CLUSTER (§8)
+    persist: float | None = None  # --persist, else IMAGESERVING_PERSIST, else 60 (§9)
 
     def inventory_paths(self) -> list[str]:
         if self.inventories:
@@ -96,19 +100,40 @@ class RunSettings:
             return getpass.getpass("BECOME password: ")
         return None
 
+    def persist_seconds(self) -> float:
+        from .persist.place import persist_seconds
+
+        return persist_seconds(self.persist)
+
     def fleet(self, command: str, targets: Sequence[Target],
-              on_result: Callable[[HostResult], None] | None = None) -> Fleet | ClusterFleet:
+              on_result: Callable[[HostResult], None] | None = None) -> Fleet | ClusterFleet | HolderFleet:
         if self.forks < 1:
             raise UsageError(f"--forks must be at least 1, got {self.forks}")
+        persist = self.persist_seconds()  # a bad IMAGESERVING_PERSIST is refused whatever the command
         address = self.cluster_address()
         if address is not None:  # the hosts' work goes to the workers (cluster/); dask only from here
             from .cluster.connect import cluster_fleet
 
             return cluster_fleet(self, address, command, targets, on_result)
+        password = self.become_password(targets)
+        if persist > 0 and command in HOLDER_COMMANDS and password is None:
+            # A become password stays in the command that asked for it: such a run goes direct.
+            from .persist.client import HolderFleet
+
+            return HolderFleet(self.options, forks=self.forks, timeout=self.deadline_for(command),
+                               persist=persist, on_result=on_result,
+                               direct=lambda: self.direct_fleet(command, targets, None, None))
+        return self.direct_fleet(command, targets, on_result, password)
+
+    def direct_fleet(self, command: str, targets: Sequence[Target], on_result: Callable[[HostResult], None] | None,
+                     become_password: str | None) -> Fleet:
+        """The in-process fan-out: this command's own connections."""
         require(modules_for(targets))  # once, before any host: not one "internal error" per host
         _raise_fd_limit(len(targets))
+        from .ssh import Connector
+
         return Fleet(Connector(self.options), forks=self.forks, timeout=self.deadline_for(command),
-                     become_password=self.become_password(targets), on_result=on_result,
+                     become_password=become_password, on_result=on_result,
                      keep_sessions=command not in ONE_JOB_COMMANDS)
 
     def run(self, command: str, targets: Sequence[Target], work: Job | Work,
