@@ -99,6 +99,8 @@ class HolderFleet:
             return self._run_direct(targets, job, limit)
         with sock:
             got, started, complete = self._ask(sock, targets, job, limit)
+        log.debug("%d of %d host(s) answered by the connection holder (%s)", len(got), len(targets),
+                  self.place().socket)
         if complete:
             return [got[t.name] for t in targets]
         return self._recover(targets, job, limit, got, started)

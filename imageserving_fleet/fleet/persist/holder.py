@@ -34,6 +34,7 @@ from typing import Any
 
 from ...errors import ImageServingError
 from ..asksocket import SocketAsker
+from ..cluster.policy import OnLostWorker, on_lost_worker
 from ..results import HostResult, Result
 from ..runner import Fleet, Job
 from ..ssh import Connector
@@ -74,7 +75,7 @@ class HeldFleet(Fleet):
                  warn: Callable[[str], None], stop: threading.Event) -> None:
         super().__init__(connector, forks=forks, timeout=timeout, on_result=on_result, keep_sessions=True,
                          asker=SocketAsker())
-        self.kept, self.conn_key = kept, conn_key
+        self.kept, self.conn_key, self.ssh = kept, conn_key, connector
         self._started, self._warn, self.stop = started, warn, stop
         self._lent: dict[str, tuple[Hashable, Any]] = {}
         self._lent_lock = threading.Lock()
@@ -82,12 +83,14 @@ class HeldFleet(Fleet):
     def key(self, target: Target) -> Hashable:
         if target.connection == "local":
             return (self.conn_key, target.destination)
-        return (self.conn_key, self.connector.settings(target))
+        return (self.conn_key, self.ssh.settings(target))
 
     def session(self, target: Target, deadline: float) -> Any:
         key = self.key(target)
         session = self.kept.take(key)
-        if session is None:
+        if session is not None:
+            _local.reused = True
+        else:
             session = self.connector.connect(target, deadline)
             self.kept.lend(session)
         with self._lent_lock:
@@ -107,11 +110,18 @@ class HeldFleet(Fleet):
         if self.stop.is_set():
             return HostResult(target.name, Result.SKIPPED, "interrupted before it started")
         self._started(target.name)
-        _local.warn = self._warn
+        _local.warn, _local.reused = self._warn, False
         try:
-            return super().run_one(target, job, deadline)
+            res = super().run_one(target, job, deadline)
+            if (res.result is Result.UNREACHABLE and _local.reused and time.monotonic() < deadline
+                    and on_lost_worker(job.command) is OnLostWorker.ASK_AGAIN):
+                # A kept connection that died unnoticed (its host rebooted, sshd restarted): a
+                # read-only question is asked again on a new one, as a command would have.
+                self.forget(target.name)
+                res = super().run_one(target, job, deadline)
+            return res
         finally:
-            _local.warn = None
+            _local.warn, _local.reused = None, False
             with self._lent_lock:
                 lent = self._lent.pop(target.name, None)
             if lent is not None:
