@@ -15,6 +15,14 @@ GLOBAL_FLAGS = ("--json", "-b", "--become", "-K", "--ask-become-pass", "-q", "--
 
 def main(argv: list[str] | None = None) -> None:
     args = hoist(list(sys.argv[1:] if argv is None else argv), GLOBAL_WITH_VALUE, GLOBAL_FLAGS)
+    try:  # a plain status or ping without Typer's start-up cost (quick.py); anything else: the CLI
+        from .quick import run as quick_run
+
+        code = quick_run(args)
+    except ImportError:
+        code = None
+    if code is not None:
+        sys.exit(code)
     try:
         from .cli import run
     except ImportError as exc:  # a broken environment: say so once, with the fix, before anything else

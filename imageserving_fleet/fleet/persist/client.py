@@ -210,9 +210,7 @@ def connect(place: Place, timeout: float = CONNECT_TIMEOUT) -> socket.socket:
     try:
         sock.settimeout(timeout)
         sock.connect(place.socket)
-        from .holder import peer_uid
-
-        if peer_uid(sock) != os.geteuid():
+        if wire.peer_uid(sock) != os.geteuid():
             raise HolderError(f"{place.socket} is served by another user")
         return sock
     except OSError as exc:

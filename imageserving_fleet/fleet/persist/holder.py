@@ -25,7 +25,6 @@ import fcntl
 import os
 import select
 import socket
-import struct
 import sys
 import threading
 import time
@@ -44,13 +43,7 @@ from .kept import Kept
 from .place import Place
 
 REQUEST_READ_TIMEOUT = 10.0   # a client that connects and says nothing is dropped after this
-_CRED = struct.Struct("3i")   # struct ucred: pid, uid, gid
 _local = threading.local()    # the request a worker thread serves (host-key warnings go back to it)
-
-
-def peer_uid(conn: socket.socket) -> int:
-    _, uid, _ = _CRED.unpack(conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _CRED.size))
-    return int(uid)
 
 
 def note(message: str) -> None:
@@ -188,7 +181,7 @@ class Holder:
     # ---------------------------------------------------------------- one client
     def _handle(self, conn: socket.socket) -> None:
         try:
-            uid = peer_uid(conn)
+            uid = wire.peer_uid(conn)
             if uid != os.geteuid():  # the directory and the socket's mode should have stopped it already
                 note(f"refused a connection from uid {uid}")
                 return
