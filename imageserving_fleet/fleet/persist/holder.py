@@ -285,7 +285,10 @@ def main(argv: list[str]) -> None:
     fd, idle = int(argv[0]), float(argv[1])
     listener = socket.socket(fileno=fd)
     place = Place.of()
-    os.setsid()
+    try:  # started with a session of its own (client._spawn); this is for anyone starting it by hand
+        os.setsid()
+    except OSError:
+        pass
     try:
         serve(listener, place, idle)
     finally:
