@@ -17,9 +17,14 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ..errors import ImageServingError
 from .target import HOST_KEY_POLICIES
+
+if TYPE_CHECKING:
+    from .results import HostResult
+    from .session import RunSettings
 
 _VALUE = {"-i": "inventory", "--inventory": "inventory", "-l": "limit", "--limit": "limit", "-f": "forks",
           "--forks": "forks", "--timeout": "timeout", "--connect-timeout": "connect_timeout", "-u": "user",
@@ -107,16 +112,15 @@ def run(args: list[str]) -> int | None:
     return _report(settings, plan.command, results, interrupted)
 
 
-def _report(settings: object, command: str, results: list[object], interrupted: bool) -> int:
-    from .results import EXIT_INTERRUPTED, HostResult, Result, exit_code, fleet_document, summarize
+def _report(settings: RunSettings, command: str, hosts: list[HostResult], interrupted: bool) -> int:
+    from .results import EXIT_INTERRUPTED, Result, exit_code, fleet_document, summarize
 
-    hosts: list[HostResult] = [r for r in results if isinstance(r, HostResult)]
     code = exit_code(summarize(hosts))
-    if getattr(settings, "as_json", False):
+    if settings.as_json:
         sys.stdout.write(json.dumps(fleet_document(command, hosts)) + "\n")
     else:
-        shown = [r for r in hosts if r.result != Result.OK] if getattr(settings, "quiet", False) else hosts
-        if shown or not getattr(settings, "quiet", False):
+        shown = [r for r in hosts if r.result != Result.OK] if settings.quiet else hosts
+        if shown or not settings.quiet:
             from rich.console import Console
 
             from .render import print_results

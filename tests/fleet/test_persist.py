@@ -242,3 +242,32 @@ def test_another_user_gets_no_answer_from_this_users_holder(lab: Lab, holders: H
         assert f"refused a connection from uid {uid}" in log
     finally:
         subprocess.run(["userdel", "-f", user], capture_output=True)
+
+
+def test_the_exporter_through_a_two_worker_cluster_reconnects_nothing_on_later_rounds(
+        vsshd: LoggingSshServer, tmp_path: Path, holders: Holders) -> None:
+    pytest.importorskip("distributed")
+    from tests.sshd import free_port
+
+    lab = Lab(vsshd, tmp_path)
+    names = ("c1", "c2", "c3", "c4")
+    for name in names:  # no supervisor there: every poll runs the agent, one logged session per host
+        lab.add_host(name, imageserving_worker="dc-a")  # placement labels: local:2 has no regions
+    execs = lambda: vsshd.log().count("Starting session: command")  # noqa: E731
+    logins, ran = vsshd.logins(), execs()
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "SSH_AUTH_SOCK"}
+    env.update(holders.env(120))
+    log = open(tmp_path / "exporter.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "imageserving_fleet.fleet.main", "-i", str(lab.inventory()),
+                             "--ssh-config", str(vsshd.ssh_config_path), "--cluster", "local:2", "--timeout", "30",
+                             "exporter", "--listen", f"127.0.0.1:{port}", "--interval", "0.5"],
+                            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=lab.dir)
+    try:
+        assert wait_until(lambda: execs() - ran >= 3 * len(names), 240), (tmp_path / "exporter.log").read_text()
+        assert vsshd.logins() - logins == len(names)  # the first round's, kept on the workers since
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+        log.close()
+    assert "no worker offers" not in (tmp_path / "exporter.log").read_text()

@@ -39,4 +39,5 @@ def cluster_fleet(settings: RunSettings, address: ClusterAddress, command: str, 
         raise ClusterError(f"--cluster needs dask distributed ({exc.name or exc} is missing): "
                            "pip install 'imageserving-fleet[cluster]'") from None
     return ClusterFleet(address, settings.options, forks=settings.forks, timeout=settings.deadline_for(command),
-                        become_password=settings.become_password(targets), on_result=on_result)
+                        become_password=settings.become_password(targets), on_result=on_result,
+                        persist=settings.persist_seconds())

@@ -65,9 +65,9 @@ class HeldFleet(Fleet):
 
     def __init__(self, kept: Kept, connector: Connector, conn_key: Hashable, *, forks: int, timeout: float,
                  on_result: Callable[[HostResult], None], started: Callable[[str], None],
-                 warn: Callable[[str], None], stop: threading.Event) -> None:
+                 warn: Callable[[str], None], stop: threading.Event, become_password: str | None = None) -> None:
         super().__init__(connector, forks=forks, timeout=timeout, on_result=on_result, keep_sessions=True,
-                         asker=SocketAsker())
+                         asker=SocketAsker(), become_password=become_password)
         self.kept, self.conn_key, self.ssh = kept, conn_key, connector
         self._started, self._warn, self.stop = started, warn, stop
         self._lent: dict[str, tuple[Hashable, Any]] = {}
