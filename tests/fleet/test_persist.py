@@ -11,6 +11,7 @@ own commands, each in a directory of its own, and end every holder they start.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -157,6 +158,15 @@ def test_a_warm_status_opens_no_new_connection_and_persist_stop_ends_the_holder(
     assert second.stdout == first.stdout
     assert USED_HOLDER in second.stderr
     assert vsshd.logins() == logins       # sshd accepted no login for the second command
+    # Two commands at once share it: each gets every host's own answer (a second connection for a
+    # host the other is using at that moment, never the same one twice at once).
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2) as pool:
+        both = list(pool.map(lambda _: fleet(lab, env, "--json", "status"), range(2)))
+    for proc in both:
+        assert proc.returncode == 2 and [h["reason"] for h in json.loads(proc.stdout)["hosts"]] == [
+            "Server Supervisor is not running"] * 2, proc.stderr
     stop = fleet(lab, env, "persist", "stop")
     assert stop.returncode == 0 and f"pid {pid}" in stop.stdout
     assert wait_until(lambda: not _alive(pid), 60)

@@ -5,9 +5,11 @@
     Place.of(environ) -> Place                         dir + socket + lock paths of this holder
 
 One holder per user and per environment that changes what a connection is: HOME (its
-~/.ssh/config and known_hosts), SSH_AUTH_SOCK (its agent's keys), the Python and the version of
-this package. A different value of any of them is a different socket name, so a command never
-asks a holder that would connect differently from the way it would itself.
+~/.ssh/config and known_hosts), SSH_AUTH_SOCK (its agent's keys), USER/LOGNAME (the default
+remote user), XDG_CACHE_HOME (the socket-path cache), the working directory (relative paths in
+options and inventories: a holder's threads share one), the Python and the version of this
+package. A different value of any of them is a different socket name, so a command never asks a
+holder that would connect differently from the way it would itself.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ DEFAULT_SECONDS = 60.0
 MAX_SECONDS = 7 * 86400.0
 MAX_SOCKET_PATH = 107          # sun_path holds 108 bytes with its NUL
 # What the environment contributes to a connection (see the module docstring).
-_IDENTITY_VARS = ("HOME", "SSH_AUTH_SOCK")
+_IDENTITY_VARS = ("HOME", "SSH_AUTH_SOCK", "USER", "LOGNAME", "XDG_CACHE_HOME")
 
 
 def persist_seconds(option: float | None, environ: Mapping[str, str] = os.environ) -> float:
@@ -102,7 +104,12 @@ def _owned_private(path: str) -> bool:
 
 def identity(environ: Mapping[str, str] = os.environ) -> str:
     """A short digest of everything outside the request that shapes a connection (module docstring)."""
-    parts = [__version__, sys.executable, str(os.geteuid())] + [f"{k}={environ.get(k, '')}" for k in _IDENTITY_VARS]
+    try:
+        cwd = os.getcwd()
+    except OSError:  # a directory removed under us: no holder can share it
+        cwd = ""
+    parts = [__version__, sys.executable, str(os.geteuid()), cwd] + [f"{k}={environ.get(k, '')}"
+                                                                     for k in _IDENTITY_VARS]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
 
 
