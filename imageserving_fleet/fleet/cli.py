@@ -109,19 +109,9 @@ def _debug_log() -> None:
 
 def _progress(settings: RunSettings, total: int) -> tuple[Callable[[HostResult], None] | None, Callable[[], None]]:
     """A progress bar on stderr, only when it is a terminal (never in cron mail or a pipe)."""
-    if settings.quiet or settings.as_json or not sys.stderr.isatty() or total < 2:
-        return None, lambda: None
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from .progress import bar
 
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   console=err, transient=True)
-    task = bar.add_task("hosts", total=total)
-    bar.start()
-
-    def advance(res: HostResult) -> None:
-        bar.update(task, advance=1, description=f"{res.host}: {res.result}")
-
-    return advance, bar.stop
+    return bar(total, quiet=settings.quiet, as_json=settings.as_json, console=err)
 
 
 def _report(settings: RunSettings, command: str, results: Sequence[HostResult]) -> int:

@@ -9,7 +9,7 @@ main.hoist put them first) and runs the same library calls (RunSettings.run, fle
 render.print_results), so its output is the CLI's. It takes only arguments it fully understands:
 anything else (-h, --watch, --cluster, -K, -v, a value it cannot read, an `--opt=value` form) and
 any refusal before a host is contacted (a bad inventory, --forks 0) go to the full CLI, which says
-it as it always does. A progress bar (stderr a terminal) is the full CLI's too.
+it as it always does. The progress bar is the same one (progress.py).
 """
 
 from __future__ import annotations
@@ -79,8 +79,8 @@ def parse(args: list[str]) -> Plan | None:
 def run(args: list[str]) -> int | None:
     """Runs the plain form and returns its exit code; None hands argv to the full CLI untouched."""
     plan = parse(args)
-    if plan is None or ("as_json" not in plan.flags and "quiet" not in plan.flags and sys.stderr.isatty()):
-        return None  # the progress bar is the full CLI's
+    if plan is None:
+        return None
     try:
         from .session import RunSettings
         from .target import FleetOptions
@@ -103,7 +103,10 @@ def run(args: list[str]) -> int | None:
             job = Job("version", ("--version",))
         targets = settings.targets()
         settings.deadline_for(job.command)
-        results, interrupted = settings.run(plan.command, targets, job)
+        from .progress import bar
+
+        results, interrupted = settings.run(plan.command, targets, job, lambda n: bar(
+            n, quiet=settings.quiet, as_json=settings.as_json))
     except (ValueError, ImageServingError):
         return None  # nothing contacted yet: the full CLI refuses it in its own words
     except KeyboardInterrupt:
