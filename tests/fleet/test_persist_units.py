@@ -252,3 +252,25 @@ def test_a_refused_request_or_no_holder_runs_direct(fake_holder: Any, tmp_path: 
     direct2 = Recording()
     step_job = Job("deploy", (), step=lambda *a: None)  # type: ignore[arg-type,return-value]
     assert [r.reason for r in _client(place, direct2, []).run(TARGETS[:1], step_job)] == ["direct"]
+
+
+# ------------------------------------------------------------------ which runs go through the holder
+@pytest.mark.parametrize(("command", "persist", "password", "through"), [
+    ("status", 60.0, None, True),
+    ("restart", 60.0, None, True),
+    ("logs", 60.0, None, True),
+    ("status", 0.0, None, False),          # --persist 0: nothing outlives the command
+    ("deploy", 60.0, None, False),         # files from this machine
+    ("exporter", 60.0, None, False),       # long-lived: keeps its own connections
+    ("watch", 60.0, None, False),
+    ("status", 60.0, "secret", False),     # a become password stays in the command that asked for it
+])
+def test_which_runs_go_through_the_holder(command: str, persist: float, password: str | None, through: bool,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from imageserving_fleet.fleet.session import RunSettings
+
+    if password:
+        monkeypatch.setenv("IMAGESERVING_BECOME_PASS", password)
+    targets = [_target("h1", ansible_become=True)]
+    with RunSettings(persist=persist).fleet(command, targets) as fleet:
+        assert isinstance(fleet, HolderFleet) is through
