@@ -11,6 +11,8 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .errors import ImageServingError
+
 SCHEMA = 1
 COMPONENT_IDS = ("ps", "is", "svg")  # the fleet's table columns; an agent may run others
 # What a component id may be: the agent's config refuses others, the fleet checks a command-line
@@ -19,7 +21,7 @@ COMPONENT_ID_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}\Z")  # \Z: "$" would let "
 STATES = ("STOPPED", "STARTING", "RUNNING", "BACKOFF", "STOPPING", "EXITED", "FATAL")
 
 
-class SchemaError(ValueError):
+class SchemaError(ImageServingError, ValueError):
     """A status document is not schema-1 JSON (a lying or broken agent)."""
 
 

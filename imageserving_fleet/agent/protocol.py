@@ -11,6 +11,8 @@ client imports this.
 
 from __future__ import annotations
 
+from ..errors import ImageServingError
+
 TYPE_CHECKING = False  # not `from typing`: importing typing costs the status path 8 ms
 
 if TYPE_CHECKING:
@@ -28,7 +30,7 @@ SUPERVISOR_DOWN = 7     # restart ID, start ID: no supervisor to ask
 MAX_REQUEST = 64 * 1024   # one request line; more is refused (and the peer dropped)
 
 
-class RequestError(Exception):
+class RequestError(ImageServingError):
     """A request that cannot be served; becomes an error reply with this code."""
 
     def __init__(self, code: int, reason: str) -> None:
