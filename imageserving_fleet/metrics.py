@@ -18,7 +18,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric, StateSetMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -26,8 +25,10 @@ from prometheus_client.exposition import generate_latest as _text
 from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_CONTENT_TYPE
 from prometheus_client.openmetrics.exposition import generate_latest as _openmetrics
 
-from .fleet.results import Result
-from .schema import STATES, AgentStatus
+from .componentstate import STATES
+from .schema import AgentStatus
+from .timefmt import parse_stamp
+from .verdict import Result
 
 PROMETHEUS, OPENMETRICS = "prometheus", "openmetrics"
 FORMATS = (PROMETHEUS, OPENMETRICS)
@@ -46,7 +47,7 @@ class HostSample:
     @property
     def up(self) -> bool:
         """The host was reached (its agent answered, even if to say the supervisor is down)."""
-        return self.result not in ("unreachable", "skipped")
+        return self.result not in (Result.UNREACHABLE, Result.SKIPPED)
 
 
 class _Families:
@@ -122,7 +123,7 @@ def healthy(running: bool, health: str | None) -> int:
 def _time_of(status: AgentStatus, wall: float) -> float:
     """The document's own time (the host's clock, which its uptimes count on), else `wall`."""
     try:
-        return datetime.strptime(status.time, "%Y-%m-%dT%H:%M:%S%z").timestamp()
+        return parse_stamp(status.time)
     except (TypeError, ValueError):
         return wall
 

@@ -14,9 +14,9 @@ import shutil
 from typing import BinaryIO
 
 from ..errors import ConfigError
+from ..home import Home
 from .config import MAX_CONFIG_BYTES, SYSTEM_CONFIG, load_config
 from .control import SUPERVISOR_DOWN, Outcome, down_status, reload
-from .home import Home
 
 
 def destination(explicit: str | None) -> str:

@@ -1,5 +1,7 @@
 """Where one installation keeps its state: <home>/run (lock, pid, socket) and <home>/logs.
 
+Shared: the agent lives there, and the fleet computes a host's socket path from it (asksocket).
+
 Plain strings and os.path, no pathlib or dataclasses: the status client imports this, and those
 imports alone would cost it 15 ms.
 """
@@ -9,6 +11,7 @@ from __future__ import annotations
 import os
 
 MAX_SOCKET_PATH = 104  # sun_path is 108 bytes on Linux, 104 on the BSDs
+SUPERVISOR_LOG = "Supervisor"  # logs/Supervisor.log, and what `imageserving logs supervisor` reads
 
 
 class Home:
@@ -70,6 +73,11 @@ class Home:
 
     def log(self, name: str) -> str:
         return os.path.join(self.logs, f"{name}.log")
+
+    @property
+    def supervisor_log(self) -> str:
+        """The supervisor's own log: one line per state change, and why it could not start."""
+        return self.log(SUPERVISOR_LOG)
 
     def prepare(self) -> None:
         """Creates run/ (0700: the socket's guard) and logs/."""
