@@ -179,3 +179,10 @@ def test_neither_program_imports_the_other(side: str, other: str) -> None:
     reach = sorted(f"{m} -> {t}" for m, targets in GRAPH.items() if m == side or m.startswith(side + ".")
                    for t in targets if t == other or t.startswith(other + "."))
     assert not reach, f"{side} imports {other}:\n" + "\n".join(reach)
+
+
+def test_shared_modules_import_neither_program() -> None:
+    """What both programs import (errors, schema, home, protocol, metrics...) must not pull either in."""
+    shared = [m for m in GRAPH if m != PACKAGE and m.count(".") == 1 and m not in (AGENT, FLEET)]
+    reach = sorted(f"{m} -> {t}" for m in shared for t in GRAPH[m] if t.startswith((AGENT, FLEET)))
+    assert len(shared) >= 10 and not reach, "\n".join(reach)
