@@ -52,9 +52,12 @@ def write_atomic(path: str | os.PathLike[str], data: str | bytes, *, durable: bo
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    if not durable:
-        return
-    # The rename itself survives a crash only once the directory is synced too.
+    if durable:
+        sync_dir(directory)
+
+
+def sync_dir(directory: str | os.PathLike[str]) -> None:
+    """A rename survives a crash only once its directory is synced too; best effort."""
     with contextlib.suppress(OSError):
         dfd = os.open(directory, os.O_RDONLY)
         try:
