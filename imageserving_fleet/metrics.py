@@ -25,7 +25,7 @@ from prometheus_client.exposition import generate_latest as _text
 from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_CONTENT_TYPE
 from prometheus_client.openmetrics.exposition import generate_latest as _openmetrics
 
-from .componentstate import STATES
+from .componentstate import STATES, State
 from .schema import AgentStatus
 from .timefmt import parse_stamp
 from .verdict import Result
@@ -86,14 +86,14 @@ class _Families:
         now = _time_of(status, wall)
         sup = status.supervisor
         self.agent_info.add_metric(prefix + [status.agent_version or "unknown"], 1)
-        self.supervisor_up.add_metric(prefix, 1 if sup.state == "RUNNING" else 0)
-        if sup.state == "RUNNING" and sup.uptime_s is not None:
+        self.supervisor_up.add_metric(prefix, 1 if sup.state == State.RUNNING else 0)
+        if sup.state == State.RUNNING and sup.uptime_s is not None:
             self.supervisor_start.add_metric(prefix, round(now - sup.uptime_s))
         if sup.rss_bytes is not None:
             self.supervisor_rss.add_metric(prefix, sup.rss_bytes)
         for c in status.components:
             labels = prefix + [c.id]
-            running = c.state == "RUNNING"
+            running = c.state == State.RUNNING
             self.up.add_metric(labels, 1 if running else 0)
             self.state.add_metric(labels, {s: s == c.state for s in STATES})
             if c.uptime_s is not None and c.pid is not None:

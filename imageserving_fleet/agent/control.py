@@ -12,7 +12,7 @@ import time
 
 TYPE_CHECKING = False  # not `from typing`: importing typing costs the status path 8 ms
 
-from ..componentstate import down_message, is_down
+from ..componentstate import State, down_message, is_down
 from ..errors import ComponentError, NotRunningError, SupervisorError, UsageError
 from ..home import Home
 
@@ -52,7 +52,7 @@ def down_status(message: str = "Server Supervisor is not running") -> dict[str, 
 
     return {"schema": 1, "host": socket.gethostname(), "agent_version": __version__,
             "time": utc_stamp(),
-            "supervisor": {"state": "STOPPED"}, "components": [], "message": message}
+            "supervisor": {"state": State.STOPPED.value}, "components": [], "message": message}
 
 
 def normalize_ids(ids: list[str], valid: tuple[str, ...] | None) -> list[str]:

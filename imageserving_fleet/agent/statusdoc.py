@@ -38,7 +38,7 @@ def status_doc(components: Iterable[ComponentStatus], *, started: float, now: fl
     return AgentStatus(
         host=socket.gethostname(), agent_version=__version__,
         time=utc_stamp(),
-        supervisor=SupervisorStatus(state="RUNNING", pid=os.getpid(), uptime_s=round(now - started, 1),
+        supervisor=SupervisorStatus(state=State.RUNNING, pid=os.getpid(), uptime_s=round(now - started, 1),
                                     rss_bytes=rss, socket=socket_path, config_digest=config_digest),
         components=tuple(components),
     )
