@@ -15,12 +15,20 @@ SUPERVISOR_LOG = "Supervisor"  # logs/Supervisor.log, and what `imageserving log
 
 
 class Home:
-    """The state root of one Server Supervisor."""
+    """The state root of one Server Supervisor, and the paths under it (computed once: plain strings)."""
 
-    __slots__ = ("root",)
+    __slots__ = ("root", "run", "logs", "socket", "lock", "start_lock", "pidfile", "children_file")
 
     def __init__(self, root: str) -> None:
         self.root = root
+        self.run = os.path.join(root, "run")            # 0700: the socket's guard
+        self.logs = os.path.join(root, "logs")
+        self.socket = os.path.join(self.run, "supervisor.sock")
+        self.lock = os.path.join(self.run, "supervisor.lock")
+        self.start_lock = os.path.join(self.run, "start.lock")
+        self.pidfile = os.path.join(self.run, "supervisor.pid")
+        # pid and create time of every component spawned: found again after a crash
+        self.children_file = os.path.join(self.run, "components.json")
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Home) and other.root == self.root
@@ -36,35 +44,6 @@ class Home:
         """Takes --home (or None); returns IMAGESERVING_HOME or ~/.imageserving when not given."""
         value = explicit or os.environ.get("IMAGESERVING_HOME") or "~/.imageserving"
         return cls(os.path.abspath(os.path.expanduser(value)))
-
-    @property
-    def run(self) -> str:
-        return os.path.join(self.root, "run")
-
-    @property
-    def logs(self) -> str:
-        return os.path.join(self.root, "logs")
-
-    @property
-    def socket(self) -> str:
-        return os.path.join(self.run, "supervisor.sock")
-
-    @property
-    def lock(self) -> str:
-        return os.path.join(self.run, "supervisor.lock")
-
-    @property
-    def start_lock(self) -> str:
-        return os.path.join(self.run, "start.lock")
-
-    @property
-    def pidfile(self) -> str:
-        return os.path.join(self.run, "supervisor.pid")
-
-    @property
-    def children_file(self) -> str:
-        """pid and create time of every component we spawned: found again after a crash."""
-        return os.path.join(self.run, "components.json")
 
     @property
     def marker(self) -> str:
