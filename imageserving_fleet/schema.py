@@ -78,10 +78,6 @@ class AgentStatus:
     def component(self, cid: str) -> ComponentStatus | None:
         return next((c for c in self.components if c.id == cid), None)
 
-    @property
-    def all_running(self) -> bool:
-        return self.supervisor.state == State.RUNNING and all(c.state == State.RUNNING for c in self.components)
-
     def down(self, named: bool = False) -> list[ComponentStatus]:
         """The components that count as down (componentstate.is_down); named: the status named them."""
         return [c for c in self.components if is_down(c.state, c.held, named)]
@@ -90,11 +86,6 @@ class AgentStatus:
     def held(self) -> list[str]:
         """Ids of the components the operator holds down, not running (no fault of the host)."""
         return [c.id for c in self.components if is_held(c.state, c.held)]
-
-    @property
-    def not_running(self) -> list[str]:
-        """Ids of the components that are neither RUNNING nor held down (what makes a host degraded)."""
-        return [c.id for c in self.down()]
 
     def to_dict(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
