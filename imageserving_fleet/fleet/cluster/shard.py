@@ -76,7 +76,9 @@ def run_shard(shard: Shard) -> list[HostResult]:
     if shard.persist > 0:
         from .workerpool import run_kept
 
-        return [replace(r, extra={**r.extra, "worker": worker}) for r in run_kept(shard, password)]
+        kept = run_kept(shard.targets, shard.job, shard.options, forks=shard.forks, timeout=shard.timeout,
+                        persist=shard.persist, password=password)
+        return [replace(r, extra={**r.extra, "worker": worker}) for r in kept]
     from ..ssh import Connector
 
     with Fleet(Connector(shard.options), forks=max(1, min(shard.forks, len(shard.targets))),

@@ -1,6 +1,6 @@
 """Kept connections on a cluster worker: the shards of later runs reuse them (SPEC §8).
 
-    run_kept(shard, password) -> list[HostResult]     the shard's fan-out with this worker's kept sessions
+    run_kept(targets, job, options, ...) -> list[HostResult]    a shard's fan-out with this worker's kept sessions
 
 One store per worker process (a dask worker runs its tasks in threads of one process), with the
 connection holder's rules (persist/holder.py): a session lent to one host's work at a time, kept
@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 
 from ..results import HostResult
+from ..runner import Job
 from ..ssh import Connector
 from ..ssh.connector import warn_on_stderr
-from ..target import FleetOptions
-from .shard import Shard
+from ..target import FleetOptions, Target
 
 _lock = threading.Lock()
 _state: _Store | None = None
@@ -61,12 +61,14 @@ def store(idle: float) -> _Store:
         return _state
 
 
-def run_kept(shard: Shard, password: str | None) -> list[HostResult]:
+def run_kept(targets: Sequence[Target], job: Job, options: FleetOptions, *, forks: int, timeout: float,
+             persist: float, password: str | None) -> list[HostResult]:
+    """A shard's work on this worker, over its kept connections (kept `persist` seconds unused)."""
     from ..persist.holder import HeldFleet
 
-    pool = store(shard.persist)
-    key, connector = pool.connector(shard.options)
-    fleet = HeldFleet(pool.kept, connector, key, forks=max(1, min(shard.forks, len(shard.targets))),
-                      timeout=shard.timeout, on_result=lambda _res: None, started=lambda _name: None,
-                      warn=warn_on_stderr, stop=threading.Event(), become_password=password)
-    return fleet.run(shard.targets, shard.job)
+    pool = store(persist)
+    key, connector = pool.connector(options)
+    fleet = HeldFleet(pool.kept, connector, key, forks=max(1, min(forks, len(targets))), timeout=timeout,
+                      on_result=lambda _res: None, started=lambda _name: None, warn=warn_on_stderr,
+                      stop=threading.Event(), become_password=password)
+    return fleet.run(targets, job)
