@@ -276,7 +276,22 @@ class Holder:
 
 
 def serve(listener: socket.socket, place: Place, idle: float) -> None:
+    """The holder's life: named for `ps`/`top`, its fd limit raised (a connection is several fds), then serving."""
+    _name_process(b"isf-holder")
+    from ..session import _raise_fd_limit
+
+    _raise_fd_limit(0)
     Holder(listener, place, idle).serve()
+
+
+def _name_process(name: bytes) -> None:
+    """The process's short name (what `ps -o comm` and `top` show): not the command that started it."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(15, name, 0, 0, 0)  # PR_SET_NAME
+    except (OSError, AttributeError):
+        pass
 
 
 def main(argv: list[str]) -> None:
