@@ -230,8 +230,9 @@ def test_a_holder_lost_mid_status_costs_a_direct_run_of_the_rest(fake_holder: An
     results = _client(fake_holder(_dies_after_h0), direct, seen).run(TARGETS, Job("status", ("status", "--json")))
     assert [(r.host, r.reason) for r in results] == [("h0", "held"), ("h1", "direct"), ("h2", "direct"),
                                                       ("h3", "direct")]
-    assert [names for names, _ in direct.asked] == [["h1", "h2", "h3"]]
-    assert 0 < direct.asked[0][1] <= 30  # h1's deadline holds: what was left of it
+    # h2 and h3 had not begun: their whole deadline; h1 had: what was left of its own
+    assert [names for names, _ in direct.asked] == [["h2", "h3"], ["h1"]]
+    assert direct.asked[0][1] == 30 and 0 < direct.asked[1][1] <= 30
     assert sorted(seen) == ["h0", "h1", "h2", "h3"]
 
 
@@ -274,3 +275,23 @@ def test_which_runs_go_through_the_holder(command: str, persist: float, password
     targets = [_target("h1", ansible_become=True)]
     with RunSettings(persist=persist).fleet(command, targets) as fleet:
         assert isinstance(fleet, HolderFleet) is through
+
+
+def test_a_holder_that_stalls_costs_the_deadline_and_a_direct_run_never_a_hang(
+        fake_holder: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from imageserving_fleet.fleet.persist import client
+
+    monkeypatch.setattr(client, "STALL_MARGIN", 0.2)
+    release = threading.Event()
+    place = fake_holder(lambda conn, req: (wire.send(conn, {"started": "h0"}), release.wait(30)))
+    direct, seen = Recording(), []
+    fleet = HolderFleet(FleetOptions(), forks=5, timeout=0.5, persist=60, direct=lambda: direct,
+                        on_result=lambda r: seen.append(r.host), place=place)
+    try:
+        results = fleet.run(TARGETS[:2], Job("status", ("status", "--json")))
+    finally:
+        release.set()
+    # h1 had not begun: asked direct; h0 had, and its 0.5 s passed while the holder sat on it
+    assert [(r.host, r.result, r.reason[:8]) for r in results] == [("h0", Result.UNREACHABLE, "timeout:"),
+                                                                   ("h1", Result.OK, "direct")]
+    assert direct.asked == [(["h1"], 0.5)]

@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 STALL_MARGIN = 5.0          # seconds past --timeout without a frame before the holder counts as lost
 CONNECT_TIMEOUT = 2.0       # to reach (or hear from) a holder that is there at all
 HOLDER_LOST = "connection holder lost mid-command; state unknown"
+MIN_LEFT = 0.05             # seconds of a host's deadline worth a direct try after the holder lost it
 
 
 class Runs(Protocol):
@@ -154,22 +155,25 @@ class HolderFleet:
                  started: dict[str, float]) -> list[HostResult]:
         """The holder answered only some hosts: the rest direct, or failed where asking twice could act twice."""
         results = dict(got)
-        again = [t for t in targets if t.name not in got and t.name not in started]
+        fresh = [t for t in targets if t.name not in got and t.name not in started]
         begun = [t for t in targets if t.name not in got and t.name in started]
-        if on_lost_worker(job.command) is OnLostWorker.ASK_AGAIN:
-            again += begun
-        else:
-            for t in begun:
+        retry: list[Target] = []
+        for t in begun:
+            if on_lost_worker(job.command) is not OnLostWorker.ASK_AGAIN:
                 results[t.name] = HostResult(t.name, Result.FAILED, HOLDER_LOST)
-                if self.on_result:
-                    self.on_result(results[t.name])
-        if again:
-            # A host begun in the holder keeps its deadline: what is left of it, at least a second.
-            left = min((limit - (time.monotonic() - started[t.name]) for t in again if t.name in started),
-                       default=limit)
-            order = {t.name: i for i, t in enumerate(targets)}
-            again.sort(key=lambda t: order[t.name])
-            for res in self._run_direct(again, job, max(1.0, min(limit, left))):
+            elif limit - (time.monotonic() - started[t.name]) > MIN_LEFT:
+                retry.append(t)
+            else:  # its deadline passed while the holder had it: what a direct run would have said
+                results[t.name] = HostResult(t.name, Result.UNREACHABLE, f"timeout: no answer within --timeout "
+                                             f"{limit:g}s", elapsed_s=limit)
+            if t.name in results and self.on_result:
+                self.on_result(results[t.name])
+        if fresh:
+            for res in self._run_direct(fresh, job, limit):
+                results[res.host] = res
+        if retry:  # a host begun in the holder keeps its deadline: what is left of it
+            left = min(limit - (time.monotonic() - started[t.name]) for t in retry)
+            for res in self._run_direct(retry, job, max(MIN_LEFT, left)):
                 results[res.host] = res
         return [results[t.name] for t in targets]
 
