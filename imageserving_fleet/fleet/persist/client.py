@@ -13,8 +13,9 @@ Never a wrong answer: whatever goes wrong with the holder costs the command a di
 - No holder, one that cannot start, a request it refuses: the whole job runs direct.
 - It dies or stalls mid-run (no frame within --timeout and a margin: every host answers within
   its deadline): hosts not begun run direct; hosts begun are asked again direct for read-only
-  jobs (status, ping, logs), and for actions reported failed "connection holder lost; state
-  unknown" (cluster/policy.py's rule for a lost worker), never done twice.
+  jobs (status, ping, logs) within what is left of their own deadline, and for actions reported
+  failed "connection holder lost mid-command; state unknown" (cluster/policy.py's rule for a
+  lost worker), never done twice.
 - Ctrl-C: the socket closes, the holder begins no more hosts, Interrupted as in runner.Fleet.
 """
 
