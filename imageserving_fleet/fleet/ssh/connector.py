@@ -131,8 +131,10 @@ class Connector:
         persist/holder.py): each command sees the files as they are now, exactly as a new
         Connector would. Sessions and jump hosts already open are kept.
         """
+        same = self._config.unchanged()  # the same text: keep its parse and its lookups
         with self._lock:
-            self._config = SshConfigFiles(self.options.ssh_config)
+            if not same:
+                self._config = SshConfigFiles(self.options.ssh_config)
             self._host_keys = HostKeys(self.options.host_key_policy, self._warn)
             self._keys = Keys()
             # The old resolver is not closed: a connect in progress may still be waiting on it.
