@@ -69,9 +69,18 @@ class HolderFleet:
         self._make_direct = direct
         self._direct: Runs | None = None
         self._place = place
+        self._ready: socket.socket | None = None  # connected on entry, for the first run
+        self._unusable = False
         self.through_holder = 0   # hosts answered by the holder (tests and -v read it)
 
     def __enter__(self) -> HolderFleet:
+        # Reach (or start) the holder now, before the command starts any thread (a progress bar's):
+        # a process without other threads can fork the holder off itself, already imported.
+        try:
+            self._ready = self._connect()
+        except HolderError as exc:
+            log.debug("no connection holder: %s; connecting directly", exc)
+            self._unusable = True
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
@@ -79,6 +88,9 @@ class HolderFleet:
         self.close()
 
     def close(self) -> None:
+        if self._ready is not None:
+            self._ready.close()
+            self._ready = None
         if self._direct is not None:
             self._direct.close()
 
@@ -92,13 +104,16 @@ class HolderFleet:
         limit = self.timeout if timeout is None else timeout
         if not targets:
             return []
-        if not wire.sendable(job):
+        if not wire.sendable(job) or self._unusable:
             return self._run_direct(targets, job, limit)
-        try:
-            sock = self._connect()
-        except HolderError as exc:
-            log.debug("no connection holder: %s; connecting directly", exc)
-            return self._run_direct(targets, job, limit)
+        sock, self._ready = self._ready, None
+        if sock is None:
+            try:
+                sock = self._connect()
+            except HolderError as exc:
+                log.debug("no connection holder: %s; connecting directly", exc)
+                self._unusable = True
+                return self._run_direct(targets, job, limit)
         with sock:
             got, started, complete = self._ask(sock, targets, job, limit)
         log.debug("%d of %d host(s) answered by the connection holder (%s)", len(got), len(targets),
