@@ -1,7 +1,7 @@
 """Ask a host's Server Supervisor for its status over the SSH connection: no shell, no process.
 
     SocketAsker(cache).ask(target, job, session, deadline, started) -> HostResult | None
-    SocketAsker.learned(target, result, command) -> HostResult   (after the agent ran)
+    SocketAsker.learned(target, result, kind) -> HostResult   (after the agent ran)
 
 The status goes through a `direct-streamlocal@openssh.com` channel (ssh/streamlocal.py) to the
 control socket, in the supervisor's own JSON line protocol; the reply becomes exactly the
@@ -33,7 +33,8 @@ from typing import Any
 
 from ..agent.home import MAX_SOCKET_PATH, Home
 from ..errors import Reason, UnreachableError
-from .results import HostResult, classify
+from .jobs import Kind
+from .results import HostResult, Via, classify
 from .ssh.streamlocal import StreamLocalRefused
 from .target import Target
 
@@ -228,9 +229,9 @@ class SocketAsker:
         with self._lock:
             self._refused.pop(target.name, None)
         res = classify(target.name, "status", code, out, err, time.monotonic() - started)
-        return dataclasses.replace(res, extra={**res.extra, "via": "socket"})
+        return dataclasses.replace(res, via=Via.SOCKET)
 
-    def learned(self, target: Target, result: HostResult, command: str = "status") -> HostResult:
+    def learned(self, target: Target, result: HostResult, kind: Kind = Kind.STATUS) -> HostResult:
         """After the agent ran: keep the socket path it reported; note a policy refusal; say "exec".
 
         Any command's status document counts (a start's too), so the first status after a
@@ -244,9 +245,9 @@ class SocketAsker:
                     self._skip.add(target.name)
             if home_socket(target) is None:
                 self.cache.put(target, path)
-        if command != "status":
+        if kind is not Kind.STATUS:
             return result
-        return dataclasses.replace(result, extra={**result.extra, "via": "exec"})
+        return dataclasses.replace(result, via=Via.EXEC)
 
 
 def _exchange(chan: Any, request: bytes, deadline: float) -> bytes | None:

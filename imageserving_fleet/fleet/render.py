@@ -61,8 +61,8 @@ def results_table(results: Sequence[HostResult], title: str | None = None) -> Ta
     table.add_column("reason", overflow="fold")
     for r in results:
         reason = r.reason
-        if "agent_version" in r.extra:
-            reason = f"agent {r.extra['agent_version']}" + (f"; {reason}" if reason else "")
+        if r.agent_version is not None:
+            reason = f"agent {r.agent_version}" + (f"; {reason}" if reason else "")
         config = []
         if digests:
             d = digests.get(r.host, "-")

@@ -49,6 +49,6 @@ def test_the_status_is_typed_and_the_json_entry_is_what_the_host_sent() -> None:
 
 
 def test_version_result() -> None:
-    assert version_result("h", 0, b"imageserving 1.2.3\n", b"", 0.1).extra == {"agent_version": "1.2.3"}
+    assert version_result("h", 0, b"imageserving 1.2.3\n", b"", 0.1).agent_version == "1.2.3"
     assert version_result("h", 127, b"", b"", 0.1).result == Result.UNREACHABLE
     assert version_result("h", 0, b"something else", b"", 0.1).result == Result.FAILED

@@ -18,13 +18,14 @@ def print_deploy(console: Console, results: Sequence[HostResult]) -> None:
         for col in ("host", "result", "action", "version", "transfer", "imageserving_command", "reason"):
             table.add_column(col, overflow="fold", no_wrap=col in ("host", "result"))
         for r in results:
+            d = r.deployed
             table.add_row(Text(r.host), Text(str(r.result), style=RESULT_STYLE[r.result]),
-                          Text(str(r.extra.get("action", "-"))), Text(str(r.extra.get("version", "-"))),
-                          Text(str(r.extra.get("transfer") or "-")),
-                          Text(str(r.extra.get("imageserving_command", "-"))), Text(r.reason))
+                          Text(d.action if d else "-"), Text(d.version if d else "-"),
+                          Text((d.transfer if d else None) or "-"),
+                          Text(d.imageserving_command if d else "-"), Text(r.reason))
         console.print(table)
     console.print(recap(results))
-    commands = sorted({str(r.extra["imageserving_command"]) for r in results if "imageserving_command" in r.extra})
+    commands = sorted({r.deployed.imageserving_command for r in results if r.deployed is not None})
     if len(commands) == 1:
         console.print(f"imageserving_command: {commands[0]}", markup=False, highlight=False)
         console.print("(the default for these hosts: status, start, stop and restart use it without setting it)",

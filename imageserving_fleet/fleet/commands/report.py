@@ -18,15 +18,16 @@ from pathlib import Path
 from typing import TextIO
 
 from ...errors import UsageError
+from ..context import RunContext
+from ..jobs import STATUS
+from ..reports.atomic import write_atomic
+from ..reports.formats import FORMATS, render
+from ..reports.model import DEFAULT_TITLE, Report, ReportInputError, build_report, from_document, merge, quiet_summary
+from ..reports.slices import Slice, parse_slice, select_slice
+from ..reports.trends import trend
 from ..requirements import require
 from ..results import EXIT_BEFORE_HOSTS, EXIT_INTERRUPTED
-from ..runner import Job
-from ..session import Progress, RunSettings
-from .atomic import write_atomic
-from .formats import FORMATS, render
-from .model import DEFAULT_TITLE, Report, ReportInputError, build_report, from_document, merge, quiet_summary
-from .slices import Slice, parse_slice, select_slice
-from .trends import trend
+from .run import Progress, execute
 
 DEFAULT_WINDOW = 24        # runs the sparklines and restart counts cover (2 hours at */5)
 EXTENSIONS = {".html": "html", ".htm": "html", ".json": "json", ".csv": "csv", ".md": "md", ".markdown": "md",
@@ -76,19 +77,20 @@ def _now() -> tuple[float, str]:
     return wall, datetime.fromtimestamp(wall, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def run_report(settings: RunSettings, request: ReportRequest, progress: Progress,
+def run_report(ctx: RunContext, request: ReportRequest, progress: Progress | None = None,
                stdout: TextIO = sys.stdout, stderr: TextIO = sys.stderr) -> int:
     """Runs a fleet status, records it, writes the report; returns the exit code."""
-    targets = select_slice(settings.targets(), request.slice, lambda t: t.name)
+    targets = select_slice(list(ctx.targets), request.slice, lambda t: t.name)
     if request.fmt == "html":
         require(["jinja2"])  # before any host is contacted
     history = None
     if request.history:
-        from .history import History
+        from ..reports.history import History
 
         history = History(request.history)  # a bad file stops us before any host is contacted
     try:
-        results, interrupted = settings.run("report", targets, Job("status", ("status", "--json")), progress)
+        outcome = execute(ctx, STATUS, progress, targets)
+        results, interrupted = list(outcome.results), outcome.interrupted
         started_at, generated = _now()
         slice_label = str(request.slice) if request.slice and request.slice.n > 1 else None
         trends, runs = {}, 0

@@ -1,0 +1,226 @@
+"""The `imageserving-fleet` commands (Typer): each parses, resolves the run context, calls one
+library command (fleet/commands/), renders (output.py). `run()` maps errors to exit codes."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import typer
+
+from ...errors import ImageServingError, UsageError
+from .. import commands as _commands  # noqa: F401  (the package's docstring is the map)
+from ..commands import control
+from ..commands import hosts as hosts_cmd
+from ..commands import rolling as rolling_cmd
+from ..commands import status as status_cmd
+from ..context import Command, RunContext, resolve
+from ..options import Options
+from ..remote import check_id
+from ..results import EXIT_BAD_OPTIONS, EXIT_BEFORE_HOSTS, EXIT_INTERRUPTED
+from ..rolling import Rolling
+from .globals import options_callback
+from .output import batch_printer, debug_log, err, progress, say_error, show, show_hosts
+
+SETTINGS = {"help_option_names": ["-h", "--help"]}
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None, context_settings=SETTINGS,
+                  help="Run the Image Serving agent on every host of an Ansible inventory, in parallel over SSH, "
+                       "and aggregate what each reports.")
+
+
+def _store(ctx: typer.Context, options: Options) -> None:
+    if options.verbose:
+        debug_log()
+    ctx.obj = options
+
+
+app.callback()(options_callback(_store))
+
+
+def _context(ctx: typer.Context, command: Command) -> RunContext:
+    return resolve(ctx.obj, os.environ, command)
+
+
+def _id(component: str | None) -> str | None:
+    return check_id(component) if component else None
+
+
+IdArg = Annotated[str | None, typer.Argument(help="ps, is or svg (default: all)")]
+SerialOpt = Annotated[str | None, typer.Option(
+    "--serial", metavar="N|N%", help="Batches of N hosts (or N% of them); the next batch starts when this one "
+                                     "is all RUNNING.")]
+MaxFailOpt = Annotated[float, typer.Option(
+    "--max-fail-percentage", metavar="P", help="Stop when more than P% of a batch fails (default 0: any failure).")]
+
+
+@app.command()
+def status(ctx: typer.Context, component: IdArg = None,
+           watch: Annotated[bool, typer.Option("--watch", help="A full-screen live view; q or Ctrl-C leaves.")] = False,
+           interval: Annotated[float | None, typer.Option(
+               "--interval", metavar="S", help="With --watch: seconds between refreshes (default 2).")] = None) -> None:
+    """State, uptime and memory of every component on every host; --watch keeps it on the screen."""
+    cid = _id(component)
+    if not watch:
+        if interval is not None:
+            raise UsageError("--interval goes with --watch")
+        show(ctx.obj, status_cmd.status(_context(ctx, Command.STATUS), cid, progress(ctx.obj)))
+    from ..commands.live import watch as watch_fleet
+    from ..poller import check_interval
+    from ..watch import DEFAULT_INTERVAL, check_terminal
+
+    every = check_interval(DEFAULT_INTERVAL if interval is None else interval)
+    if ctx.obj.as_json:
+        raise UsageError("--watch is for a person and --json for a script: choose one")
+    check_terminal()
+    raise typer.Exit(watch_fleet(_context(ctx, Command.WATCH), [cid] if cid else [], every))
+
+
+@app.command()
+def exporter(ctx: typer.Context,
+             listen: Annotated[str, typer.Option("--listen", metavar="ADDR",
+                                                 help="HOST:PORT, [V6]:PORT or :PORT to serve /metrics on.")
+                               ] = "127.0.0.1:9464",
+             interval: Annotated[float, typer.Option("--interval", metavar="S",
+                                                     help="Seconds between polls of every host.")] = 15.0) -> None:
+    """A Prometheus exporter: every host's status at /metrics, polled every --interval (a scrape never waits)."""
+    from ...agent.metrics_http import bind
+    from ..commands.live import exporter as serve
+    from ..poller import check_interval
+
+    every = check_interval(interval)
+    run_ctx = _context(ctx, Command.EXPORTER)
+    sock = bind(listen)  # in use, not allowed, not an address: exit 5 before any host
+    try:
+        raise typer.Exit(serve(run_ctx, sock, every))
+    finally:
+        sock.close()
+
+
+@app.command()
+def start(ctx: typer.Context, component: Annotated[str | None, typer.Argument(
+        help="ps, is or svg: bring one held-down component back (default: everything)")] = None) -> None:
+    """Start the Server Supervisor and all components on every host; or one component.
+
+    Example: imageserving-fleet -l 'is0*' start is
+    """
+    cid = _id(component)
+    show(ctx.obj, control.start(_context(ctx, Command.START), cid, progress(ctx.obj)))
+
+
+@app.command()
+def stop(ctx: typer.Context, component: Annotated[str | None, typer.Argument(
+        help="ps, is or svg: hold one component down (its hosts stay ok, 'held down: is')")] = None) -> None:
+    """Stop all components and the Server Supervisor on every host; or hold one component down.
+
+    Example: imageserving-fleet -l 'is0*' stop is   (maintenance; `start is` ends it)
+    """
+    cid = _id(component)
+    show(ctx.obj, control.stop(_context(ctx, Command.STOP), cid, progress(ctx.obj)))
+
+
+@app.command()
+def restart(ctx: typer.Context, component: IdArg = None, serial: SerialOpt = None,
+            max_fail_percentage: MaxFailOpt = 0.0) -> None:
+    """Restart one component or everything; rolling with --serial (the next batch waits for this one's health)."""
+    cid, how = _id(component), Rolling(serial, max_fail_percentage)
+    show(ctx.obj, rolling_cmd.restart(_context(ctx, Command.RESTART), cid, how, batch_printer(ctx.obj),
+                                      progress(ctx.obj)))
+
+
+@app.command()
+def reload(ctx: typer.Context, serial: SerialOpt = None, max_fail_percentage: MaxFailOpt = 0.0) -> None:
+    """Make every host's supervisor re-read its configuration and apply only what changed.
+
+    Example: imageserving-fleet reload --serial 25%
+    """
+    how = Rolling(serial, max_fail_percentage)
+    show(ctx.obj, rolling_cmd.reload(_context(ctx, Command.RELOAD), how, batch_printer(ctx.obj), progress(ctx.obj)))
+
+
+@app.command()
+def logs(ctx: typer.Context,
+         name: Annotated[str, typer.Argument(help="ps, is, svg or supervisor")] = "supervisor",
+         lines: Annotated[int, typer.Option("-n", "--lines", help="How many last lines per host.")] = 20) -> None:
+    """The last lines of a log from every host, each prefixed by its host (hosts in inventory order).
+
+    Example: imageserving-fleet -l 'is0*' logs is -n 5
+    """
+    from ..commands import logs as logs_cmd
+
+    key, count = logs_cmd.log_name(name), logs_cmd.check_lines(lines)
+    show(ctx.obj, logs_cmd.logs(_context(ctx, Command.LOGS), key, count, progress(ctx.obj)))
+
+
+@app.command()
+def ping(ctx: typer.Context) -> None:
+    """Reachability and agent version of every host."""
+    show(ctx.obj, status_cmd.ping(_context(ctx, Command.PING), progress(ctx.obj)))
+
+
+@app.command()
+def deploy(ctx: typer.Context,
+           systemd: Annotated[bool, typer.Option(
+               "--systemd", help="Also install and enable the imageserving systemd unit (needs root: -b).")] = False,
+           force: Annotated[bool, typer.Option(
+               "--force", help="Reinstall even where the same build already runs.")] = False,
+           wheel: Annotated[str | None, typer.Option(
+               "--wheel", metavar="PATH", help="Deploy this imageserving-fleet wheel (e.g. a release build) "
+                                               "instead of building one from this installation.")] = None) -> None:
+    """Install or upgrade the agent on every host: wheels over SFTP (else piped), a new venv, no package index there."""
+    from ..commands import deploy as deploy_cmd
+
+    run_ctx = _context(ctx, Command.DEPLOY)  # a bad inventory or an empty --limit match: before the wheel build
+    job = deploy_cmd.plan(run_ctx, wheel, force=force, systemd=systemd)
+    show(ctx.obj, deploy_cmd.deploy(run_ctx, job, progress(ctx.obj)))
+
+
+@app.command()
+def hosts(ctx: typer.Context) -> None:
+    """The matched hosts and their connection settings (contacts nothing)."""
+    show_hosts(ctx.obj, hosts_cmd.hosts(_context(ctx, Command.HOSTS)))
+
+
+config_app = typer.Typer(add_completion=False, rich_markup_mode=None, no_args_is_help=True,
+                         context_settings=SETTINGS, help="Push an agent configuration to the hosts.")
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("push")
+def config_push(ctx: typer.Context,
+                path: Annotated[str, typer.Argument(metavar="FILE", help="The agent configuration (YAML).")],
+                serial: SerialOpt = None, max_fail_percentage: MaxFailOpt = 0.0) -> None:
+    """Validate FILE on each host with its own agent, install it (previous kept as .prev), reload.
+
+    A host that refuses it keeps its old file and is failed with the agent's message.
+    Example: imageserving-fleet config push agent.yaml --serial 3
+    """
+    data = rolling_cmd.read_config_file(path)
+    how = Rolling(serial, max_fail_percentage)
+    show(ctx.obj, rolling_cmd.config_push(_context(ctx, Command.CONFIG_PUSH), data, how, batch_printer(ctx.obj),
+                                          progress(ctx.obj)))
+
+
+from . import report as _report  # noqa: E402,F401  (adds `report` and `report merge` to app)
+
+
+def run(args: list[str]) -> None:
+    """Runs the Typer app on already-hoisted argv; maps our errors to the documented exit codes."""
+    try:
+        code = app(args=args, prog_name="imageserving-fleet", standalone_mode=False)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except UsageError as exc:
+        say_error(exc)
+        sys.exit(EXIT_BAD_OPTIONS)
+    except ImageServingError as exc:  # InventoryError and any other refusal of ours: before hosts are reached
+        say_error(exc)
+        sys.exit(EXIT_BEFORE_HOSTS)
+    except (KeyboardInterrupt, typer.Abort):
+        err.print("interrupted")
+        sys.exit(EXIT_INTERRUPTED)
+    except typer.exceptions.TyperException as exc:  # usage errors (Typer ships its own click)
+        show_usage = getattr(exc, "show", None)
+        show_usage() if callable(show_usage) else say_error(exc)
+        sys.exit(EXIT_BAD_OPTIONS)
+    sys.exit(code if isinstance(code, int) else 0)
