@@ -1,8 +1,15 @@
-"""Turn fleet results into what a person reads: a rich table and the recap line."""
+"""Turn fleet results into what a person (or a script, --json) reads: tables, the recap, the bar.
+
+    print_outcome(console, outcome)   a command's results: JSON, the status table, logs, deploy's table
+    print_hosts(console, rows)        `hosts`
+    progress_bar(console, total)      on a terminal only: (told of each host done, takes it down)
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+import sys
+from collections.abc import Callable, Sequence
 
 from rich.console import Console
 from rich.table import Table
@@ -10,7 +17,10 @@ from rich.text import Text
 
 from ..schema import COMPONENT_IDS, ComponentStatus
 from ..units import format_duration, format_size
-from .results import HostResult, Result, config_digests, summarize
+from .commands.hosts import COLUMNS, HostRow, hosts_document
+from .commands.run import Outcome
+from .context import Command
+from .results import HostResult, Result, config_digests, fleet_document, summarize
 
 RESULT_STYLE = {Result.OK: "green", Result.DEGRADED: "yellow", Result.FAILED: "red",
                 Result.UNREACHABLE: "magenta", Result.SKIPPED: "dim"}
@@ -88,3 +98,58 @@ def recap(results: Sequence[HostResult]) -> Text:
             text.append(" ")
         text.append(f"{key}={value}", style=style if value and key != "hosts" else ("bold" if key == "hosts" else ""))
     return text
+
+
+def print_outcome(console: Console, outcome: Outcome, *, as_json: bool = False, quiet: bool = False) -> None:
+    """A run's results as its command shows them (--quiet: only the hosts not ok, nothing if none)."""
+    results, command = outcome.results, outcome.command
+    wrong = [r for r in results if r.result != Result.OK]
+    if as_json:
+        if command is Command.LOGS:
+            from .logs import logs_document
+
+            sys.stdout.write(logs_document(results) + "\n")
+        else:
+            sys.stdout.write(json.dumps(fleet_document(command.value, results)) + "\n")
+    elif command is Command.LOGS:
+        from .logs import print_logs
+
+        print_logs(results)
+    elif command is Command.DEPLOY:
+        from .deploy.render import print_deploy
+
+        if not quiet or wrong:
+            print_deploy(console, wrong if quiet else results)
+    elif not quiet or wrong:
+        print_results(console, wrong if quiet else list(results))
+
+
+def print_hosts(console: Console, rows: Sequence[HostRow], *, as_json: bool = False) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(hosts_document(list(rows))) + "\n")
+        return
+    table = Table(header_style="bold")
+    for col in COLUMNS:
+        table.add_column(col, overflow="fold")
+    for row in rows:
+        cells = row.to_dict()
+        table.add_row(*(str(cells[c]) if cells[c] not in (None, False) else "-" for c in COLUMNS))
+    console.print(table)
+    console.print(f"{len(rows)} host(s)")
+
+
+def progress_bar(console: Console, total: int) -> tuple[Callable[[HostResult], None] | None, Callable[[], None]]:
+    """A bar on `console` when it is a terminal and there are hosts to count: (advance, stop)."""
+    if not console.file.isatty() or total < 2:  # not console.is_terminal: FORCE_COLOR must not put it in a pipe
+        return None, lambda: None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   console=console, transient=True)
+    task = bar.add_task("hosts", total=total)
+    bar.start()
+
+    def advance(res: HostResult) -> None:
+        bar.update(task, advance=1, description=f"{res.host}: {res.result}")
+
+    return advance, bar.stop

@@ -1,45 +1,88 @@
 """The `imageserving-fleet` commands (Typer): each parses, resolves the run context, calls one
-library command (fleet/commands/), renders (output.py). `run()` maps errors to exit codes."""
+library command (fleet/commands/), renders (render.py). `run()` maps errors to exit codes."""
 
 from __future__ import annotations
 
 import os
 import sys
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, NoReturn, TypeVar
 
 import typer
+from rich.console import Console
 
 from ...errors import ImageServingError, UsageError
-from .. import commands as _commands  # noqa: F401  (the package's docstring is the map)
 from ..commands import control
 from ..commands import hosts as hosts_cmd
 from ..commands import rolling as rolling_cmd
 from ..commands import status as status_cmd
+from ..commands.run import Outcome, local_fleet, open_fanout
 from ..context import Command, RunContext, resolve
+from ..fanout import FanOut
 from ..options import Options
 from ..remote import check_id
+from ..render import print_hosts, print_outcome, progress_bar
 from ..results import EXIT_BAD_OPTIONS, EXIT_BEFORE_HOSTS, EXIT_INTERRUPTED
-from ..rolling import Rolling
+from ..rolling import OnBatch, Rolling
 from .globals import options_callback
-from .output import batch_printer, debug_log, err, progress, say_error, show, show_hosts
 
+# A pipe or cron mail has no width: give the table room rather than cutting states to "RUN…".
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+# Errors unwrapped (soft_wrap): a log or cron mail must read `got 'notaport'` on one line, and a
+# terminal wraps long lines itself.
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def say_error(message: object) -> None:
+    err.print(f"imageserving-fleet: {message}", markup=False)
+
+
+def show(options: Options, outcome: Outcome) -> NoReturn:
+    """Prints a run's results and exits with its code (99, and a note, when Ctrl-C cut it short)."""
+    print_outcome(out, outcome, as_json=options.as_json, quiet=options.quiet)
+    if outcome.interrupted:
+        err.print("interrupted: the report above is partial")
+    raise typer.Exit(outcome.exit_code)
+
+
+def batch_printer(options: Options) -> OnBatch:
+    def on_batch(i: int, n: int, names: list[str]) -> None:
+        if not options.quiet and not options.as_json and n > 1:
+            err.print(f"batch {i}/{n}: {', '.join(names)}")
+
+    return on_batch
+
+
+T = TypeVar("T")
 SETTINGS = {"help_option_names": ["-h", "--help"]}
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None, context_settings=SETTINGS,
                   help="Run the Image Serving agent on every host of an Ansible inventory, in parallel over SSH, "
                        "and aggregate what each reports.")
 
 
-def _store(ctx: typer.Context, options: Options) -> None:
-    if options.verbose:
-        debug_log()
-    ctx.obj = options
-
-
-app.callback()(options_callback(_store))
+app.callback()(options_callback())
 
 
 def _context(ctx: typer.Context, command: Command) -> RunContext:
     return resolve(ctx.obj, os.environ, command)
+
+
+def _run(ctx: typer.Context, run_ctx: RunContext, call: Callable[[FanOut], T], fanout: FanOut | None = None) -> T:
+    """Calls a command on the run's fan-out (opened here, closed on the way out) with the progress bar."""
+    with fanout or open_fanout(run_ctx) as opened:  # may refuse options: before the bar
+        quiet = ctx.obj.quiet or ctx.obj.as_json
+        advance, stop = (None, lambda: None) if quiet else progress_bar(err, len(run_ctx.targets))
+        opened.on_result = advance
+        try:
+            return call(opened)
+        finally:
+            stop()
+
+
+def _show(ctx: typer.Context, command: Command, call: Callable[[RunContext, FanOut], Outcome]) -> NoReturn:
+    """Resolves the context, runs `call` on the fan-out, prints the outcome and exits with its code."""
+    run_ctx = _context(ctx, command)
+    show(ctx.obj, _run(ctx, run_ctx, lambda fanout: call(run_ctx, fanout)))
 
 
 def _id(component: str | None) -> str | None:
@@ -64,16 +107,13 @@ def status(ctx: typer.Context, component: IdArg = None,
     if not watch:
         if interval is not None:
             raise UsageError("--interval goes with --watch")
-        show(ctx.obj, status_cmd.status(_context(ctx, Command.STATUS), cid, progress(ctx.obj)))
+        _show(ctx, Command.STATUS, lambda c, f: status_cmd.status(c, f, cid))
     from ..commands.live import watch as watch_fleet
-    from ..poller import check_interval
-    from ..watch import DEFAULT_INTERVAL, check_terminal
+    from ..commands.live import watch_interval
 
-    every = check_interval(DEFAULT_INTERVAL if interval is None else interval)
-    if ctx.obj.as_json:
-        raise UsageError("--watch is for a person and --json for a script: choose one")
-    check_terminal()
-    raise typer.Exit(watch_fleet(_context(ctx, Command.WATCH), [cid] if cid else [], every))
+    every, run_ctx = watch_interval(interval, ctx.obj.as_json), _context(ctx, Command.WATCH)
+    with open_fanout(run_ctx) as fanout:  # closes every kept connection on the way out
+        raise typer.Exit(watch_fleet(run_ctx, fanout, [cid] if cid else [], every))
 
 
 @app.command()
@@ -84,17 +124,12 @@ def exporter(ctx: typer.Context,
              interval: Annotated[float, typer.Option("--interval", metavar="S",
                                                      help="Seconds between polls of every host.")] = 15.0) -> None:
     """A Prometheus exporter: every host's status at /metrics, polled every --interval (a scrape never waits)."""
-    from ...agent.metrics_http import bind
-    from ..commands.live import exporter as serve
-    from ..poller import check_interval
+    from ..commands import live
 
-    every = check_interval(interval)
     run_ctx = _context(ctx, Command.EXPORTER)
-    sock = bind(listen)  # in use, not allowed, not an address: exit 5 before any host
-    try:
-        raise typer.Exit(serve(run_ctx, sock, every))
-    finally:
-        sock.close()
+    sock, every = live.listen(listen, interval)  # before any host
+    with sock, open_fanout(run_ctx) as fanout:
+        raise typer.Exit(live.exporter(run_ctx, fanout, sock, every))
 
 
 @app.command()
@@ -105,7 +140,7 @@ def start(ctx: typer.Context, component: Annotated[str | None, typer.Argument(
     Example: imageserving-fleet -l 'is0*' start is
     """
     cid = _id(component)
-    show(ctx.obj, control.start(_context(ctx, Command.START), cid, progress(ctx.obj)))
+    _show(ctx, Command.START, lambda c, f: control.start(c, f, cid))
 
 
 @app.command()
@@ -116,7 +151,7 @@ def stop(ctx: typer.Context, component: Annotated[str | None, typer.Argument(
     Example: imageserving-fleet -l 'is0*' stop is   (maintenance; `start is` ends it)
     """
     cid = _id(component)
-    show(ctx.obj, control.stop(_context(ctx, Command.STOP), cid, progress(ctx.obj)))
+    _show(ctx, Command.STOP, lambda c, f: control.stop(c, f, cid))
 
 
 @app.command()
@@ -124,8 +159,7 @@ def restart(ctx: typer.Context, component: IdArg = None, serial: SerialOpt = Non
             max_fail_percentage: MaxFailOpt = 0.0) -> None:
     """Restart one component or everything; rolling with --serial (the next batch waits for this one's health)."""
     cid, how = _id(component), Rolling(serial, max_fail_percentage)
-    show(ctx.obj, rolling_cmd.restart(_context(ctx, Command.RESTART), cid, how, batch_printer(ctx.obj),
-                                      progress(ctx.obj)))
+    _show(ctx, Command.RESTART, lambda c, f: rolling_cmd.restart(c, f, cid, how, batch_printer(ctx.obj)))
 
 
 @app.command()
@@ -135,7 +169,7 @@ def reload(ctx: typer.Context, serial: SerialOpt = None, max_fail_percentage: Ma
     Example: imageserving-fleet reload --serial 25%
     """
     how = Rolling(serial, max_fail_percentage)
-    show(ctx.obj, rolling_cmd.reload(_context(ctx, Command.RELOAD), how, batch_printer(ctx.obj), progress(ctx.obj)))
+    _show(ctx, Command.RELOAD, lambda c, f: rolling_cmd.reload(c, f, how, batch_printer(ctx.obj)))
 
 
 @app.command()
@@ -149,13 +183,13 @@ def logs(ctx: typer.Context,
     from ..commands import logs as logs_cmd
 
     key, count = logs_cmd.log_name(name), logs_cmd.check_lines(lines)
-    show(ctx.obj, logs_cmd.logs(_context(ctx, Command.LOGS), key, count, progress(ctx.obj)))
+    _show(ctx, Command.LOGS, lambda c, f: logs_cmd.logs(c, f, key, count))
 
 
 @app.command()
 def ping(ctx: typer.Context) -> None:
     """Reachability and agent version of every host."""
-    show(ctx.obj, status_cmd.ping(_context(ctx, Command.PING), progress(ctx.obj)))
+    _show(ctx, Command.PING, status_cmd.ping)
 
 
 @app.command()
@@ -172,13 +206,14 @@ def deploy(ctx: typer.Context,
 
     run_ctx = _context(ctx, Command.DEPLOY)  # a bad inventory or an empty --limit match: before the wheel build
     job = deploy_cmd.plan(run_ctx, wheel, force=force, systemd=systemd)
-    show(ctx.obj, deploy_cmd.deploy(run_ctx, job, progress(ctx.obj)))
+    fleet = local_fleet(run_ctx)  # deploy's steps need the in-process fan-out's sessions
+    show(ctx.obj, _run(ctx, run_ctx, lambda _: deploy_cmd.deploy(run_ctx, fleet, job), fleet))
 
 
 @app.command()
 def hosts(ctx: typer.Context) -> None:
     """The matched hosts and their connection settings (contacts nothing)."""
-    show_hosts(ctx.obj, hosts_cmd.hosts(_context(ctx, Command.HOSTS)))
+    print_hosts(out, hosts_cmd.hosts(_context(ctx, Command.HOSTS)), as_json=ctx.obj.as_json)
 
 
 config_app = typer.Typer(add_completion=False, rich_markup_mode=None, no_args_is_help=True,
@@ -197,8 +232,7 @@ def config_push(ctx: typer.Context,
     """
     data = rolling_cmd.read_config_file(path)
     how = Rolling(serial, max_fail_percentage)
-    show(ctx.obj, rolling_cmd.config_push(_context(ctx, Command.CONFIG_PUSH), data, how, batch_printer(ctx.obj),
-                                          progress(ctx.obj)))
+    _show(ctx, Command.CONFIG_PUSH, lambda c, f: rolling_cmd.config_push(c, f, data, how, batch_printer(ctx.obj)))
 
 
 from . import report as _report  # noqa: E402,F401  (adds `report` and `report merge` to app)

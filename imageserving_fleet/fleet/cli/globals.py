@@ -18,8 +18,8 @@ def _version(value: bool) -> None:
         raise typer.Exit(0)
 
 
-def options_callback(store: Callable[[typer.Context, Options], None]) -> Callable[..., None]:
-    """A callback taking every global option (as Options declares it) that hands store() the Options."""
+def options_callback() -> Callable[..., None]:
+    """A callback taking every global option (as Options declares it); it leaves the Options in ctx.obj."""
     params = [inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context)]
     repeated: list[str] = []
     for field, kind, decl in declared():
@@ -37,8 +37,21 @@ def options_callback(store: Callable[[typer.Context, Options], None]) -> Callabl
         values.pop("version", None)
         for name in repeated:
             values[name] = tuple(values[name] or ())
-        store(ctx, Options(**values))
+        ctx.obj = Options(**values)
+        if ctx.obj.verbose:
+            _debug_log()
 
     callback.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     callback.__doc__ = None
     return callback
+
+
+def _debug_log() -> None:
+    import logging
+    import sys
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("debug: %(message)s"))
+    logger = logging.getLogger("imageserving_fleet")
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from ..context import Command
-from . import SETTINGS, _context, app, progress
+from . import SETTINGS, _context, _run, app
 
 report_app = typer.Typer(add_completion=False, rich_markup_mode=None, context_settings=SETTINGS)
 app.add_typer(report_app, name="report")
@@ -32,12 +32,13 @@ def report(ctx: typer.Context, fmt: FormatOpt = None, output: OutputOpt = None,
     """A status run written as an HTML page, JSON, CSV or Markdown, for cron; `report merge` joins slices."""
     if ctx.invoked_subcommand is not None:
         return
-    from ..commands.report import make_request, run_report
+    from ..commands.report import make_request, run_report, sliced
 
     options = ctx.obj
     request = make_request(fmt=fmt, output=output, history=history, keep_days=keep_days, slice_text=slice_,
                            window=trend_runs, title=title, quiet=options.quiet, as_json=options.as_json)
-    raise typer.Exit(run_report(_context(ctx, Command.REPORT), request, progress(options)))
+    run_ctx = sliced(_context(ctx, Command.REPORT), request)
+    raise typer.Exit(_run(ctx, run_ctx, lambda fanout: run_report(run_ctx, fanout, request)))
 
 
 @report_app.command("merge")

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from ..context import RunContext
+from ..fanout import FanOut
 from ..jobs import Kind, action_job
-from .run import Outcome, Progress, execute
+from .run import Outcome, execute
 
 
-def start(ctx: RunContext, component: str | None = None, progress: Progress | None = None) -> Outcome:
-    return execute(ctx, action_job(Kind.START, component), progress)
+def start(ctx: RunContext, fanout: FanOut, component: str | None = None) -> Outcome:
+    return execute(ctx, fanout, action_job(Kind.START, component))
 
 
-def stop(ctx: RunContext, component: str | None = None, progress: Progress | None = None) -> Outcome:
-    return execute(ctx, action_job(Kind.STOP, component), progress)
+def stop(ctx: RunContext, fanout: FanOut, component: str | None = None) -> Outcome:
+    return execute(ctx, fanout, action_job(Kind.STOP, component))

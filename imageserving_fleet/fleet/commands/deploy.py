@@ -1,24 +1,20 @@
 """`deploy`: this installation's agent (or --wheel) to every host: probe, wheels per platform, install.
 
-The run is fleet/deploy/run.py's phases over one in-process Fleet (deploy never runs through
---cluster: the run context refuses it), so a host is connected to once for all of them.
+The run is fleet/deploy/run.py's phases over one in-process Fleet (run.local_fleet; deploy never
+runs through --cluster: the run context refuses it), so a host is connected to once for all of them.
 """
 
 from __future__ import annotations
 
 import zipfile
-from collections.abc import Sequence
 
 from ..context import RunContext
 from ..deploy.plan import DeployRequest
 from ..deploy.run import DeployJob, interpreters
 from ..deploy.run import deploy as deploy_hosts
 from ..deploy.wheelhouse import WheelhouseError, given_wheel, project_wheel
-from ..fanout import FanOut
-from ..results import HostResult
 from ..runner import Fleet
-from ..target import Target
-from .run import Outcome, Progress, execute
+from .run import Outcome, execute
 
 
 def plan(ctx: RunContext, wheel: str | None = None, *, force: bool = False, systemd: bool = False) -> DeployJob:
@@ -31,10 +27,6 @@ def plan(ctx: RunContext, wheel: str | None = None, *, force: bool = False, syst
                      interpreters([(h.name, h.vars) for h in ctx.hosts]))
 
 
-def deploy(ctx: RunContext, job: DeployJob, progress: Progress | None = None) -> Outcome:
-    def work(fleet: FanOut, targets: Sequence[Target]) -> list[HostResult]:
-        if not isinstance(fleet, Fleet):  # resolve() refused --cluster for deploy
-            raise TypeError("deploy runs on the in-process fan-out only")
-        return deploy_hosts(fleet, targets, job, on_result=fleet.on_result)
-
-    return execute(ctx, work, progress)
+def deploy(ctx: RunContext, fleet: Fleet, job: DeployJob) -> Outcome:
+    """Deploys on the in-process fan-out (its sessions carry the uploads); each host told to fleet.on_result."""
+    return execute(ctx, fleet, lambda _fanout, targets: deploy_hosts(fleet, targets, job, on_result=fleet.on_result))

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from ...errors import UsageError
 from ..context import RunContext
+from ..fanout import FanOut
 from ..jobs import logs_job
 from ..logs import MAX_LINES
 from ..remote import check_id
-from .run import Outcome, Progress, execute
+from .run import Outcome, execute
 
 
 def log_name(name: str) -> str:
@@ -21,5 +22,5 @@ def check_lines(lines: int) -> int:
     return lines
 
 
-def logs(ctx: RunContext, name: str, lines: int, progress: Progress | None = None) -> Outcome:
-    return execute(ctx, logs_job(log_name(name), check_lines(lines)), progress)
+def logs(ctx: RunContext, fanout: FanOut, name: str, lines: int) -> Outcome:
+    return execute(ctx, fanout, logs_job(log_name(name), check_lines(lines)))

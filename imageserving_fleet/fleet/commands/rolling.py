@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from ...errors import ImageServingError
 from ..context import RunContext
+from ..fanout import FanOut
 from ..jobs import RELOAD, Job, Kind, action_job, push_job
 from ..rolling import OnBatch, Rolling, rolling
-from .run import Outcome, Progress, execute
+from .run import Outcome, execute
 
 MAX_PUSH_BYTES = 4 * 2**20  # the agent refuses larger configurations anyway
 
@@ -30,21 +31,17 @@ def read_config_file(path: str) -> bytes:
     return data
 
 
-def roll(ctx: RunContext, job: Job, how: Rolling, on_batch: OnBatch | None = None,
-         progress: Progress | None = None) -> Outcome:
-    return execute(ctx, lambda fleet, targets: rolling(fleet, targets, job, how, on_batch), progress)
+def roll(ctx: RunContext, fanout: FanOut, job: Job, how: Rolling, on_batch: OnBatch | None = None) -> Outcome:
+    return execute(ctx, fanout, lambda fleet, targets: rolling(fleet, targets, job, how, on_batch))
 
 
-def restart(ctx: RunContext, component: str | None, how: Rolling, on_batch: OnBatch | None = None,
-            progress: Progress | None = None) -> Outcome:
-    return roll(ctx, action_job(Kind.RESTART, component), how, on_batch, progress)
+def restart(ctx: RunContext, fanout: FanOut, component: str | None, how: Rolling, on_batch: OnBatch | None = None) -> Outcome:
+    return roll(ctx, fanout, action_job(Kind.RESTART, component), how, on_batch)
 
 
-def reload(ctx: RunContext, how: Rolling, on_batch: OnBatch | None = None,
-           progress: Progress | None = None) -> Outcome:
-    return roll(ctx, RELOAD, how, on_batch, progress)
+def reload(ctx: RunContext, fanout: FanOut, how: Rolling, on_batch: OnBatch | None = None) -> Outcome:
+    return roll(ctx, fanout, RELOAD, how, on_batch)
 
 
-def config_push(ctx: RunContext, data: bytes, how: Rolling, on_batch: OnBatch | None = None,
-                progress: Progress | None = None) -> Outcome:
-    return roll(ctx, push_job(data), how, on_batch, progress)
+def config_push(ctx: RunContext, fanout: FanOut, data: bytes, how: Rolling, on_batch: OnBatch | None = None) -> Outcome:
+    return roll(ctx, fanout, push_job(data), how, on_batch)

@@ -1,7 +1,7 @@
-"""Running one command's work over the run's fan-out: open it, report progress, take Ctrl-C.
+"""Running one command's work on the run's fan-out, and opening that fan-out.
 
-    execute(ctx, job or work, progress=) -> Outcome     every fleet command but hosts goes through here
-    open_fanout(ctx) -> FanOut                          the in-process Fleet, or a ClusterFleet (--cluster)
+    open_fanout(ctx) -> FanOut                  the in-process Fleet, or a ClusterFleet (--cluster)
+    execute(ctx, fanout, job or work) -> Outcome    Ctrl-C gives a partial Outcome, never an exception
 """
 
 from __future__ import annotations
@@ -18,8 +18,6 @@ from ..runner import Fleet
 from ..ssh import Connector
 from ..target import Target
 
-# Given the number of hosts: (called once per host done, or None; called to take the bar down)
-Progress = Callable[[int], tuple[Callable[[HostResult], None] | None, Callable[[], None]]]
 # A command's work beyond one job (rolling restart, deploy): the fan-out and the targets -> results
 Work = Callable[[FanOut, Sequence[Target]], list[HostResult]]
 
@@ -55,23 +53,16 @@ def open_fanout(ctx: RunContext, on_result: Callable[[HostResult], None] | None 
     return local_fleet(ctx, on_result)
 
 
-def execute(ctx: RunContext, work: Job | Work, progress: Progress | None = None,
-            targets: Sequence[Target] | None = None) -> Outcome:
-    """Runs one command's work on the targets (default: the context's): the fan-out, the bar, Ctrl-C.
+def execute(ctx: RunContext, fanout: FanOut, work: Job | Work, targets: Sequence[Target] | None = None) -> Outcome:
+    """Runs one command's work on the targets (default: the context's) over `fanout`.
 
-    Closes every connection on the way out. On Ctrl-C the Outcome is `interrupted` and its results
-    partial (each host says what became of it).
+    On Ctrl-C the Outcome is `interrupted` and its results partial (each host says what became of it).
     """
     hosts = ctx.targets if targets is None else tuple(targets)
-    with open_fanout(ctx) as fleet:  # may refuse options: before the bar
-        advance, stop = progress(len(hosts)) if progress else (None, lambda: None)
-        fleet.on_result = advance
-        try:
-            results = fleet.run(hosts, work) if isinstance(work, Job) else work(fleet, hosts)
-        except Interrupted as exc:
-            return Outcome(ctx.command, tuple(exc.results), interrupted=True)
-        finally:
-            stop()
+    try:
+        results = fanout.run(hosts, work) if isinstance(work, Job) else work(fanout, hosts)
+    except Interrupted as exc:
+        return Outcome(ctx.command, tuple(exc.results), interrupted=True)
     return Outcome(ctx.command, tuple(results))
 
 
