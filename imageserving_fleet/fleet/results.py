@@ -54,23 +54,14 @@ class Deployed:
         return doc
 
 
-class _NotClustered:
-    """`worker` of a result that never went through --cluster (no "worker" key in its JSON)."""
-
-    def __repr__(self) -> str:
-        return "NOT_CLUSTERED"
-
-
-NOT_CLUSTERED: Any = _NotClustered()
-
-
 @dataclass(frozen=True)
 class HostResult:
     """One host's outcome: the verdict, why, the agent's status (typed), how long it took.
 
     The optional fields are what some commands add to a host's --json entry (after the five
     every entry has, in this order): `agent_version` (ping), `lines` (logs), `via` (status),
-    `deployed` (deploy), `worker` (a --cluster run: the worker's address, or None when none ran it).
+    `deployed` (deploy), `worker` when `clustered` (a --cluster run: the worker's address, or None
+    when no worker ran the host).
     """
 
     host: str
@@ -82,11 +73,8 @@ class HostResult:
     lines: tuple[str, ...] | None = None
     via: Via | None = None
     deployed: Deployed | None = None
-    worker: str | None = NOT_CLUSTERED
-
-    @property
-    def clustered(self) -> bool:
-        return self.worker is not NOT_CLUSTERED
+    worker: str | None = None
+    clustered: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """The host's entry in the --json document; `status` is the document as the host sent it."""

@@ -119,7 +119,7 @@ class ClusterFleet:
         def finish(res: HostResult) -> None:
             if res.host in results:
                 return
-            results[res.host] = res if res.clustered else replace(res, worker=None)
+            results[res.host] = res if res.clustered else replace(res, clustered=True)  # worker: null
             if self.on_result:
                 self.on_result(res)
 

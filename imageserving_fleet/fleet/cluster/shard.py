@@ -75,7 +75,7 @@ def run_shard(shard: Shard) -> list[HostResult]:
     with Fleet(Connector(shard.options), forks=max(1, min(shard.forks, len(shard.targets))),
                timeout=shard.timeout, become_password=password, keep_sessions=False) as fleet:
         results = fleet.run(shard.targets, shard.job)
-    return [replace(r, worker=worker) for r in results]
+    return [replace(r, worker=worker, clustered=True) for r in results]
 
 
 def _first_attempt(claim: str) -> bool:

@@ -187,7 +187,7 @@ def from_document(doc: Any, source: str = "report") -> Report:
         elapsed = _num(entry.get("elapsed_s")) or 0.0
         worker = entry.get("worker")  # which cluster worker asked it (§8): kept through a merge
         res = HostResult(entry["host"], result, str(entry.get("reason") or ""), status, elapsed)
-        hosts.append(replace(res, worker=worker) if isinstance(worker, str) else res)
+        hosts.append(replace(res, worker=worker, clustered=True) if isinstance(worker, str) else res)
         for cid, t in (entry.get("trends") or {}).items() if isinstance(entry.get("trends"), dict) else ():
             if isinstance(t, dict):
                 trends[(entry["host"], str(cid))] = Trend.from_dict(t)
