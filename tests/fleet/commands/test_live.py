@@ -24,6 +24,8 @@ def test_exporter_listen_checks_the_interval_before_taking_the_port() -> None:
             live.listen(f"127.0.0.1:{taken}", -5)
         with pytest.raises(UsageError, match="Address already in use"):
             live.listen(f"127.0.0.1:{taken}", 15)
+    with pytest.raises(UsageError, match="cannot listen on 192.0.2.1:9464"):  # not an address of ours
+        live.listen("192.0.2.1:9464", 15)
     port = free_port()
     sock, every = live.listen(f"127.0.0.1:{port}", 0.5)
     with sock:
