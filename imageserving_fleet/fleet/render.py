@@ -3,6 +3,8 @@
     print_outcome(console, outcome)   a command's results: JSON, the status table, logs, deploy's table
     print_hosts(console, rows)        `hosts`
     progress_bar(console, total)      on a terminal only: (told of each host done, takes it down)
+    batch_printer(console, quiet)     a rolling run's batches as they begin
+    out, err                          the consoles: stdout (wide in a pipe), stderr (unwrapped)
 """
 
 from __future__ import annotations
@@ -21,7 +23,13 @@ from .commands.hosts import COLUMNS, HostRow, hosts_document
 from .commands.run import Outcome
 from .context import Command
 from .results import HostResult, Result, config_digests, fleet_document, summarize
+from .rolling import OnBatch
 
+# A pipe or cron mail has no width: give the table room rather than cutting states to "RUN…".
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+# Errors unwrapped (soft_wrap): a log or cron mail must read `got 'notaport'` on one line, and a
+# terminal wraps long lines itself.
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 RESULT_STYLE = {Result.OK: "green", Result.DEGRADED: "yellow", Result.FAILED: "red",
                 Result.UNREACHABLE: "magenta", Result.SKIPPED: "dim"}
 STATE_STYLE = {"RUNNING": "green", "STARTING": "yellow", "BACKOFF": "yellow", "STOPPING": "yellow",
@@ -153,3 +161,12 @@ def progress_bar(console: Console, total: int) -> tuple[Callable[[HostResult], N
         bar.update(task, advance=1, description=f"{res.host}: {res.result}")
 
     return advance, bar.stop
+
+
+def batch_printer(console: Console, quiet: bool) -> OnBatch:
+    """`batch 1/3: a, b` as each batch of a rolling run begins (not for one batch, nor when quiet)."""
+    def on_batch(i: int, n: int, names: list[str]) -> None:
+        if not quiet and n > 1:
+            console.print(f"batch {i}/{n}: {', '.join(names)}")
+
+    return on_batch

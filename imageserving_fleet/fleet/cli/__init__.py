@@ -9,7 +9,6 @@ from collections.abc import Callable
 from typing import Annotated, NoReturn, TypeVar
 
 import typer
-from rich.console import Console
 
 from ...errors import ImageServingError, UsageError
 from ..commands import control
@@ -21,16 +20,10 @@ from ..context import Command, RunContext, resolve
 from ..fanout import FanOut
 from ..options import Options
 from ..remote import check_id
-from ..render import print_hosts, print_outcome, progress_bar
+from ..render import batch_printer, err, out, print_hosts, print_outcome, progress_bar
 from ..results import EXIT_BAD_OPTIONS, EXIT_BEFORE_HOSTS, EXIT_INTERRUPTED
 from ..rolling import OnBatch, Rolling
 from .globals import options_callback
-
-# A pipe or cron mail has no width: give the table room rather than cutting states to "RUN…".
-out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
-# Errors unwrapped (soft_wrap): a log or cron mail must read `got 'notaport'` on one line, and a
-# terminal wraps long lines itself.
-err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def say_error(message: object) -> None:
@@ -45,21 +38,11 @@ def show(options: Options, outcome: Outcome) -> NoReturn:
     raise typer.Exit(outcome.exit_code)
 
 
-def batch_printer(options: Options) -> OnBatch:
-    def on_batch(i: int, n: int, names: list[str]) -> None:
-        if not options.quiet and not options.as_json and n > 1:
-            err.print(f"batch {i}/{n}: {', '.join(names)}")
-
-    return on_batch
-
-
 T = TypeVar("T")
 SETTINGS = {"help_option_names": ["-h", "--help"]}
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None, context_settings=SETTINGS,
                   help="Run the Image Serving agent on every host of an Ansible inventory, in parallel over SSH, "
                        "and aggregate what each reports.")
-
-
 app.callback()(options_callback())
 
 
@@ -83,6 +66,10 @@ def _show(ctx: typer.Context, command: Command, call: Callable[[RunContext, FanO
     """Resolves the context, runs `call` on the fan-out, prints the outcome and exits with its code."""
     run_ctx = _context(ctx, command)
     show(ctx.obj, _run(ctx, run_ctx, lambda fanout: call(run_ctx, fanout)))
+
+
+def _batches(ctx: typer.Context) -> OnBatch:
+    return batch_printer(err, ctx.obj.quiet or ctx.obj.as_json)
 
 
 def _id(component: str | None) -> str | None:
@@ -159,7 +146,7 @@ def restart(ctx: typer.Context, component: IdArg = None, serial: SerialOpt = Non
             max_fail_percentage: MaxFailOpt = 0.0) -> None:
     """Restart one component or everything; rolling with --serial (the next batch waits for this one's health)."""
     cid, how = _id(component), Rolling(serial, max_fail_percentage)
-    _show(ctx, Command.RESTART, lambda c, f: rolling_cmd.restart(c, f, cid, how, batch_printer(ctx.obj)))
+    _show(ctx, Command.RESTART, lambda c, f: rolling_cmd.restart(c, f, cid, how, _batches(ctx)))
 
 
 @app.command()
@@ -169,7 +156,7 @@ def reload(ctx: typer.Context, serial: SerialOpt = None, max_fail_percentage: Ma
     Example: imageserving-fleet reload --serial 25%
     """
     how = Rolling(serial, max_fail_percentage)
-    _show(ctx, Command.RELOAD, lambda c, f: rolling_cmd.reload(c, f, how, batch_printer(ctx.obj)))
+    _show(ctx, Command.RELOAD, lambda c, f: rolling_cmd.reload(c, f, how, _batches(ctx)))
 
 
 @app.command()
@@ -232,7 +219,7 @@ def config_push(ctx: typer.Context,
     """
     data = rolling_cmd.read_config_file(path)
     how = Rolling(serial, max_fail_percentage)
-    _show(ctx, Command.CONFIG_PUSH, lambda c, f: rolling_cmd.config_push(c, f, data, how, batch_printer(ctx.obj)))
+    _show(ctx, Command.CONFIG_PUSH, lambda c, f: rolling_cmd.config_push(c, f, data, how, _batches(ctx)))
 
 
 from . import report as _report  # noqa: E402,F401  (adds `report` and `report merge` to app)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import inspect
+import logging
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -47,11 +49,7 @@ def options_callback() -> Callable[..., None]:
 
 
 def _debug_log() -> None:
-    import logging
-    import sys
-
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("debug: %(message)s"))
-    logger = logging.getLogger("imageserving_fleet")
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
+    logging.getLogger("imageserving_fleet").addHandler(handler)
+    logging.getLogger("imageserving_fleet").setLevel(logging.DEBUG)
