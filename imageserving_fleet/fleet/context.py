@@ -7,10 +7,14 @@ once), the hosts --limit selects (selected once), the cluster address and the be
 (from IMAGESERVING_BECOME_PASS or one -K prompt) are settled here, in this order, and nowhere
 else: below this, nothing reads os.environ or an inventory file. Every refusal is an
 InventoryError (exit 1) or a UsageError (exit 5), before any host is contacted.
+
+Where each setting came from is kept (`RunContext.sources`: option, environment, default);
+a further layer (an ansible.cfg) goes into setting() and is recorded the same way.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import os
 from collections.abc import Callable, Mapping
@@ -20,7 +24,7 @@ from pathlib import Path
 from ..errors import UsageError
 from .cluster.address import ClusterAddress, parse_address
 from .inventory import Host, Inventory, default_inventory, load_inventory, select
-from .options import ENV_BECOME_PASS, ENV_CLUSTER, ENV_INVENTORY, Options
+from .options import ENV_BECOME_PASS, Options, declared
 from .target import FleetOptions, Target, make_target
 
 DEFAULT_INVENTORY = Path("inventory/hosts.yml")
@@ -65,6 +69,29 @@ class Command(enum.Enum):
         return self is not Command.DEPLOY  # the wheels are on this machine: deploy runs from here
 
 
+class Source(enum.StrEnum):
+    """Where a setting's value came from."""
+
+    OPTION = "option"
+    ENVIRONMENT = "environment"
+    DEFAULT = "default"
+
+
+def setting(options: Options, environ: Mapping[str, str], name: str) -> tuple[object, Source]:
+    """A global option's value and its source: given on the line, else its variable (Opt.env), else
+    its default. The variable's text is returned as it is (the caller parses it)."""
+    value = getattr(options, name)
+    for fld, _, decl in declared():
+        if fld.name != name:
+            continue
+        if value != fld.default:
+            return value, Source.OPTION
+        if decl.env and environ.get(decl.env):
+            return environ[decl.env], Source.ENVIRONMENT
+        return value, Source.DEFAULT
+    raise KeyError(name)
+
+
 @dataclass(frozen=True)
 class RunContext:
     """Everything one fleet command needs to know before it contacts a host."""
@@ -77,6 +104,7 @@ class RunContext:
     timeout: float                   # each host's whole deadline
     cluster: ClusterAddress | None = None
     become_password: str | None = field(default=None, repr=False)
+    sources: Mapping[str, Source] = field(default_factory=dict)  # setting -> where its value came from
 
     @property
     def ssh(self) -> FleetOptions:
@@ -87,14 +115,14 @@ class RunContext:
         return self.options.forks
 
 
-def inventory_paths(options: Options, environ: Mapping[str, str]) -> list[str]:
+def inventory_paths(options: Options, environ: Mapping[str, str]) -> tuple[list[str], Source]:
     """-i, else IMAGESERVING_INVENTORY (os.pathsep-separated), else ./inventory/hosts.yml if there."""
-    if options.inventory:
-        return list(options.inventory)
-    env = environ.get(ENV_INVENTORY)
-    if env:
-        return [p for p in env.split(os.pathsep) if p]
-    return [str(DEFAULT_INVENTORY)] if DEFAULT_INVENTORY.exists() else []
+    value, source = setting(options, environ, "inventory")
+    if source is Source.ENVIRONMENT:
+        return [p for p in str(value).split(os.pathsep) if p], source
+    if source is Source.OPTION:
+        return list(options.inventory), source
+    return ([str(DEFAULT_INVENTORY)] if DEFAULT_INVENTORY.exists() else []), source
 
 
 def resolve(options: Options, environ: Mapping[str, str], command: Command,
@@ -104,7 +132,7 @@ def resolve(options: Options, environ: Mapping[str, str], command: Command,
     `prompt` asks for the become password when -K is given (default getpass); it is asked at most
     once, and only when a selected host becomes and the command contacts hosts.
     """
-    paths = inventory_paths(options, environ)
+    paths, inventory_source = inventory_paths(options, environ)
     inventory = load_inventory(paths) if paths else default_inventory()
     hosts = tuple(select(inventory, options.limit) if options.limit else inventory.hosts)
     targets = tuple(make_target(h.name, h.vars, options.ssh) for h in hosts)
@@ -115,11 +143,11 @@ def resolve(options: Options, environ: Mapping[str, str], command: Command,
         if not 0 < options.timeout <= MAX_TIMEOUT:  # nan too
             raise UsageError(f"--timeout must be a number of seconds above 0, got {options.timeout!r}")
         timeout = options.timeout
-    context = RunContext(command, options, inventory, hosts, targets, timeout)
+    context = RunContext(command, options, inventory, hosts, targets, timeout, sources={"inventory": inventory_source})
     if not command.contacts_hosts:
         return context
-    cluster_text = options.cluster if options.cluster is not None else environ.get(ENV_CLUSTER)
-    cluster = parse_address(cluster_text) if cluster_text else None
+    cluster_text, cluster_source = setting(options, environ, "cluster")
+    cluster = parse_address(str(cluster_text)) if cluster_text else None
     becomes = any(t.become for t in targets)
     if cluster is not None:
         if not command.through_cluster:
@@ -137,4 +165,5 @@ def resolve(options: Options, environ: Mapping[str, str], command: Command,
 
                 prompt = getpass.getpass
             password = prompt("BECOME password: ")
-    return RunContext(command, options, inventory, hosts, targets, timeout, cluster, password)
+    return dataclasses.replace(context, cluster=cluster, become_password=password,
+                               sources={**context.sources, "cluster": cluster_source})

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from imageserving_fleet.errors import InventoryError, UsageError
-from imageserving_fleet.fleet.context import ACTION_TIMEOUT, STATUS_TIMEOUT, Command, inventory_paths, resolve
+from imageserving_fleet.fleet.context import ACTION_TIMEOUT, STATUS_TIMEOUT, Command, Source, inventory_paths, resolve
 from imageserving_fleet.fleet.options import Options, declared, hoisted
 
 LOCAL = "all:\n  hosts:\n    here:\n      ansible_connection: local\n"
@@ -26,13 +26,14 @@ def test_the_inventory_comes_from_the_option_else_the_variable_else_the_default(
     monkeypatch.chdir(tmp_path)
     a, b = _inventory(tmp_path, name="a.yml"), _inventory(tmp_path, name="b.yml")
     env = {"IMAGESERVING_INVENTORY": f"{a}{os.pathsep}{os.pathsep}{b}"}
-    assert inventory_paths(Options(inventory=("x.yml",)), env) == ["x.yml"]
-    assert inventory_paths(Options(), env) == [a, b]
-    assert inventory_paths(Options(), {}) == []  # no ./inventory/hosts.yml here: localhost only
+    assert inventory_paths(Options(inventory=("x.yml",)), env) == (["x.yml"], Source.OPTION)
+    assert inventory_paths(Options(), env) == ([a, b], Source.ENVIRONMENT)
+    assert inventory_paths(Options(), {}) == ([], Source.DEFAULT)  # no ./inventory/hosts.yml here: localhost only
     (tmp_path / "inventory").mkdir()
     (tmp_path / "inventory" / "hosts.yml").write_text(LOCAL)
-    assert inventory_paths(Options(), {}) == ["inventory/hosts.yml"]
-    assert [t.name for t in resolve(Options(), {}, Command.STATUS).targets] == ["here"]
+    assert inventory_paths(Options(), {}) == (["inventory/hosts.yml"], Source.DEFAULT)
+    ctx = resolve(Options(), {}, Command.STATUS)
+    assert [t.name for t in ctx.targets] == ["here"] and ctx.sources["inventory"] is Source.DEFAULT
 
 
 def test_the_inventory_is_read_once_and_hosts_selected_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -107,8 +108,10 @@ def test_the_become_password_is_resolved_once(tmp_path: Path, text: str, limit: 
 def test_the_cluster_comes_from_the_option_else_the_variable(tmp_path: Path) -> None:
     path = _inventory(tmp_path)
     env = {"IMAGESERVING_CLUSTER": "local:2"}
-    assert str(resolve(Options(inventory=(path,)), env, Command.STATUS).cluster) == "local:2"
-    assert str(resolve(Options(inventory=(path,), cluster="tcp://h:1"), env, Command.STATUS).cluster) == "tcp://h:1"
+    from_env = resolve(Options(inventory=(path,)), env, Command.STATUS)
+    assert (str(from_env.cluster), from_env.sources["cluster"]) == ("local:2", Source.ENVIRONMENT)
+    given = resolve(Options(inventory=(path,), cluster="tcp://h:1"), env, Command.STATUS)
+    assert (str(given.cluster), given.sources["cluster"]) == ("tcp://h:1", Source.OPTION)
     assert resolve(Options(inventory=(path,)), {}, Command.STATUS).cluster is None
 
 
