@@ -135,7 +135,8 @@ def resolve(options: Options, environ: Mapping[str, str], command: Command,
     paths, inventory_source = inventory_paths(options, environ)
     inventory = load_inventory(paths) if paths else default_inventory()
     hosts = tuple(select(inventory, options.limit) if options.limit else inventory.hosts)
-    targets = tuple(make_target(h.name, h.vars, options.ssh) for h in hosts)
+    ssh = options.ssh
+    targets = tuple(make_target(h.name, h.vars, ssh) for h in hosts)
     if options.forks < 1:
         raise UsageError(f"--forks must be at least 1, got {options.forks}")
     timeout = command.default_timeout
