@@ -6,7 +6,7 @@ a slow or silent scraper can hold up nothing but itself (each connection has a 5
 supervisor's snapshot asks the supervisor over its own control socket, exactly as `imageserving
 status` does: the selector loop answers it like any other client and is never blocked by HTTP.
 
-Stdlib only at import time (config.py imports parse_listen); the metrics module, and with it
+Stdlib only at import time (config/validate.py imports parse_listen); the metrics module, and with it
 prometheus_client, is loaded only when a listener is started.
 """
 
