@@ -20,7 +20,7 @@ from typing import Any
 
 from .. import __version__
 from ..units import format_size
-from . import commands, procs, readiness, statusdoc
+from . import commands, memory, procs, readiness, statusdoc
 from .config import AgentConfig, ComponentConfig, digest
 from .home import Home
 from .logfiles import EventLog, LogFile
@@ -73,7 +73,7 @@ class Supervisor:
                      for c in config.components}
         self.events = EventLog(home.log("Supervisor"), config.log_max_bytes, config.log_backups)
         self.checks = readiness.Checks(wake=self.wake)
-        self.sampler = procs.RssSampler()
+        self.sampler = memory.MemorySampler()
         self.mem_strikes: dict[str, int] = {}
         self.next_memory = 0.0
         self.ops: list[tuple[AnyOp, Client | None]] = []
@@ -258,12 +258,13 @@ class Supervisor:
             comp = self.comps[cid]
             if not comp.max_memory or p.state != State.RUNNING:
                 continue
-            rss = self.sampler.rss(cid, p.pid, now) or 0
-            strikes = self.mem_strikes.get(cid, 0) + 1 if rss > comp.max_memory else 0
+            mem = self.sampler.memory(cid, p.pid, now)
+            used = mem.effective if mem is not None else 0   # PSS where the kernel gives it, else RSS
+            strikes = self.mem_strikes.get(cid, 0) + 1 if used > comp.max_memory else 0
             self.mem_strikes[cid] = strikes
             if strikes >= MEMORY_STRIKES:
                 self.mem_strikes[cid] = 0
-                self.feed(cid, Restart("max_memory", f"restarted: memory {format_size(rss)} stayed above "
+                self.feed(cid, Restart("max_memory", f"restarted: memory {format_size(used)} stayed above "
                                                      f"max_memory {format_size(comp.max_memory)}"))
 
     # ----------------------------------------------------------- operations
@@ -360,10 +361,10 @@ class Supervisor:
         now = time.monotonic()
         order = [*self.cfg.ids, *(c for c in self.procs if c not in self.cfg.ids)]
         comps = [statusdoc.component_status(self.comps[cid], self.procs[cid],
-                                            self.sampler.rss(cid, self.procs[cid].pid, now), now)
+                                            self.sampler.memory(cid, self.procs[cid].pid, now), now)
                  for cid in order if not ids or cid in ids]
         doc = statusdoc.status_doc(comps, started=self.started, now=now,
-                                   rss=self.sampler.rss(SELF, os.getpid(), now, procs.self_rss),
+                                   memory=self.sampler.memory(SELF, os.getpid(), now, memory.self_memory),
                                    socket_path=self.home.socket, config_digest=self.digest)
         return doc.to_dict()
 
