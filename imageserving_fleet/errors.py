@@ -7,6 +7,7 @@
     │   ├── NotRunningError            no supervisor answers on the socket
     │   ├── NoAnswerError              it is there but did not answer in time (status exit 4)
     │   └── ComponentError             a component failed to start or stop (exit 1)
+    ├── NoLogFileError                 `imageserving logs`: the log it names has no file (yet) (agent exit 1)
     ├── MissingDependencyError         the controller's environment lacks a module it needs (fleet exit 1)
     ├── InventoryError                 bad inventory: file, line (fleet exit 1)
     │   ├── InventoryVariableError     a host variable the fleet cannot use: host, variable (fleet exit 1)
@@ -60,6 +61,10 @@ class NoAnswerError(SupervisorError):
 
 class ComponentError(SupervisorError):
     """A component failed to start or to stop; the message names it and its log file."""
+
+
+class NoLogFileError(ImageServingError):
+    """`imageserving logs`: the log asked for is known, but no file is there (not written yet, glob matches nothing)."""
 
 
 class MissingDependencyError(ImageServingError):

@@ -16,13 +16,14 @@ import signal
 import socket
 import subprocess
 import time
+from dataclasses import replace
 from typing import Any
 
 from .. import __version__
 from ..units import format_size
 from . import commands, memory, procs, readiness, statusdoc
 from .config import AgentConfig, ComponentConfig, digest
-from .home import Home
+from .home import HOME_ENV, Home
 from .logfiles import EventLog, LogFile
 from .operations import SETTLED_DOWN, Operation
 from .protocol import FAILED, error, ok
@@ -167,8 +168,10 @@ class Supervisor:
                 self.kill_tree(cid)
 
     def spawn(self, comp: ComponentConfig) -> None:
+        # Every component learns the home, so it can write its own logs under <home>/logs (the `logs:` key's root).
+        env = {HOME_ENV: self.home.root, **comp.env}
         try:
-            child = procs.spawn(comp, self.home.marker)
+            child = procs.spawn(replace(comp, env=env), self.home.marker)
         except (OSError, subprocess.SubprocessError, KeyError, ValueError) as exc:
             self.feed(comp.id, SpawnFailed(_oserror(exc)))
             return

@@ -76,6 +76,9 @@ class ComponentConfig:
     backoff: Backoff = Backoff()
     max_memory: int | None = None
     health: HealthCheck | None = None
+    # The server's own log files by name: a path or a glob (the newest match by mtime is read);
+    # relative to <home>/logs. Read by `imageserving logs ID:NAME`; the supervisor never opens them.
+    logs: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from .model import RESTART_POLICIES, AgentConfig, Backoff, ComponentConfig, Heal
 from .yamlfile import LineIndex
 
 ID_RE = COMPONENT_ID_RE
+LOG_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,31}\Z")  # `logs ID:NAME`: no ':' or '/', no shell meaning
 _INTEGER = re.compile(r"-?[0-9]{1,18}")  # ASCII digits only; str.isdigit() takes '²', which int() refuses
 
 
@@ -110,7 +111,7 @@ class _Validator:
             raise self.fail(base, "component id must be lowercase letters, digits, - or _ (at most 32)")
         keys = {"description", "command", "cwd", "env", "user", "start_priority", "ready", "start_delay",
                 "ready_timeout", "stop_signal", "stop_timeout", "restart", "start_retries", "backoff",
-                "max_memory", "health"}
+                "max_memory", "health", "logs"}
         s = self.mapping(spec, base, keys)
         command = s.get("command")
         if not isinstance(command, list) or not command:
@@ -150,7 +151,21 @@ class _Validator:
             backoff=backoff,
             max_memory=None if max_memory is None else self.convert(parse_size, max_memory, base + ("max_memory",)),
             health=self.health(s.get("health"), base + ("health",)),
+            logs=self.logs(s.get("logs"), base + ("logs",)),
         )
+
+    def logs(self, value: Any, path: tuple[str, ...]) -> dict[str, str]:
+        names = set(map(str, value)) if isinstance(value, dict) else set()
+        out = {}
+        for name, target in self.mapping(value, path, names).items():
+            where = path + (str(name),)
+            if not LOG_NAME_RE.match(str(name)):
+                raise self.fail(where, "a log name must be lowercase letters, digits, '.', '-' or '_' (at most 32)")
+            text = self.text(target, where).strip()
+            if not text or "\0" in text:
+                raise self.fail(where, "expected a file path or a glob such as /var/log/app/access-*.log")
+            out[str(name)] = text
+        return out
 
     def health(self, value: Any, path: tuple[str, ...]) -> HealthCheck | None:
         if value is None:

@@ -26,7 +26,7 @@ def digest(config: AgentConfig) -> str:
     import hashlib
     import json
 
-    data = to_dict(config)
+    data = _without_new_defaults(to_dict(config))
     data.pop("path", None)
     return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
@@ -45,3 +45,14 @@ def from_dict(data: dict[str, Any]) -> AgentConfig:
         comps.append(ComponentConfig(**c))
     return AgentConfig(path=data["path"], components=tuple(comps), log_max_bytes=data["log_max_bytes"],
                        log_backups=data["log_backups"], metrics_listen=data.get("metrics_listen"))
+
+
+def _without_new_defaults(data: dict[str, Any]) -> dict[str, Any]:
+    """Leaves out keys added after the digest was first published while they hold their default,
+    so an upgraded agent computes the same digest for the same file (no drift, no restart on handover)."""
+    if data.get("notify") is None:
+        data.pop("notify", None)
+    for comp in data.get("components", []):
+        if not comp.get("logs"):
+            comp.pop("logs", None)
+    return data
