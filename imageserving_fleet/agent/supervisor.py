@@ -21,10 +21,11 @@ from typing import Any
 
 from .. import __version__
 from ..units import format_size
-from . import commands, memory, procs, readiness, statusdoc
+from . import commands, memory, notify, procs, readiness, statusdoc
 from .config import AgentConfig, ComponentConfig, digest
 from .home import HOME_ENV, Home
 from .logfiles import EventLog, LogFile
+from .notifier import Notifier
 from .operations import SETTLED_DOWN, Operation
 from .protocol import FAILED, error, ok
 from .reload import Reload, diff
@@ -54,7 +55,8 @@ from .states import (
 BUSY_TICK = 0.05             # loop period while something is starting or stopping
 MEMORY_EVERY = 2.0           # seconds between max_memory checks
 MEMORY_STRIKES = 3           # consecutive checks above max_memory before a restart
-SELF = "supervisor"          # the sampler's key for our own memory
+SELF = "supervisor"          # the sampler's key for our own memory, the notifications' component for reload
+NOTIFY_FLUSH = 5.0           # seconds an exiting supervisor waits for queued notifications
 AnyOp = Operation | Reload
 
 
@@ -85,6 +87,8 @@ class Supervisor:
         self.wake_r, self.wake_w = socket.socketpair()
         self.server = ControlServer(listener, self.sel, self.events,
                                     lambda req, client: commands.dispatch(self, req, client))
+        self.notifier = Notifier(config.notify, socket.gethostname(), wake=self.wake)   # supervisor.notify
+        self.tracker = notify.EventTracker()
 
     # ----------------------------------------------------------------- loop
     def run(self, autostart: bool = True) -> None:
@@ -115,6 +119,10 @@ class Supervisor:
             self.turn()
             if self.exit_after and not self.ops:
                 break
+        if not self.notifier.idle(NOTIFY_FLUSH):
+            self.events.line(f"notify: exiting with notifications unsent after {NOTIFY_FLUSH:g}s")
+        for line in self.notifier.drain():
+            self.events.line(line)
         self.events.line(f"supervisor pid {os.getpid()} exiting")
 
     def turn(self) -> None:
@@ -131,6 +139,8 @@ class Supervisor:
             self.next_memory = now + MEMORY_EVERY
         self.progress_ops()
         self.server.expire(now)
+        for line in self.notifier.drain():  # the notify thread's failures, written by the loop alone
+            self.events.line(line)
 
     def timeout(self) -> float | None:
         """How long select() may sleep: briefly while anything moves, else until the next timer."""
@@ -159,6 +169,9 @@ class Supervisor:
             extra = f" pid {new.pid or old.pid}" if (new.pid or old.pid) else ""
             why = f": {new.message}" if new.message else ""
             self.events.line(f"{cid} {old.state} -> {new.state}{extra}{why}")
+        for event in self.tracker.events(cid, old, new, ev):
+            self.notifier.submit(cid, event, str(new.state), str(old.state), new.message or new.last_exit or "",
+                                 new.restarts)
         for action in actions:
             if isinstance(action, Spawn):
                 self.spawn(comp)
@@ -226,6 +239,7 @@ class Supervisor:
                 self.feed(cid, Exited(pid, how, clean))
                 continue
             self.checks.reaped(pid, status)
+            self.notifier.reaped(pid, status)
 
     # --------------------------------------------------------------- checks
     def run_checks(self, now: float) -> None:
@@ -345,8 +359,11 @@ class Supervisor:
                 self.logs[comp.id] = LogFile(self.home.log(comp.id), new.log_max_bytes, new.log_backups)
         for log in (*self.logs.values(), self.events):
             log.max_bytes, log.backups = new.log_max_bytes, new.log_backups
-        self.events.line(f"reload from {new.path}: added {list(changes.added)}, removed {list(changes.removed)}, "
-                         f"changed {list(changes.changed)}, unchanged {len(changes.unchanged)}")
+        summary = (f"reload from {new.path}: added {list(changes.added)}, removed {list(changes.removed)}, "
+                   f"changed {list(changes.changed)}, unchanged {len(changes.unchanged)}")
+        self.events.line(summary)
+        self.notifier.configure(new.notify)
+        self.notifier.submit(SELF, "reload", "RUNNING", "RUNNING", summary, 0)
         self.begin(Reload.plan(changes, old, new, held, time.monotonic()), client)
 
     def retire(self, op: Reload) -> None:
@@ -358,6 +375,7 @@ class Supervisor:
                 self.logs.pop(cid).close()
                 self.sampler.forget(cid)
                 self.checks.forget(cid)
+                self.tracker.forget(cid)
 
     # ----------------------------------------------------------------- status
     def status_doc(self, ids: list[str] | None) -> dict[str, Any]:

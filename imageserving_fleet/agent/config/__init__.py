@@ -15,14 +15,24 @@ from __future__ import annotations
 from pathlib import Path
 
 from .lookup import SYSTEM_CONFIG, packaged_default, resolve_path
-from .model import RESTART_POLICIES, AgentConfig, Backoff, ComponentConfig, HealthCheck, ReadyCheck
+from .model import (
+    NOTIFY_DEFAULT,
+    NOTIFY_EVENTS,
+    RESTART_POLICIES,
+    AgentConfig,
+    Backoff,
+    ComponentConfig,
+    HealthCheck,
+    NotifyConfig,
+    ReadyCheck,
+)
 from .validate import ID_RE, validate
 from .wire import digest, from_dict, to_dict
 from .yamlfile import MAX_CONFIG_BYTES, parse_yaml, read_text
 
 __all__ = [
-    "ID_RE", "MAX_CONFIG_BYTES", "RESTART_POLICIES", "SYSTEM_CONFIG", "AgentConfig", "Backoff",
-    "ComponentConfig", "HealthCheck", "ReadyCheck", "digest", "from_dict", "load_config",
+    "ID_RE", "MAX_CONFIG_BYTES", "NOTIFY_DEFAULT", "NOTIFY_EVENTS", "RESTART_POLICIES", "SYSTEM_CONFIG", "AgentConfig", "Backoff",
+    "ComponentConfig", "HealthCheck", "NotifyConfig", "ReadyCheck", "digest", "from_dict", "load_config",
     "packaged_default", "parse_config", "resolve_path", "to_dict",
 ]
 

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 RESTART_POLICIES = ("always", "on-failure", "never")
+NOTIFY_EVENTS = ("crash", "fatal", "unhealthy", "recovered", "start", "stop", "held", "reload")
+NOTIFY_DEFAULT = ("crash", "fatal", "unhealthy", "recovered")
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,16 @@ class ComponentConfig:
 
 
 @dataclass(frozen=True)
+class NotifyConfig:
+    """supervisor.notify: where state changes are sent, which ones, and how often at most."""
+
+    command: tuple[str, ...] = ()     # gets one JSON event on stdin
+    url: str | None = None            # gets the same JSON POSTed
+    on: tuple[str, ...] = NOTIFY_DEFAULT
+    min_interval: float = 300.0       # per component and event (flap damping)
+
+
+@dataclass(frozen=True)
 class AgentConfig:
     """A whole validated configuration file."""
 
@@ -90,6 +102,7 @@ class AgentConfig:
     log_max_bytes: int = 10 * 2**20
     log_backups: int = 5
     metrics_listen: str | None = None   # supervisor.metrics.listen: serve /metrics there (SPEC §7)
+    notify: NotifyConfig | None = None  # supervisor.notify (SPEC §2)
 
     def component(self, cid: str) -> ComponentConfig:
         for comp in self.components:

@@ -14,7 +14,17 @@ from typing import Any
 from ...errors import ConfigError
 from ...schema import COMPONENT_ID_RE
 from ...units import expand_vars, parse_duration, parse_size
-from .model import RESTART_POLICIES, AgentConfig, Backoff, ComponentConfig, HealthCheck, ReadyCheck
+from .model import (
+    NOTIFY_DEFAULT,
+    NOTIFY_EVENTS,
+    RESTART_POLICIES,
+    AgentConfig,
+    Backoff,
+    ComponentConfig,
+    HealthCheck,
+    NotifyConfig,
+    ReadyCheck,
+)
 from .yamlfile import LineIndex
 
 ID_RE = COMPONENT_ID_RE
@@ -79,7 +89,8 @@ class _Validator:
 
     def config(self, data: Any) -> AgentConfig:
         top = self.mapping(data, (), {"supervisor", "components"})
-        sup = self.mapping(top.get("supervisor"), ("supervisor",), {"log_max_bytes", "log_backups", "metrics"})
+        sup = self.mapping(top.get("supervisor"), ("supervisor",), {"log_max_bytes", "log_backups", "metrics",
+                                                                     "notify"})
         log_max = self.convert(parse_size, sup.get("log_max_bytes", 10 * 2**20), ("supervisor", "log_max_bytes"))
         if log_max < 4096:
             raise self.fail(("supervisor", "log_max_bytes"), "must be at least 4KiB")
@@ -89,7 +100,43 @@ class _Validator:
             raise self.fail(("components",), "expected a mapping of component id to settings, with at least one")
         comps = [self.component(str(cid), spec) for cid, spec in comps_raw.items()]
         return AgentConfig(path=self.name, components=tuple(comps), log_max_bytes=log_max, log_backups=backups,
-                           metrics_listen=self.metrics_listen(sup.get("metrics")))
+                           metrics_listen=self.metrics_listen(sup.get("metrics")),
+                           notify=self.notify(sup.get("notify")))
+
+    def notify(self, value: Any) -> NotifyConfig | None:
+        path = ("supervisor", "notify")
+        if value is None:
+            return None
+        if isinstance(value, dict) and True in value:  # YAML 1.1 reads a bare `on:` key as the boolean true
+            value = {("on" if k is True else k): v for k, v in value.items()}
+        n = self.mapping(value, path, {"command", "url", "on", "min_interval"})
+        command = n.get("command")
+        argv: tuple[str, ...] = ()
+        if command is not None:
+            if not isinstance(command, list) or not command:
+                raise self.fail(path + ("command",), "expected a non-empty argv list such as "
+                                "[\"/usr/local/bin/page-oncall\"] (a shell string is not accepted)")
+            argv = tuple(self.text(a, path + ("command", str(i))) for i, a in enumerate(command))
+        url = None
+        if n.get("url") is not None:
+            url = self.text(n["url"], path + ("url",))
+            if not url.startswith(("http://", "https://")):
+                raise self.fail(path + ("url",), f"expected an http:// or https:// URL, got {url!r}")
+        if not argv and url is None:
+            raise self.fail(path, "expected a command, a url or both")
+        on = n.get("on", list(NOTIFY_DEFAULT))
+        if not isinstance(on, list) or not on:
+            raise self.fail(path + ("on",), f"expected a list of events from: {', '.join(NOTIFY_EVENTS)}")
+        events = []
+        for i, event in enumerate(on):
+            name = self.text(event, path + ("on", str(i)))
+            if name not in NOTIFY_EVENTS:
+                raise self.fail(path + ("on", str(i)), f"unknown event {name!r} (expected one of: "
+                                                        f"{', '.join(NOTIFY_EVENTS)})")
+            events.append(name)
+        return NotifyConfig(command=argv, url=url, on=tuple(dict.fromkeys(events)),
+                            min_interval=self.convert(parse_duration, n.get("min_interval", 300.0),
+                                                      path + ("min_interval",)))
 
     def metrics_listen(self, value: Any) -> str | None:
         path = ("supervisor", "metrics")

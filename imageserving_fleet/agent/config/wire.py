@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .model import AgentConfig, Backoff, ComponentConfig, HealthCheck, ReadyCheck
+from .model import AgentConfig, Backoff, ComponentConfig, HealthCheck, NotifyConfig, ReadyCheck
 
 
 def to_dict(config: AgentConfig) -> dict[str, Any]:
@@ -43,8 +43,11 @@ def from_dict(data: dict[str, Any]) -> AgentConfig:
         if c.get("health"):
             c["health"] = HealthCheck(**{**c["health"], "check": _check(c["health"]["check"])})
         comps.append(ComponentConfig(**c))
+    n = data.get("notify")
+    notify = None if not n else NotifyConfig(command=tuple(n["command"]), url=n.get("url"), on=tuple(n["on"]),
+                                             min_interval=n["min_interval"])
     return AgentConfig(path=data["path"], components=tuple(comps), log_max_bytes=data["log_max_bytes"],
-                       log_backups=data["log_backups"], metrics_listen=data.get("metrics_listen"))
+                       log_backups=data["log_backups"], metrics_listen=data.get("metrics_listen"), notify=notify)
 
 
 def _without_new_defaults(data: dict[str, Any]) -> dict[str, Any]:
