@@ -14,9 +14,8 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-import psutil
-
 SAMPLE_EVERY = 1.5  # seconds a memory sample is served before it is measured again
+FAMILY_FRESH = 0.1  # seconds one listing of /proc's parent links serves further trees (one status answer)
 _KIB = 1024
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
@@ -85,18 +84,45 @@ def measure(pids: Iterable[int]) -> Memory | None:
     return Memory(rss, pss, uss) if honest else Memory(rss)
 
 
-def tree_pids(pid: int) -> list[int]:
-    """The pid and every descendant's, found through psutil; empty when the process is gone."""
-    try:
-        main = psutil.Process(pid)
-        return [pid, *(c.pid for c in main.children(recursive=True))]
-    except psutil.Error:
+Children = dict[int, list[int]]   # parent pid -> child pids
+
+
+def children_map() -> Children:
+    """Every process's children, from one pass over /proc/*/stat (what psutil does per call, done once)."""
+    out: Children = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2:].split()   # the command name may hold spaces and ')'
+        if len(fields) > 1:
+            out.setdefault(int(fields[1]), []).append(int(name))
+    return out
+
+
+def tree_pids(pid: int, children: Children | None = None) -> list[int]:
+    """The pid and every descendant's; empty when the process is gone."""
+    if not os.path.exists(f"/proc/{pid}"):
         return []
+    family = children if children is not None else children_map()
+    found, todo, seen = [], [pid], {pid}
+    while todo:
+        p = todo.pop()
+        found.append(p)
+        for c in family.get(p, ()):
+            if c not in seen:
+                seen.add(c)
+                todo.append(c)
+    return found
 
 
-def tree_memory(pid: int) -> Memory | None:
+def tree_memory(pid: int, children: Children | None = None) -> Memory | None:
     """Memory of a process and all its descendants; None when it is gone."""
-    return measure(tree_pids(pid))
+    return measure(tree_pids(pid, children))
 
 
 def self_memory(pid: int) -> Memory | None:
@@ -116,6 +142,7 @@ class MemorySampler:
     def __init__(self, every: float = SAMPLE_EVERY) -> None:
         self.every = every
         self._samples: dict[str, tuple[int, float, Memory | None]] = {}
+        self._family: tuple[float, Children] | None = None   # one /proc pass serves every tree of an answer
 
     def memory(self, key: str, pid: int | None, now: float,
                measure_tree: Callable[[int], Memory | None] | None = None) -> Memory | None:
@@ -126,9 +153,14 @@ class MemorySampler:
         hit = self._samples.get(key)
         if hit is not None and hit[0] == pid and now - hit[1] < self.every:
             return hit[2]
-        value = (measure_tree or tree_memory)(pid)
+        value = measure_tree(pid) if measure_tree is not None else tree_memory(pid, self._children(now))
         self._samples[key] = (pid, now, value)
         return value
+
+    def _children(self, now: float) -> Children:
+        if self._family is None or now - self._family[0] > FAMILY_FRESH or now < self._family[0]:
+            self._family = (now, children_map())
+        return self._family[1]
 
     def forget(self, key: str) -> None:
         self._samples.pop(key, None)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from imageserving_fleet.agent.memory import Memory, MemorySampler, measure, parse_rollup, tree_pids
+from imageserving_fleet.agent.memory import Memory, MemorySampler, children_map, measure, parse_rollup, tree_pids
 from imageserving_fleet.agent.render import shown_memory, status_table
 
 from .conftest import Agent, component, config, free_port, prog, wait_for
@@ -70,6 +70,26 @@ def test_measure_of_a_gone_pid_is_none_and_does_not_count() -> None:
     assert measure([gone]) is None
     mine = measure([os.getpid(), gone])
     assert mine is not None and mine.pss is not None and 0 < mine.pss <= mine.rss
+
+
+def test_tree_pids_finds_what_psutil_finds() -> None:
+    import subprocess
+    import sys
+
+    import psutil
+
+    child = subprocess.Popen([sys.executable, "-c", "import os, time; os.fork(); time.sleep(60)"])
+    try:
+        me = psutil.Process()
+        wait_for(lambda: len(me.children(recursive=True)) >= 2)
+        want = {os.getpid(), *(c.pid for c in me.children(recursive=True))}
+        assert set(tree_pids(os.getpid())) == want
+        assert set(tree_pids(os.getpid(), children_map())) == want
+    finally:
+        for c in psutil.Process().children(recursive=True):
+            c.kill()
+        child.wait()
+    assert tree_pids(2**22 + 12345) == []
 
 
 # ------------------------------------------------------------ real processes under a supervisor
