@@ -34,6 +34,11 @@ class Memory:
         return self.pss if self.pss is not None else self.rss
 
 
+def over_limit(mem: Memory | None, limit: int) -> bool:
+    """max_memory's test: the tree's PSS (RSS where the kernel gives no PSS) above the limit."""
+    return mem is not None and mem.effective > limit
+
+
 def parse_rollup(text: str) -> tuple[int, int, int] | None:
     """Takes the text of /proc/PID/smaps_rollup; returns (rss, pss, uss) in bytes, None if it lacks them."""
     fields: dict[str, int] = {}

@@ -276,12 +276,11 @@ class Supervisor:
             if not comp.max_memory or p.state != State.RUNNING:
                 continue
             mem = self.sampler.memory(cid, p.pid, now)
-            used = mem.effective if mem is not None else 0   # PSS where the kernel gives it, else RSS
-            strikes = self.mem_strikes.get(cid, 0) + 1 if used > comp.max_memory else 0
+            strikes = self.mem_strikes.get(cid, 0) + 1 if memory.over_limit(mem, comp.max_memory) else 0
             self.mem_strikes[cid] = strikes
-            if strikes >= MEMORY_STRIKES:
+            if strikes >= MEMORY_STRIKES and mem is not None:
                 self.mem_strikes[cid] = 0
-                self.feed(cid, Restart("max_memory", f"restarted: memory {format_size(used)} stayed above "
+                self.feed(cid, Restart("max_memory", f"restarted: memory {format_size(mem.effective)} stayed above "
                                                      f"max_memory {format_size(comp.max_memory)}"))
 
     # ----------------------------------------------------------- operations

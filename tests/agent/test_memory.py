@@ -8,7 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from imageserving_fleet.agent.memory import Memory, MemorySampler, children_map, measure, parse_rollup, tree_pids
+from imageserving_fleet.agent.memory import (
+    Memory,
+    MemorySampler,
+    children_map,
+    measure,
+    over_limit,
+    parse_rollup,
+    tree_pids,
+)
 from imageserving_fleet.agent.render import shown_memory, status_table
 
 from .conftest import Agent, component, config, free_port, prog, wait_for
@@ -38,6 +46,16 @@ def test_parse_rollup(text: str, want: tuple[int, int, int] | None) -> None:
 @pytest.mark.parametrize("mem, want", [(Memory(100, 40, 10), 40), (Memory(100), 100)])
 def test_effective_is_pss_where_known_else_rss(mem: Memory, want: int) -> None:
     assert mem.effective == want
+
+
+@pytest.mark.parametrize("mem, limit, want", [
+    (Memory(170 * 2**20, 54 * 2**20, 1), 120 * 2**20, False),   # nginx-like: RSS sum over, PSS under: no restart
+    (Memory(170 * 2**20), 120 * 2**20, True),                   # no PSS from the kernel: RSS decides
+    (Memory(170 * 2**20, 130 * 2**20, 1), 120 * 2**20, True),
+    (None, 1, False),
+])
+def test_max_memory_acts_on_pss_where_known(mem: Memory | None, limit: int, want: bool) -> None:
+    assert over_limit(mem, limit) is want
 
 
 def test_table_shows_pss_where_given_else_rss() -> None:

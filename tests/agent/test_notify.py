@@ -171,8 +171,9 @@ class Receiver(http.server.BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802 (http.server's name)
         length = int(self.headers.get("Content-Length", "0"))
         assert self.headers.get("Content-Type") == "application/json"
-        Receiver.bodies.append(json.loads(self.rfile.read(length)))
-        self.send_response(204)
+        body = json.loads(self.rfile.read(length))
+        Receiver.bodies.append(body)
+        self.send_response(500 if body["event"] == "reload" else 204)   # a broken hook, for reloads only
         self.end_headers()
 
     def log_message(self, *args: object) -> None:
@@ -221,8 +222,11 @@ def test_a_crash_reaches_the_command_and_the_url(hooked: tuple[Agent, Path]) -> 
     assert "notify:" not in agent.log()          # nothing failed, nothing to say
 
 
-def test_a_reload_is_notified_for_the_supervisor(hooked: tuple[Agent, Path]) -> None:
+def test_a_reload_is_notified_and_a_failing_url_is_logged_in_supervisor_log(hooked: tuple[Agent, Path]) -> None:
     agent, out = hooked
     agent.run("reload", check=True)
     reload = wait_for(lambda: next((e for e in events_in(out) if e["event"] == "reload"), None))
     assert reload["component"] == "supervisor" and "reload from" in reload["message"]
+    log = wait_for(lambda: "failed again" in (text := agent.log()) and text)
+    assert "notify: reload of supervisor to url" in log and "500" in log and "retrying once" in log
+    assert sum(b["event"] == "reload" for b in Receiver.bodies) == 2          # retried once, not more
