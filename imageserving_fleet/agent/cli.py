@@ -11,9 +11,9 @@ import typer
 
 from .. import __version__
 from ..errors import ConfigError, ImageServingError, SupervisorError, UsageError
+from ..home import Home
 from . import control, logview
 from .config import AgentConfig, load_config, resolve_path
-from .home import Home
 from .render import emit
 
 app = typer.Typer(
@@ -249,7 +249,7 @@ def metrics(ctx: typer.Context,
         sys.stdout.buffer.write(text)
         sys.stdout.flush()
         return
-    from ..fleet.reports.atomic import write_atomic
+    from ..atomic import write_atomic
 
     try:
         write_atomic(output, text.decode())

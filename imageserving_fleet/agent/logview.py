@@ -17,8 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..errors import NoLogFileError, UsageError
+from ..home import Home
 from .config import ComponentConfig
-from .home import Home
 from .logfilter import LineFilter
 
 DEFAULT_LINES = 20
@@ -40,7 +40,7 @@ class LogSource:
 
 def own_log(home: Home, key: str) -> LogSource:
     """A component's stdout/stderr log, or Supervisor.log for `supervisor`."""
-    return LogSource(key, home.log("Supervisor" if key == "supervisor" else key))
+    return LogSource(key, home.supervisor_log if key == "supervisor" else home.log(key))
 
 
 def server_log(home: Home, comp: ComponentConfig, name: str) -> LogSource:

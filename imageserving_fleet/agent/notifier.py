@@ -21,9 +21,9 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
+from ..timefmt import utc_stamp
 from .config import NotifyConfig
 from .notify import Damper, Notification
 
@@ -33,12 +33,12 @@ RETRY_AFTER = 2.0        # seconds before the one retry of a failed delivery
 _REAPED_MAX = 256        # statuses of children the loop reaped for us, kept until claimed
 
 
-class DeliveryFailed(Exception):
+class _DeliveryFailed(Exception):
     """A command or URL did not take a notification; str() is what Supervisor.log says."""
 
 
 def post_json(url: str, body: bytes, timeout: float = SEND_TIMEOUT) -> None:
-    """POSTs body to url (HTTP/1.0, one deadline); a 2xx answer passes, anything else raises DeliveryFailed.
+    """POSTs body to url (HTTP/1.0, one deadline); a 2xx answer passes, anything else raises _DeliveryFailed.
 
     A plain socket, as the health checks speak: http.client would pull ssl and email into the
     long-lived supervisor for one status line.
@@ -69,14 +69,14 @@ def post_json(url: str, body: bytes, timeout: float = SEND_TIMEOUT) -> None:
                     break
                 answer += chunk
     except TimeoutError:
-        raise DeliveryFailed(f"url {url}: no answer within {timeout:g}s") from None
+        raise _DeliveryFailed(f"url {url}: no answer within {timeout:g}s") from None
     except OSError as exc:
-        raise DeliveryFailed(f"url {url}: {exc.strerror or exc}") from None
+        raise _DeliveryFailed(f"url {url}: {exc.strerror or exc}") from None
     fields = answer.split(b"\r\n", 1)[0].split()
     if len(fields) >= 2 and fields[0].startswith(b"HTTP/") and fields[1][:1] == b"2":
         return
     status = b" ".join(fields[1:3]).decode(errors="replace") if fields else "no status line"
-    raise DeliveryFailed(f"url {url}: {status}")
+    raise _DeliveryFailed(f"url {url}: {status}")
 
 
 class Notifier:
@@ -111,7 +111,7 @@ class Notifier:
         if suppressed is None:
             return
         note = Notification(host=self.host, component=component, event=event, state=state, previous_state=previous,
-                            time=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), message=message,
+                            time=utc_stamp(), message=message,
                             restarts=restarts, suppressed=suppressed)
         try:
             self._queue.put_nowait((cfg, note))
@@ -180,13 +180,13 @@ class Notifier:
             try:
                 send()
                 continue
-            except DeliveryFailed as exc:
+            except _DeliveryFailed as exc:
                 self._log(f"notify: {what} to {name} failed ({exc}); retrying once in {self.retry_after:g}s")
             time.sleep(self.retry_after)
             try:
                 send()
                 self._log(f"notify: {what} to {name} sent on the retry")
-            except DeliveryFailed as exc:
+            except _DeliveryFailed as exc:
                 self._log(f"notify: {what} to {name} failed again ({exc}); dropped")
 
     def _run_command(self, argv: tuple[str, ...], body: bytes) -> None:
@@ -194,7 +194,7 @@ class Notifier:
             proc = subprocess.Popen(list(argv), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                     stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
         except OSError as exc:
-            raise DeliveryFailed(f"command {argv[0]}: {exc.strerror or exc}") from None
+            raise _DeliveryFailed(f"command {argv[0]}: {exc.strerror or exc}") from None
         proc.returncode = 0  # waited for here or reaped by the supervisor's loop, never by Popen
         assert proc.stdin is not None
         try:
@@ -209,11 +209,11 @@ class Notifier:
             except OSError:
                 pass
             self._wait(proc.pid, time.monotonic() + 5.0)
-            raise DeliveryFailed(f"command {argv[0]}: still running after {SEND_TIMEOUT:g}s, killed")
+            raise _DeliveryFailed(f"command {argv[0]}: still running after {SEND_TIMEOUT:g}s, killed")
         if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
             return
         how = f"exit {os.WEXITSTATUS(status)}" if os.WIFEXITED(status) else f"signal {os.WTERMSIG(status)}"
-        raise DeliveryFailed(f"command {argv[0]}: {how}")
+        raise _DeliveryFailed(f"command {argv[0]}: {how}")
 
     def _wait(self, pid: int, deadline: float) -> int | None:
         """The command's wait status, reaped here or handed over by the loop; None at the deadline."""

@@ -15,11 +15,11 @@ import pytest
 
 from imageserving_fleet.agent.config import digest, parse_config, to_dict
 from imageserving_fleet.agent.config.model import ComponentConfig
-from imageserving_fleet.agent.home import Home
 from imageserving_fleet.agent.logfilter import LineFilter, compile_grep, line_time, parse_since
 from imageserving_fleet.agent.logview import LogSource, follow, last_lines, own_log, resolve, server_log
 from imageserving_fleet.agent.reload import diff
 from imageserving_fleet.errors import ConfigError, NoLogFileError, UsageError
+from imageserving_fleet.home import Home
 
 from .conftest import Agent, free_port, wait_for
 
