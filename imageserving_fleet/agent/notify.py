@@ -76,6 +76,15 @@ class EventTracker:
         self.troubled.discard(cid)
 
 
+def message_of(new: Proc) -> str:
+    """The notification's `message`: what the record says, else the new pid of a running one, else how it ended."""
+    if new.message:
+        return new.message
+    if new.state == State.RUNNING and new.pid is not None:
+        return f"running, pid {new.pid}"
+    return new.last_exit or ""
+
+
 class Damper:
     """At most one notification per (component, event) every `min_interval` seconds of the injected clock."""
 

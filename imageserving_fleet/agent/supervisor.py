@@ -170,8 +170,7 @@ class Supervisor:
             why = f": {new.message}" if new.message else ""
             self.events.line(f"{cid} {old.state} -> {new.state}{extra}{why}")
         for event in self.tracker.events(cid, old, new, ev):
-            self.notifier.submit(cid, event, str(new.state), str(old.state), new.message or new.last_exit or "",
-                                 new.restarts)
+            self.notifier.submit(cid, event, str(new.state), str(old.state), notify.message_of(new), new.restarts)
         for action in actions:
             if isinstance(action, Spawn):
                 self.spawn(comp)

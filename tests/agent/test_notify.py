@@ -217,6 +217,8 @@ def test_a_crash_reaches_the_command_and_the_url(hooked: tuple[Agent, Path]) -> 
     assert "signal KILL" in crash["message"] and crash["host"] and crash["time"].endswith("Z")
     assert set(crash) == {"host", "component", "event", "state", "previous_state", "time", "message", "restarts",
                           "suppressed"}
+    recovered = next(e for e in got if e["event"] == "recovered")
+    assert recovered["state"] == "RUNNING" and recovered["message"].startswith("running, pid ")
     wait_for(lambda: {"crash", "recovered"} <= {b["event"] for b in Receiver.bodies})
     assert "web STARTING -> RUNNING" in agent.log()
     assert "notify:" not in agent.log()          # nothing failed, nothing to say
