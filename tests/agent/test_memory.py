@@ -113,15 +113,37 @@ def test_tree_pids_finds_what_psutil_finds() -> None:
 # ------------------------------------------------------------ real processes under a supervisor
 
 
+NGINX = "/usr/sbin/nginx"
+
+
+def nginx_component(root: Path, port: int) -> str:
+    """Real nginx as a Scene7 install runs it: a master and two workers, in the foreground, under a private prefix."""
+    for sub in ("logs", "tmp"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    user = "user root;" if os.geteuid() == 0 else ""
+    temps = " ".join(f"{kind}_temp_path {root}/tmp/{kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    (root / "nginx.conf").write_text(
+        f"daemon off; master_process on; worker_processes 2; {user}\npid {root}/nginx.pid;\n"
+        f"error_log {root}/logs/error.log notice;\nevents {{ worker_connections 64; }}\n"
+        f"http {{ access_log {root}/logs/access.log; {temps}\n"
+        f"  server {{ listen 127.0.0.1:{port}; location / {{ return 200 \"ok\\n\"; }} }} }}\n")
+    return component("ng", [NGINX, "-p", str(root), "-c", str(root / "nginx.conf"), "-e", str(root / "logs/error.log")],
+                     ready={"tcp": f"127.0.0.1:{port}"}, logs={"error": f"{root}/logs/error*.log"})
+
+
 @pytest.fixture(scope="module")
 def sharing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Agent]:
-    """One supervisor running a parent that shares 48 MiB with two forked children, and a single process."""
+    """One supervisor running a parent that shares 48 MiB with two forked children, a single process,
+    and real nginx (master and two workers) when it is installed."""
     agent = Agent(Path(tmp_path_factory.mktemp("memory")))
     port, single = free_port(), free_port()
-    agent.write(config(
+    blocks = [
         component("share", prog("share", "48", str(port)), ready={"tcp": f"127.0.0.1:{port}"}),
         component("one", prog("listen", str(single)), ready={"tcp": f"127.0.0.1:{single}"}),
-    ))
+    ]
+    if os.access(NGINX, os.X_OK):
+        blocks.append(nginx_component(agent.root / "nginx", free_port()))
+    agent.write(config(*blocks))
     agent.run("start", check=True)
     try:
         yield agent
@@ -143,3 +165,16 @@ def test_a_forked_tree_has_pss_well_below_its_rss_sum(sharing: Agent) -> None:
     assert mem.rss > 3 * 48 * 2**20                  # each of the three maps the 48 MiB
     assert mem.pss < 0.6 * mem.rss                   # PSS counts it about once
     assert mem.uss < mem.pss
+
+
+@pytest.mark.skipif(not os.access(NGINX, os.X_OK), reason="nginx is not installed (apt-get install -y nginx)")
+def test_real_nginx_pss_is_well_below_its_rss_sum_and_its_error_log_reads(sharing: Agent) -> None:
+    ng = wait_for(lambda: (c := sharing.comp("ng")) and len(tree_pids(c["pid"])) == 3 and c)
+    mem = measure(tree_pids(ng["pid"]))
+    assert mem is not None and mem.pss is not None
+    assert mem.pss < 0.5 * mem.rss, mem          # the master and both workers map the same binary and libraries
+    assert ng["pss_bytes"] <= ng["rss_bytes"]
+    # nginx's own error log, through the component's `logs:` key.
+    proc = wait_for(lambda: (p := sharing.run("logs", "ng:error", "--grep", "start worker process ", "--since", "1h"))
+                    .stdout.count("\n") == 2 and p)
+    assert proc.returncode == 0 and all("[notice]" in line for line in proc.stdout.splitlines())
