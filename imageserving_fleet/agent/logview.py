@@ -15,13 +15,16 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from ..errors import NoLogFileError, UsageError
 from ..home import Home
 from .config import ComponentConfig
-from .logfilter import LineFilter
+from .logfilter import LineFilter, line_time
 
 DEFAULT_LINES = 20
+BISECT_SLACK = 300.0   # --since bisects for this much earlier: servers log a request when it ends, a little out of order
+_BISECT_MIN = 64 * 1024
 POLL = 0.25            # seconds between reads while following
 _GLOB_CHARS = frozenset("*?[")
 
@@ -77,11 +80,38 @@ def last_lines(path: str, n: int | None, filt: LineFilter) -> list[str]:
         return _tail(path, DEFAULT_LINES if n is None else n)
     kept: deque[str] = deque(maxlen=n)
     with open(path, "rb") as fh:
+        if filt.since is not None:
+            fh.seek(since_offset(fh, filt.since - BISECT_SLACK))
         for raw in fh:
             line = raw.decode(errors="replace")
             if filt.keep(line):
                 kept.append(line)
     return list(kept)
+
+
+def since_offset(fh: BinaryIO, since: float) -> int:
+    """An offset at or before the first line timed `since` or later, found by bisection (a log is in time order).
+
+    Lets `--since 10m` on a multi-gigabyte access log read the last minutes, not the whole file;
+    where no timestamp can be found the search keeps the earlier half, so it errs towards reading more.
+    """
+    fh.seek(0, os.SEEK_END)
+    lo, hi = 0, fh.tell()
+    while hi - lo > _BISECT_MIN:
+        mid = (lo + hi) // 2
+        fh.seek(mid)
+        fh.readline()                       # the rest of a line cut in the middle
+        when = None
+        while when is None and fh.tell() < hi:
+            line = fh.readline(8192)
+            if not line:
+                break
+            when = line_time(line.decode(errors="replace"))
+        if when is not None and when < since:
+            lo = mid
+        else:
+            hi = mid
+    return lo
 
 
 def _tail(path: str, n: int) -> list[str]:

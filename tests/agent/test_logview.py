@@ -16,7 +16,15 @@ import pytest
 from imageserving_fleet.agent.config import digest, parse_config, to_dict
 from imageserving_fleet.agent.config.model import ComponentConfig
 from imageserving_fleet.agent.logfilter import LineFilter, compile_grep, line_time, parse_since
-from imageserving_fleet.agent.logview import LogSource, follow, last_lines, own_log, resolve, server_log
+from imageserving_fleet.agent.logview import (
+    LogSource,
+    follow,
+    last_lines,
+    own_log,
+    resolve,
+    server_log,
+    since_offset,
+)
 from imageserving_fleet.agent.reload import diff
 from imageserving_fleet.errors import ConfigError, NoLogFileError, UsageError
 from imageserving_fleet.home import Home
@@ -138,6 +146,25 @@ def test_last_lines_with_and_without_a_filter(tmp_path: Path) -> None:
     assert len(last_lines(str(path), None, LineFilter(since=since))) == 10       # --since alone: all since then
     assert last_lines(str(path), 2, LineFilter(grep=re.compile("line 1[0-9]$"))) == [
         "2026-12-07T03:18:00Z line 18\n", "2026-12-07T03:19:00Z line 19\n"]
+
+
+def test_since_bisects_a_big_log_and_finds_what_a_full_scan_finds(tmp_path: Path) -> None:
+    start = calendar.timegm((2026, 12, 7, 0, 0, 0, 0, 1, 0))
+    text = "".join(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(start + i))} request {i}\n"
+                   + ("\tat continuation\n" if i % 7 == 0 else "") for i in range(40_000))
+    path = touch(tmp_path / "big.log", text, 0)
+    since = start + 39_000
+    with open(path, "rb") as fh:
+        offset = since_offset(fh, since)
+        fh.seek(offset)
+        first = fh.read(200).decode()
+    assert 0 < offset < path.stat().st_size - 30_000                 # it skipped most of the file
+    assert line_time(first.split("\n", 1)[1]) is None or line_time(first.split("\n", 1)[1]) < since  # not past it
+    full = text.splitlines(keepends=True)
+    want = list(LineFilter(since=since).filter(full))
+    assert last_lines(str(path), None, LineFilter(since=since)) == want and len(want) > 1000
+    with open(path, "rb") as fh:
+        assert since_offset(fh, start - 10) == 0 and since_offset(fh, start + 10**6) > 0   # before it all; after it all
 
 
 def test_follow_moves_to_a_newer_match_and_filters(tmp_path: Path) -> None:
