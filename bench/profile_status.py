@@ -5,8 +5,8 @@
     python bench/profile_status.py --hosts 200 --top 40 --persist 60
 
 The fleet is bench/fleet.py's (one sshd, N logical hosts over a few supervisor homes, the agent a
-wrapper of this tree). Measured in this process: the status fan-out (RunSettings.run, the same
-call the CLI makes) of N hosts, new connections (direct, --persist 0) and then, with --persist,
+wrapper of this tree). Measured in this process: the status fan-out (context.resolve, open_fanout
+and execute, the calls the CLI makes) of N hosts, new connections (direct, --persist 0) and then, with --persist,
 through the connection holder twice (cold, warm): process CPU per host of this process, and of
 the holder process for the held runs. cProfile's listing is of the direct run (its cost is what
 a connection costs the controller), sorted by own time. On a shared machine the CPU figures move
@@ -64,26 +64,25 @@ def main() -> int:
     parser.add_argument("--persist", type=float, default=0.0, help="also run through a holder (seconds)")
     args = parser.parse_args()
     bench = _bench_fleet()
-    from imageserving_fleet.fleet.runner import Job
-    from imageserving_fleet.fleet.session import RunSettings
-    from imageserving_fleet.fleet.target import FleetOptions
+    from imageserving_fleet.fleet.commands.run import execute, local_fleet, open_fanout
+    from imageserving_fleet.fleet.context import Command, RunContext, resolve
+    from imageserving_fleet.fleet.jobs import STATUS
+    from imageserving_fleet.fleet.options import Options
 
     work = Path(tempfile.mkdtemp(prefix="isprof-"))
     with bench.Fleet(work, homes=args.homes, forks=50, agent="wrapper") as lab:  # type: ignore[attr-defined]
         files = lab.write_inputs(args.hosts)
-        options = FleetOptions(ssh_config=str(lab.sshd.ssh_config_path))
-        job = Job("status", ("status", "--json"))
+        def context(persist: float) -> RunContext:
+            options = Options(inventory=(str(files["inventory"]),), ssh_config=str(lab.sshd.ssh_config_path),
+                              persist=persist)
+            return resolve(options, os.environ, Command.STATUS)
 
-        def run(persist: float, profile: cProfile.Profile | None = None) -> tuple[float, float, int]:
-            settings = RunSettings(inventories=[str(files["inventory"])], options=options, persist=persist)
-            targets = settings.targets()
+        def run(persist: float) -> tuple[float, float, int]:
+            ctx = context(persist)
             cpu, wall = time.process_time(), time.monotonic()
-            if profile:
-                profile.enable()
-            results, _ = settings.run("status", targets, job)
-            if profile:
-                profile.disable()
-            ok = sum(1 for r in results if r.status is not None and r.status.supervisor.state == "RUNNING")
+            with open_fanout(ctx) as fanout:
+                outcome = execute(ctx, fanout, STATUS)
+            ok = sum(1 for r in outcome.results if r.status is not None and r.status.supervisor.state == "RUNNING")
             return time.process_time() - cpu, time.monotonic() - wall, ok
 
         run(0.0)  # warms the imports and the page cache
@@ -92,13 +91,12 @@ def main() -> int:
               f"controller CPU {cpu / args.hosts * 1000:.2f} ms per host")
         # cProfile sees one thread: the hosts one after another in this one (paramiko's own
         # reader threads, where the key exchange's arithmetic runs, are not in the listing).
-        settings = RunSettings(inventories=[str(files["inventory"])], options=options, persist=0.0)
-        targets = settings.targets()
+        ctx = context(0.0)
         prof = cProfile.Profile()
-        with settings.direct_fleet("status", targets, None, None) as fleet:
+        with local_fleet(ctx) as fleet:
             prof.enable()
-            for target in targets:
-                fleet.run_one(target, job, time.monotonic() + 30)
+            for target in ctx.targets:
+                fleet.run_one(target, STATUS, time.monotonic() + 30)
                 fleet.release(target.name)
             prof.disable()
         if args.persist > 0:

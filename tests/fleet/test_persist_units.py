@@ -17,13 +17,12 @@ from typing import Any
 import pytest
 
 from imageserving_fleet.errors import HolderError, UsageError
-from imageserving_fleet.fleet.logs import parse_logs
+from imageserving_fleet.fleet.jobs import RELOAD, STATUS, VERSION, Job, Kind, action_job, logs_job, push_job, step_job
 from imageserving_fleet.fleet.persist import wire
 from imageserving_fleet.fleet.persist.client import HOLDER_LOST, HolderFleet
 from imageserving_fleet.fleet.persist.kept import Kept
 from imageserving_fleet.fleet.persist.place import Place, check_private, persist_seconds
-from imageserving_fleet.fleet.results import HostResult, Result
-from imageserving_fleet.fleet.runner import Job
+from imageserving_fleet.fleet.results import HostResult, Result, Via
 from imageserving_fleet.fleet.target import FleetOptions, Target, make_target
 from imageserving_fleet.schema import parse_status
 
@@ -86,22 +85,23 @@ def test_targets_options_jobs_and_results_cross_the_wire_unchanged() -> None:
     options = FleetOptions(user="x", private_key=None, ssh_config="/c", host_key_policy="accept-new",
                            connect_timeout=3.5)
     assert wire.options_from(wire.options_doc(options)) == options
-    job = Job("logs", ("logs", "is", "-n", "5"), stdin=b"\x00conf", parse=parse_logs)
-    assert wire.job_from(wire.job_doc(job)) == job
-    res = HostResult("web1", Result.DEGRADED, "not RUNNING", parse_status(STATUS_DOC), 0.1234567, {"via": "socket"})
+    for job in (STATUS, VERSION, RELOAD, logs_job("is", 5), action_job(Kind.RESTART, "ps"), push_job(b"\x00conf")):
+        assert wire.job_from(wire.job_doc(job)) == job
+    res = HostResult("web1", Result.DEGRADED, "not RUNNING", parse_status(STATUS_DOC), 0.1234567, via=Via.SOCKET)
     back = wire.result_from(wire.result_doc(res))
     assert back == res
     assert back.status is not None and back.status.document()["future_field"] == [1, 2]
+    for other in (HostResult("w", Result.OK, agent_version="0.1.0"), HostResult("w", Result.OK, lines=("a", "b"))):
+        assert wire.result_from(wire.result_doc(other)) == other
 
 
-def test_only_this_packages_module_functions_go_to_the_holder() -> None:
-    assert not wire.sendable(Job("deploy", (), step=lambda *a: None))  # type: ignore[arg-type,return-value]
-    assert not wire.sendable(Job("logs", (), parse=lambda *a: None))  # type: ignore[arg-type,return-value]
-    assert wire.sendable(Job("logs", (), parse=parse_logs))
-    with pytest.raises(wire.WireError):
-        wire.function_from("os:system")
-    with pytest.raises(wire.WireError):
-        wire.job_from({"command": "x", "args": [], "stdin": None, "parse": "subprocess:run"})
+def test_a_deploy_step_never_goes_to_the_holder() -> None:
+    assert not wire.sendable(step_job(lambda *a: None))  # type: ignore[arg-type,return-value]
+    assert wire.sendable(logs_job("is", 5))
+    for bad in ({"kind": "deploy", "args": [], "stdin": None}, {"kind": "rm -rf", "args": [], "stdin": None},
+                {"kind": "status", "args": [], "stdin": "not base64!"}):
+        with pytest.raises(wire.WireError):
+            wire.job_from(bad)
 
 
 def test_frames_refuse_what_is_not_one() -> None:
@@ -227,7 +227,7 @@ def _dies_after_h0(conn: socket.socket, request: dict[str, Any]) -> None:
 
 def test_a_holder_lost_mid_status_costs_a_direct_run_of_the_rest(fake_holder: Any) -> None:
     direct, seen = Recording(), []
-    results = _client(fake_holder(_dies_after_h0), direct, seen).run(TARGETS, Job("status", ("status", "--json")))
+    results = _client(fake_holder(_dies_after_h0), direct, seen).run(TARGETS, STATUS)
     assert [(r.host, r.reason) for r in results] == [("h0", "held"), ("h1", "direct"), ("h2", "direct"),
                                                       ("h3", "direct")]
     # h2 and h3 had not begun: their whole deadline; h1 had: what was left of its own
@@ -238,7 +238,7 @@ def test_a_holder_lost_mid_status_costs_a_direct_run_of_the_rest(fake_holder: An
 
 def test_a_holder_lost_mid_restart_never_acts_twice(fake_holder: Any) -> None:
     direct, seen = Recording(), []
-    results = _client(fake_holder(_dies_after_h0), direct, seen).run(TARGETS, Job("restart", ("restart", "--json")))
+    results = _client(fake_holder(_dies_after_h0), direct, seen).run(TARGETS, action_job(Kind.RESTART))
     by = {r.host: r for r in results}
     assert by["h1"].result is Result.FAILED and by["h1"].reason == HOLDER_LOST
     assert [names for names, _ in direct.asked] == [["h2", "h3"]]
@@ -248,32 +248,38 @@ def test_a_holder_lost_mid_restart_never_acts_twice(fake_holder: Any) -> None:
 def test_a_refused_request_or_no_holder_runs_direct(fake_holder: Any, tmp_path: Path) -> None:
     direct, seen = Recording(), []
     place = fake_holder(lambda conn, req: wire.send(conn, {"error": "bad request: no"}))
-    assert [r.reason for r in _client(place, direct, seen).run(TARGETS[:2], Job("status", ()))] == ["direct"] * 2
+    assert [r.reason for r in _client(place, direct, seen).run(TARGETS[:2], STATUS)] == ["direct"] * 2
     # A deploy step never goes to a holder at all.
     direct2 = Recording()
-    step_job = Job("deploy", (), step=lambda *a: None)  # type: ignore[arg-type,return-value]
-    assert [r.reason for r in _client(place, direct2, []).run(TARGETS[:1], step_job)] == ["direct"]
+    deploy = step_job(lambda *a: None)  # type: ignore[arg-type,return-value]
+    assert [r.reason for r in _client(place, direct2, []).run(TARGETS[:1], deploy)] == ["direct"]
 
 
 # ------------------------------------------------------------------ which runs go through the holder
 @pytest.mark.parametrize(("command", "persist", "password", "through"), [
-    ("status", 60.0, None, True),
-    ("restart", 60.0, None, True),
-    ("logs", 60.0, None, True),
-    ("status", 0.0, None, False),          # --persist 0: nothing outlives the command
-    ("deploy", 60.0, None, False),         # files from this machine
-    ("exporter", 60.0, None, False),       # long-lived: keeps its own connections
-    ("watch", 60.0, None, False),
-    ("status", 60.0, "secret", False),     # a become password stays in the command that asked for it
+    ("STATUS", 60.0, None, True),
+    ("RESTART", 60.0, None, True),
+    ("LOGS", 60.0, None, True),
+    ("STATUS", 0.0, None, False),          # --persist 0: nothing outlives the command
+    ("DEPLOY", 60.0, None, False),         # files from this machine
+    ("EXPORTER", 60.0, None, False),       # long-lived: keeps its own connections
+    ("WATCH", 60.0, None, False),
+    ("STATUS", 60.0, "secret", False),     # a become password stays in the command that asked for it
 ])
 def test_which_runs_go_through_the_holder(command: str, persist: float, password: str | None, through: bool,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    from imageserving_fleet.fleet.session import RunSettings
+                                          tmp_path: Path) -> None:
+    import dataclasses
 
-    if password:
-        monkeypatch.setenv("IMAGESERVING_BECOME_PASS", password)
-    targets = [_target("h1", ansible_become=True)]
-    fleet = RunSettings(persist=persist).fleet(command, targets)  # not entered: entering reaches the holder
+    from imageserving_fleet.fleet.commands.run import open_fanout
+    from imageserving_fleet.fleet.context import Command, resolve
+    from imageserving_fleet.fleet.options import Options
+
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text("all:\n  hosts:\n    h1: {ansible_host: 10.0.0.1, ansible_become: true}\n")
+    env = {"IMAGESERVING_PERSIST": f"{persist:g}", **({"IMAGESERVING_BECOME_PASS": password} if password else {})}
+    ctx = resolve(Options(inventory=(str(inventory),)), env, Command[command])
+    assert ctx.persist == persist and ctx.become_password == password
+    fleet = open_fanout(dataclasses.replace(ctx))  # not entered: entering reaches the holder
     try:
         assert isinstance(fleet, HolderFleet) is through
     finally:
@@ -291,7 +297,7 @@ def test_a_holder_that_stalls_costs_the_deadline_and_a_direct_run_never_a_hang(
     fleet = HolderFleet(FleetOptions(), forks=5, timeout=0.5, persist=60, direct=lambda: direct,
                         on_result=lambda r: seen.append(r.host), place=place)
     try:
-        results = fleet.run(TARGETS[:2], Job("status", ("status", "--json")))
+        results = fleet.run(TARGETS[:2], STATUS)
     finally:
         release.set()
     # h1 had not begun: asked direct; h0 had, and its 0.5 s passed while the holder sat on it

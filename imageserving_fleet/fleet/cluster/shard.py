@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from ..jobs import Job
 from ..results import HostResult, Result
-from ..runner import Fleet, Job
+from ..runner import Fleet
 from ..target import FleetOptions, Target
 from .policy import WORKER_LOST
 
@@ -58,7 +59,7 @@ class Shard:
     persist: float = 0.0
 
     def __repr__(self) -> str:  # what a worker's log may show of a task: no targets' details, no secret
-        return f"Shard({self.index}, {self.job.command}, {len(self.targets)} hosts)"
+        return f"Shard({self.index}, {self.job.kind.value}, {len(self.targets)} hosts)"
 
 
 def worker_lost(targets: tuple[Target, ...] | list[Target]) -> list[HostResult]:
@@ -76,15 +77,15 @@ def run_shard(shard: Shard) -> list[HostResult]:
     if shard.persist > 0:
         from .workerpool import run_kept
 
-        kept = run_kept(shard.targets, shard.job, shard.options, forks=shard.forks, timeout=shard.timeout,
-                        persist=shard.persist, password=password)
-        return [replace(r, extra={**r.extra, "worker": worker}) for r in kept]
-    from ..ssh import Connector
+        results = run_kept(shard.targets, shard.job, shard.options, forks=shard.forks, timeout=shard.timeout,
+                           persist=shard.persist, password=password)
+    else:
+        from ..ssh import Connector
 
-    with Fleet(Connector(shard.options), forks=max(1, min(shard.forks, len(shard.targets))),
-               timeout=shard.timeout, become_password=password, keep_sessions=False) as fleet:
-        results = fleet.run(shard.targets, shard.job)
-    return [replace(r, extra={**r.extra, "worker": worker}) for r in results]
+        with Fleet(Connector(shard.options), forks=max(1, min(shard.forks, len(shard.targets))),
+                   timeout=shard.timeout, become_password=password, keep_sessions=False) as fleet:
+            results = fleet.run(shard.targets, shard.job)
+    return [replace(r, worker=worker, clustered=True) for r in results]
 
 
 def _first_attempt(claim: str) -> bool:

@@ -17,8 +17,8 @@ import threading
 import time
 from collections.abc import Hashable, Sequence
 
+from ..jobs import Job
 from ..results import HostResult
-from ..runner import Job
 from ..ssh import Connector
 from ..ssh.connector import warn_on_stderr
 from ..target import FleetOptions, Target

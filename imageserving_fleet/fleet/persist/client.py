@@ -14,8 +14,8 @@ Never a wrong answer: whatever goes wrong with the holder costs the command a di
 - It dies or stalls mid-run (no frame within --timeout and a margin: every host answers within
   its deadline): hosts not begun run direct; hosts begun are asked again direct for read-only
   jobs (status, ping, logs) within what is left of their own deadline, and for actions reported
-  failed "connection holder lost mid-command; state unknown" (cluster/policy.py's rule for a
-  lost worker), never done twice.
+  failed "connection holder lost mid-command; state unknown" (the cluster's rule for a lost
+  worker: Kind.read_only), never done twice.
 - Ctrl-C: the socket closes, the holder begins no more hosts, Interrupted as in runner.Fleet.
 """
 
@@ -34,9 +34,9 @@ from types import TracebackType
 from typing import Any, Protocol
 
 from ...errors import HolderError
-from ..cluster.policy import OnLostWorker, on_lost_worker
+from ..fanout import cut_short
+from ..jobs import Job
 from ..results import HostResult, Result
-from ..runner import Interrupted, Job
 from ..target import FleetOptions, Target
 from . import wire
 from .place import Place
@@ -154,15 +154,13 @@ class HolderFleet:
                     return got, started, False
         except KeyboardInterrupt:
             sock.close()  # the holder sees it and begins no more hosts
-            results = dict(got)
-            running = frozenset(name for name in started if name not in got)
-            for name in running:
-                results[name] = HostResult(name, Result.FAILED, "interrupted while running")
+
+            def record(res: HostResult) -> None:
+                got[res.host] = res
                 if self.on_result:
-                    self.on_result(results[name])
-            for t in targets:
-                results.setdefault(t.name, HostResult(t.name, Result.SKIPPED, "interrupted before it started"))
-            raise Interrupted([results[t.name] for t in targets], running) from None
+                    self.on_result(res)
+
+            raise cut_short(targets, got, [name for name in started if name not in got], record) from None
         except (OSError, EOFError, HolderError) as exc:
             log.debug("the connection holder went away mid-command (%s: %s)", type(exc).__name__, exc)
             return got, started, False
@@ -175,7 +173,7 @@ class HolderFleet:
         begun = [t for t in targets if t.name not in got and t.name in started]
         retry: list[Target] = []
         for t in begun:
-            if on_lost_worker(job.command) is not OnLostWorker.ASK_AGAIN:
+            if not job.kind.read_only:
                 results[t.name] = HostResult(t.name, Result.FAILED, HOLDER_LOST)
             elif limit - (time.monotonic() - started[t.name]) > MIN_LEFT:
                 retry.append(t)

@@ -33,9 +33,10 @@ from typing import Any
 
 from ...errors import ImageServingError
 from ..asksocket import SocketAsker
-from ..cluster.policy import OnLostWorker, on_lost_worker
+from ..fanout import NOT_BEGUN
+from ..jobs import Job
 from ..results import HostResult, Result
-from ..runner import Fleet, Job
+from ..runner import Fleet
 from ..ssh import Connector
 from ..target import FleetOptions, Target
 from . import wire
@@ -101,13 +102,13 @@ class HeldFleet(Fleet):
 
     def run_one(self, target: Target, job: Job, deadline: float) -> HostResult:
         if self.stop.is_set():
-            return HostResult(target.name, Result.SKIPPED, "interrupted before it started")
+            return HostResult(target.name, Result.SKIPPED, NOT_BEGUN)
         self._started(target.name)
         _local.warn, _local.reused = self._warn, False
         try:
             res = super().run_one(target, job, deadline)
             if (res.result is Result.UNREACHABLE and _local.reused and time.monotonic() < deadline
-                    and on_lost_worker(job.command) is OnLostWorker.ASK_AGAIN):
+                    and job.kind.read_only):
                 # A kept connection that died unnoticed (its host rebooted, sshd restarted): a
                 # read-only question is asked again on a new one, as a command would have.
                 self.forget(target.name)
@@ -278,9 +279,9 @@ class Holder:
 def serve(listener: socket.socket, place: Place, idle: float) -> None:
     """The holder's life: named for `ps`/`top`, its fd limit raised (a connection is several fds), then serving."""
     _name_process(b"isf-holder")
-    from ..session import _raise_fd_limit
+    from ..fdlimit import raise_fd_limit
 
-    _raise_fd_limit(0)
+    raise_fd_limit()
     Holder(listener, place, idle).serve()
 
 

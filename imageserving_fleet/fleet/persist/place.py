@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from ... import __version__
 from ...errors import HolderError, UsageError
 
-ENV_SECONDS = "IMAGESERVING_PERSIST"
+ENV_SECONDS = "IMAGESERVING_PERSIST"  # the variable --persist falls back to (options.py declares it too)
 ENV_DIR = "IMAGESERVING_PERSIST_DIR"
 DEFAULT_SECONDS = 60.0
 MAX_SECONDS = 7 * 86400.0

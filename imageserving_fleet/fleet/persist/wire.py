@@ -9,31 +9,28 @@
                    {"warn": TEXT}             what a command would have printed on stderr (host keys)
                    {"done": true} | {"error": TEXT} | {"ok": true, "pid": PID}
 
-A job's `parse` (logs) travels as `module:qualname` and is accepted back only from this package:
-the holder imports nothing a client names outside it. A job with a `step` (deploy) is not sent.
+A job is data (its kind, the agent's arguments, its stdin): a deploy job, whose work is a function
+of the controller's, is never sent.
 """
 
 from __future__ import annotations
 
 import base64
-import importlib
 import json
 import socket
 import struct
-from collections.abc import Callable
 from typing import Any
 
 from ...errors import HolderError
 from ...schema import parse_status
-from ..results import HostResult, Result
-from ..runner import Job
+from ..jobs import Job, Kind
+from ..results import HostResult, Result, Via
 from ..target import FleetOptions, Target
 
 VERSION = 1
 MAX_FRAME = 64 * 2**20      # a 5,000-host request or a status document with its logs fits easily
 _HEADER = struct.Struct(">I")
 _CRED = struct.Struct("3i")   # struct ucred: pid, uid, gid
-_PACKAGE = "imageserving_fleet."
 
 
 class WireError(HolderError):
@@ -120,70 +117,46 @@ def target_from(doc: Any) -> Target:
 
 
 # ------------------------------------------------------------------ jobs
-def function_ref(fn: Callable[..., Any] | None) -> str | None:
-    """`module:qualname` of a module-level function of this package; raises WireError for anything else."""
-    if fn is None:
-        return None
-    module, name = getattr(fn, "__module__", ""), getattr(fn, "__qualname__", "")
-    if not module.startswith(_PACKAGE) or not name or "<" in name or "." in name:
-        raise WireError(f"{fn!r} cannot be sent to the connection holder")
-    return f"{module}:{name}"
-
-
-def function_from(ref: Any) -> Callable[..., Any] | None:
-    if ref is None:
-        return None
-    if not isinstance(ref, str) or ":" not in ref or not ref.startswith(_PACKAGE):
-        raise WireError(f"bad function reference {ref!r}")
-    module, name = ref.split(":", 1)
-    try:
-        fn = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as exc:
-        raise WireError(f"bad function reference {ref!r}: {exc}") from None
-    if not callable(fn):
-        raise WireError(f"bad function reference {ref!r}")
-    return fn  # type: ignore[no-any-return]
-
-
 def sendable(job: Job) -> bool:
-    """Whether a job can go through the holder: data and module-level functions only (not a deploy step)."""
-    if job.step is not None:
-        return False
-    try:
-        function_ref(job.parse)
-    except WireError:
-        return False
-    return True
+    """Whether a job can go through the holder: an agent command (data), not a deploy step (a function)."""
+    return job.step is None
 
 
 def job_doc(job: Job) -> dict[str, Any]:
-    return {"command": job.command, "args": list(job.args), "parse": function_ref(job.parse),
+    return {"kind": job.kind.value, "args": list(job.args),
             "stdin": base64.b64encode(job.stdin).decode() if job.stdin is not None else None}
 
 
 def job_from(doc: Any) -> Job:
     try:
+        kind = Kind(doc["kind"])
+        if kind is Kind.DEPLOY:
+            raise ValueError("a deploy step does not go through the holder")
         stdin = base64.b64decode(doc["stdin"], validate=True) if doc["stdin"] is not None else None
-        return Job(str(doc["command"]), tuple(str(a) for a in doc["args"]), stdin=stdin,
-                   parse=function_from(doc["parse"]))
+        return Job(kind, tuple(str(a) for a in doc["args"]), stdin=stdin)
     except (KeyError, TypeError, ValueError) as exc:
         raise WireError(f"bad job: {exc}") from None
 
 
 # ------------------------------------------------------------------ results
 def result_doc(r: HostResult) -> dict[str, Any]:
+    """A host's result, every field (a deploy's `deployed` never comes this way: deploy runs direct)."""
     return {"host": r.host, "result": str(r.result), "reason": r.reason,
-            "status": r.status.document() if r.status is not None else None,
-            "elapsed_s": r.elapsed_s, "extra": r.extra}
+            "status": r.status.document() if r.status is not None else None, "elapsed_s": r.elapsed_s,
+            "agent_version": r.agent_version, "lines": list(r.lines) if r.lines is not None else None,
+            "via": str(r.via) if r.via is not None else None}
 
 
 def result_from(doc: Any) -> HostResult:
     try:
         status = parse_status(doc["status"]) if doc["status"] is not None else None
-        extra = doc["extra"]
-        if not isinstance(extra, dict):
-            raise TypeError("extra is not an object")
+        lines = doc["lines"]
+        if lines is not None and not (isinstance(lines, list) and all(isinstance(x, str) for x in lines)):
+            raise TypeError("lines is not a list of strings")
+        version = doc["agent_version"]
         return HostResult(str(doc["host"]), Result(doc["result"]), str(doc["reason"]), status,
-                          float(doc["elapsed_s"]), extra)
+                          float(doc["elapsed_s"]), agent_version=str(version) if version is not None else None,
+                          lines=tuple(lines) if lines is not None else None,
+                          via=Via(doc["via"]) if doc["via"] is not None else None)
     except (KeyError, TypeError, ValueError) as exc:  # SchemaError is a ValueError
         raise WireError(f"bad result: {exc}") from None
