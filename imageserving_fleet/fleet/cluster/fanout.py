@@ -87,9 +87,14 @@ class ClusterFleet:
                 # --forks stays the number of hosts worked on at once, over all the local workers.
                 workers = self.address.workers
                 threads = max(1, math.ceil(self.forks / (workers * shard_size(hosts, workers, self.forks))))
-                self._local = LocalCluster(n_workers=workers, threads_per_worker=threads,
-                                           processes=True, host="127.0.0.1", dashboard_address=None,
-                                           silence_logs=logging.ERROR)
+                import dask
+
+                # Workers that keep connections (--persist): a shard stays on its home worker, where
+                # its hosts' connections are; the scheduler's work stealing would move it away.
+                with dask.config.set({"distributed.scheduler.work-stealing": self.persist <= 0}):
+                    self._local = LocalCluster(n_workers=workers, threads_per_worker=threads,
+                                               processes=True, host="127.0.0.1", dashboard_address=None,
+                                               silence_logs=logging.ERROR)
                 self._client = Client(self._local, set_as_default=False)
             else:
                 if self.address.encrypted:
