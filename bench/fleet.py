@@ -863,10 +863,10 @@ def _latency_runs(fleet: Fleet, n: int, reps: int, lat: dict[str, Any], peers: S
     one, many = fleet.write_inputs(1, "-lat"), fleet.write_inputs(n, "-lat")
     lat["one"], lat["many"], lat["peers"] = [], [], {}
     for rep in range(reps + 1):  # the first of each is a warm-up
-        r1 = measure(OURS, 1, rep, fleet.argv(OURS, one), env=fleet.env, cwd=one["dir"],
+        r1 = measure(OURS, 1, rep, fleet.argv(OURS, one), env=fleet.env_for(OURS), cwd=one["dir"],
                      count=count_running(OURS), timeout=120, workdir=one["dir"])
         proxy_cpu = fleet.proxy_cpu()
-        rn = measure(OURS, n, rep, fleet.argv(OURS, many), env=fleet.env, cwd=many["dir"],
+        rn = measure(OURS, n, rep, fleet.argv(OURS, many), env=fleet.env_for(OURS), cwd=many["dir"],
                      count=count_running(OURS), timeout=600, workdir=many["dir"])
         proxy_cpu = fleet.proxy_cpu() - proxy_cpu
         log(f"latency rep {rep}: 1 host {r1.wall_s:.2f} s ({r1.ok}/1), {n} hosts {rn.wall_s:.2f} s ({rn.ok}/{n}) "
@@ -876,7 +876,7 @@ def _latency_runs(fleet: Fleet, n: int, reps: int, lat: dict[str, Any], peers: S
             lat["many"].append(asdict(rn))
             lat.setdefault("proxy_cpu_s", []).append(proxy_cpu)
             for tool in peers:
-                rp = measure(tool, n, rep, fleet.argv(tool, many), env=fleet.env, cwd=many["dir"],
+                rp = measure(tool, n, rep, fleet.argv(tool, many), env=fleet.env_for(tool), cwd=many["dir"],
                              count=count_running(tool), timeout=900, workdir=many["dir"])
                 lat["peers"].setdefault(tool, []).append(asdict(rp))
                 log(f"latency rep {rep}: {tool} {n} hosts {rp.wall_s:.2f} s ({rp.ok}/{n})")
