@@ -304,3 +304,30 @@ def test_a_holder_that_stalls_costs_the_deadline_and_a_direct_run_never_a_hang(
     assert [(r.host, r.result, r.reason[:8]) for r in results] == [("h0", Result.UNREACHABLE, "timeout:"),
                                                                    ("h1", Result.OK, "direct")]
     assert direct.asked == [(["h1"], 0.5)]
+
+
+def test_ctrl_c_closes_the_request_and_marks_the_hosts_as_a_direct_run_would(fake_holder: Any) -> None:
+    from imageserving_fleet.fleet.fanout import NOT_BEGUN, RUNNING_CUT, Interrupted
+
+    saw_close = threading.Event()
+
+    def holder(conn: socket.socket, request: dict[str, Any]) -> None:
+        wire.send(conn, {"started": "h0"})
+        wire.send(conn, {"started": "h1"})
+        wire.send(conn, {"result": wire.result_doc(HostResult("h1", Result.OK))})
+        conn.settimeout(30)
+        if conn.recv(1) == b"":  # the holder's watcher sees the command go: it begins no more hosts
+            saw_close.set()
+
+    def interrupt(res: HostResult) -> None:
+        if res.host == "h1":
+            raise KeyboardInterrupt
+
+    fleet = HolderFleet(FleetOptions(), forks=5, timeout=30, persist=60, direct=Recording,
+                        on_result=interrupt, place=fake_holder(holder))
+    with pytest.raises(Interrupted) as caught:
+        fleet.run(TARGETS[:3], STATUS)
+    assert [(r.host, r.result, r.reason) for r in caught.value.results] == [
+        ("h0", Result.FAILED, RUNNING_CUT), ("h1", Result.OK, ""), ("h2", Result.SKIPPED, NOT_BEGUN)]
+    assert caught.value.running == frozenset({"h0"})
+    assert saw_close.wait(30)
