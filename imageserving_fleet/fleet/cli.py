@@ -95,8 +95,10 @@ def _options(
 def _debug_log() -> None:
     import logging
 
+    from ..untrusted import EscapingFormatter
+
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("debug: %(message)s"))
+    handler.setFormatter(EscapingFormatter("debug: %(message)s"))  # the messages carry what hosts printed
     logger = logging.getLogger("imageserving_fleet")
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG)

@@ -22,6 +22,7 @@ from typing import Any, TextIO
 
 from ..agent.metrics_http import MetricsServer
 from ..metrics import FORMATS, HostSample, fleet_families, render
+from ..untrusted import escape
 from .poller import Poller, agent_status
 from .results import HostResult, summarize
 from .target import Target
@@ -99,7 +100,7 @@ def make_log(stream: TextIO = sys.stderr) -> Callable[[str], None]:
 
     def log(line: str) -> None:
         stamp = "" if journald else datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ ")
-        stream.write(f"{stamp}{line}\n")
+        stream.write(f"{stamp}{escape(line)}\n")  # a change line carries a host's reason: untrusted
         stream.flush()
 
     return log

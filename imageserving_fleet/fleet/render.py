@@ -1,4 +1,8 @@
-"""Turn fleet results into what a person reads: a rich table and the recap line."""
+"""Turn fleet results into what a person reads: a rich table and the recap line.
+
+Every string a host sent (reasons, component ids, versions) goes through `untrusted.escape` and
+into a rich `Text`, never into markup: a host cannot drive the terminal or restyle the table.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from rich.text import Text
 
 from ..schema import COMPONENT_IDS, ComponentStatus
 from ..units import format_duration, format_size
+from ..untrusted import escape
 from .results import HostResult, Result, config_digests, summarize
 
 RESULT_STYLE = {Result.OK: "green", Result.DEGRADED: "yellow", Result.FAILED: "red",
@@ -53,7 +58,7 @@ def results_table(results: Sequence[HostResult], title: str | None = None) -> Ta
     table.add_column("host", no_wrap=True)
     table.add_column("result", no_wrap=True)
     for cid in ids:
-        table.add_column(cid, no_wrap=True)
+        table.add_column(escape(cid, tabs=False), no_wrap=True)
     digests = config_digests(results)  # only when hosts run different configurations
     if digests:
         common = max(set(digests.values()), key=list(digests.values()).count)
@@ -63,10 +68,11 @@ def results_table(results: Sequence[HostResult], title: str | None = None) -> Ta
         reason = r.reason
         if "agent_version" in r.extra:
             reason = f"agent {r.extra['agent_version']}" + (f"; {reason}" if reason else "")
+        reason = escape(reason, tabs=False)
         config = []
         if digests:
             d = digests.get(r.host, "-")
-            config = [Text(d, style="" if d == common else "bold yellow")]
+            config = [Text(escape(d, tabs=False), style="" if d == common else "bold yellow")]
         table.add_row(Text(r.host), Text(str(r.result), style=RESULT_STYLE[r.result]),
                       *(component_cell(r.component(cid)) for cid in ids), *config, Text(reason))
     return table
