@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from ..errors import ImageServingError
+from .hooks import Hooks
 from .results import HostResult
-from .rolling import rolling
+from .rolling import Confirm, rolling
 from .runner import Fleet, Job
 from .target import Target
 
@@ -41,10 +42,14 @@ RELOAD = Job("reload", ("reload", "--json"))
 
 
 def push(fleet: Fleet, targets: Sequence[Target], data: bytes, serial: str | None, max_fail_percentage: float,
-         on_batch: Callable[[int, int, list[str]], None] | None = None) -> list[HostResult]:
-    return rolling(fleet, targets, push_job(data), serial, max_fail_percentage, on_batch, verb="config push")
+         on_batch: Callable[[int, int, list[str]], None] | None = None, *, hooks: Hooks | None = None,
+         confirm: Confirm | None = None) -> list[HostResult]:
+    return rolling(fleet, targets, push_job(data), serial, max_fail_percentage, on_batch, verb="config push",
+                   hooks=hooks, confirm=confirm)
 
 
 def reload(fleet: Fleet, targets: Sequence[Target], serial: str | None, max_fail_percentage: float,
-           on_batch: Callable[[int, int, list[str]], None] | None = None) -> list[HostResult]:
-    return rolling(fleet, targets, RELOAD, serial, max_fail_percentage, on_batch, verb="reload")
+           on_batch: Callable[[int, int, list[str]], None] | None = None, *, hooks: Hooks | None = None,
+           confirm: Confirm | None = None) -> list[HostResult]:
+    return rolling(fleet, targets, RELOAD, serial, max_fail_percentage, on_batch, verb="reload",
+                   hooks=hooks, confirm=confirm)
