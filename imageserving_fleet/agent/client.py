@@ -17,6 +17,22 @@ if TYPE_CHECKING:
     from typing import Any
 
 MAX_REPLY = 16 * 2**20
+QUIET_REQUESTS = ("status", "ping")  # they change nothing: no asker is sent, none is logged
+
+
+def asking_user() -> str:
+    """Who asks for a change: the fleet's `user@controller` when it ran us, else the local login name."""
+    import os
+
+    named = os.environ.get("IMAGESERVING_REQUESTED_BY")
+    if named:
+        return named[:100]
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid {os.getuid()}"
 
 
 def request(home: Home, payload: dict[str, Any], timeout: float | None = 10.0) -> dict[str, Any]:
@@ -36,6 +52,8 @@ def request(home: Home, payload: dict[str, Any], timeout: float | None = 10.0) -
         except PermissionError:
             raise SupervisorError(f"permission denied on {path}: run as the user that started it") from None
         sock.settimeout(timeout)
+        if payload.get("cmd") not in QUIET_REQUESTS and "user" not in payload:
+            payload = {**payload, "user": asking_user()}  # the supervisor's log names who asked
         sock.sendall(json.dumps(payload).encode() + b"\n")
         data = bytearray()
         while not data.endswith(b"\n"):

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from ..errors import UsageError
 from .hooks import HookRunner, Hooks
+from .httpgate import GateUrl, gate_step_for
 from .results import HostResult, Result
 from .runner import Fleet, Interrupted, Job
 from .target import Target
@@ -92,19 +93,23 @@ def too_many_failures(batch: Sequence[HostResult], max_fail_percentage: float) -
 
 def rolling_restart(fleet: Fleet, targets: Sequence[Target], component: str | None, serial: str | None,
                     max_fail_percentage: float, on_batch: Callable[[int, int, list[str]], None] | None = None,
-                    *, hooks: Hooks | None = None, confirm: Confirm | None = None) -> list[HostResult]:
+                    *, hooks: Hooks | None = None, confirm: Confirm | None = None, gate: GateUrl | None = None
+                    ) -> list[HostResult]:
     """Restarts batch after batch; the next starts only when this one reports everything RUNNING."""
     job = Job("restart", ("restart", *([component] if component else []), "--json"))
-    return rolling(fleet, targets, job, serial, max_fail_percentage, on_batch, hooks=hooks, confirm=confirm)
+    return rolling(fleet, targets, job, serial, max_fail_percentage, on_batch, hooks=hooks, confirm=confirm,
+                   gate=gate)
 
 
 def rolling(fleet: Fleet, targets: Sequence[Target], job: Job, serial: str | None, max_fail_percentage: float,
             on_batch: Callable[[int, int, list[str]], None] | None = None, verb: str = "restart",
-            *, hooks: Hooks | None = None, confirm: Confirm | None = None) -> list[HostResult]:
+            *, hooks: Hooks | None = None, confirm: Confirm | None = None, gate: GateUrl | None = None
+            ) -> list[HostResult]:
     """Runs `job` batch after batch; the next starts only when this one reports everything RUNNING.
 
     Per batch: `confirm` (batches after the first; a no skips the rest), `--before` of each host,
-    the job on the hosts whose --before passed, the health gate, `--after` of each of them.
+    the job on the hosts whose --before passed, the health gate (every component RUNNING, then
+    `gate`'s URL answering 2xx when given), `--after` of each of them.
     On Ctrl-C raises Interrupted with every host accounted for: earlier batches as they ended, the
     batch in flight done / interrupted mid-job / not begun, later batches skipped. `verb` names the
     job in those reasons ("restart", "reload", "config push").
@@ -125,7 +130,7 @@ def rolling(fleet: Fleet, targets: Sequence[Target], job: Job, serial: str | Non
                 break
             if on_batch:
                 on_batch(index + 1, len(plan), names)
-            batch = _one_batch(fleet, [by_name[n] for n in names], job, runner, index + 1, restarted)
+            batch = _one_batch(fleet, [by_name[n] for n in names], job, runner, index + 1, restarted, gate)
             results.update((r.host, r) for r in batch)
             if too_many_failures(batch, max_fail_percentage):
                 failed = sum(1 for r in batch if r.result != Result.OK)
@@ -149,7 +154,7 @@ def rolling(fleet: Fleet, targets: Sequence[Target], job: Job, serial: str | Non
 
 
 def _one_batch(fleet: Fleet, batch_targets: list[Target], job: Job, runner: HookRunner, number: int,
-               restarted: dict[str, HostResult]) -> list[HostResult]:
+               restarted: dict[str, HostResult], gate: GateUrl | None = None) -> list[HostResult]:
     """--before, the job, the health gate, --after, for one batch; `restarted` is filled as the job returns."""
     refused = {name: why for name, why in runner.run_many("before", batch_targets, number).items() if why}
     go = [t for t in batch_targets if t.name not in refused]
@@ -159,6 +164,9 @@ def _one_batch(fleet: Fleet, batch_targets: list[Target], job: Job, runner: Hook
         done = fleet.run(go, job)
         restarted.update((r.host, r) for r in done)
         current.update((r.host, r) for r in _wait_healthy(fleet, go, done, started))
+        if gate is not None:
+            current.update(_wait_serving(fleet, [t for t in go if current[t.name].result == Result.OK], current,
+                                         gate, started))
         for name, why in runner.run_many("after", go, number).items():
             if why:
                 before = current[name]
@@ -208,3 +216,29 @@ def _wait_healthy(fleet: Fleet, targets: Sequence[Target], batch: list[HostResul
         for res in polled:
             current[res.host] = res
     return [current[t.name] for t in targets]
+
+
+def _wait_serving(fleet: Fleet, targets: Sequence[Target], current: dict[str, HostResult], gate: GateUrl,
+                  started: float) -> dict[str, HostResult]:
+    """Asks `gate` on each host (through its connection) until it answers 2xx or --timeout; returns
+    the hosts that never did, failed with what their last try said (httpgate.py)."""
+    job = Job("http-gate", (), step=gate_step_for(gate))
+    deadline = started + fleet.timeout
+    waiting, why = list(targets), {}
+    while waiting:
+        counted, fleet.on_result = fleet.on_result, None  # gate tries are not hosts done
+        try:
+            tried = fleet.run(waiting, job, timeout=max(1.0, deadline - time.monotonic()))
+        finally:
+            fleet.on_result = counted
+        why = {r.host: r.reason for r in tried if r.result != Result.OK}
+        waiting = [t for t in waiting if t.name in why]
+        left = deadline - time.monotonic()
+        if not waiting or left <= 0:
+            break
+        time.sleep(min(HEALTH_POLL, left))
+    out = {}
+    for t in waiting:
+        before = current[t.name]
+        out[t.name] = HostResult(t.name, Result.FAILED, why[t.name], before.status, before.elapsed_s, before.extra)
+    return out

@@ -15,6 +15,7 @@ lookup cannot be interrupted). Nothing a host does can hold the report past --ti
 from __future__ import annotations
 
 import functools
+import os
 import queue
 import threading
 import time
@@ -57,6 +58,22 @@ class Job:
     parse: Callable[[str, int, bytes, bytes, float], HostResult] | None = None
 
 
+# Jobs that change nothing: no asker is sent for them.
+READ_ONLY_JOBS = frozenset({"status", "version", "logs", "http-gate"})
+
+
+def requested_by() -> str:
+    """`user@controller`: who runs this fleet command, as each host's supervisor log names them."""
+    import getpass
+    import socket
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid())
+    return f"{user}@{socket.gethostname()}"
+
+
 class Interrupted(Exception):
     """Ctrl-C during a run; carries the results gathered so far (the others marked), and which
     hosts were in the middle of their job (`running`): their work may be half done."""
@@ -85,6 +102,7 @@ class Fleet:
         # transport threads that each wake 10 times a second while idle).
         self.keep_sessions = keep_sessions
         self.pool = Pool(connector)  # kept connections: reconnect with backoff, idle close, quiet
+        self.requested_by = requested_by()  # named in each host's supervisor log for a change
 
     def __enter__(self) -> Fleet:
         return self
@@ -95,9 +113,11 @@ class Fleet:
 
     # -------------------------------------------------------------- one host
     def command_for(self, target: Target, job: Job) -> tuple[str, bytes | None]:
+        asker = self.requested_by if job.command not in READ_ONLY_JOBS else None
         if target.become and self.become_password is not None:  # sudo -S reads one line, the agent the rest
-            return remote.with_password(target, job.args), (self.become_password + "\n").encode() + (job.stdin or b"")
-        return remote.agent_command(target, job.args), job.stdin
+            return (remote.with_password(target, job.args, asker),
+                    (self.become_password + "\n").encode() + (job.stdin or b""))
+        return remote.agent_command(target, job.args, asker), job.stdin
 
     def session(self, target: Target, deadline: float) -> Session:
         return self.pool.get(target, deadline)  # type: ignore[no-any-return]

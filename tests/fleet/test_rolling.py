@@ -87,7 +87,7 @@ def run_restart(journal: Journal, names: list[str], serial: str, hooks: Hooks, *
             journal.add(f"restart {request.host}")
         return CommandResult(0, status_json(request.host), b"")
 
-    with Fleet(MockConnector(answer), forks=10, timeout=30) as fleet:
+    with Fleet(MockConnector(answer), forks=10, timeout=kw.pop("timeout", 30.0)) as fleet:
         return rolling_restart(fleet, targets(*names), None, serial, kw.pop("max_fail", 0.0), hooks=hooks, **kw)
 
 
