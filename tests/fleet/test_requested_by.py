@@ -13,7 +13,7 @@ from imageserving_fleet.fleet.target import FleetOptions, make_target
 
 @pytest.mark.parametrize(("name", "prefix"), [
     ("alice@ctl.example.com", "IMAGESERVING_REQUESTED_BY=alice@ctl.example.com; export IMAGESERVING_REQUESTED_BY; "),
-    ("a b;rm -rf /'`$(x)", "IMAGESERVING_REQUESTED_BY=a_b_rm_-rf_; export IMAGESERVING_REQUESTED_BY; "),
+    ("a b;rm -rf /'`$(x)", "IMAGESERVING_REQUESTED_BY=a_b_rm_-rf_x_; export IMAGESERVING_REQUESTED_BY; "),
     ("", ""),
     (None, ""),
 ])
