@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Annotated
 
 import typer
@@ -13,6 +14,9 @@ from rich.console import Console
 from .. import __version__
 from ..errors import ImageServingError, InventoryError, UsageError
 from . import remote
+from .hooks import HOOK_TIMEOUT, Hooks
+from .httpgate import GateUrl
+from .record import leave_retry, recorded
 from .results import (
     EXIT_BAD_OPTIONS,
     EXIT_BEFORE_HOSTS,
@@ -23,7 +27,7 @@ from .results import (
     fleet_document,
     summarize,
 )
-from .rolling import rolling_restart
+from .rolling import Confirm, batches, rolling_restart
 from .runner import Job
 from .session import DEFAULT_FORKS, RunSettings, Work
 from .target import FleetOptions, Target
@@ -76,6 +80,9 @@ def _options(
     verbose: Annotated[bool, typer.Option(
         "-v", "--verbose", help="Debug lines on stderr: what a host's shell printed around the agent's "
                                 "output, and why a status was asked by exec instead of the socket.")] = False,
+    audit_log: Annotated[str | None, typer.Option(
+        "--audit-log", metavar="PATH", help="Where changes are recorded, one JSON line per run (0600). Env "
+                                            "IMAGESERVING_AUDIT_LOG; default ~/.imageserving-fleet/audit.jsonl.")] = None,
     cluster: Annotated[str | None, typer.Option(
         "--cluster", metavar="ADDRESS", envvar="IMAGESERVING_CLUSTER", show_envvar=False,
         help="Run the hosts' work on a dask cluster: local:N (N worker processes here), tcp://HOST:PORT or "
@@ -88,7 +95,7 @@ def _options(
                            host_key_policy=host_key_policy, connect_timeout=connect_timeout, become=become)
     ctx.obj = RunSettings(inventories=list(inventory or []), limit=limit, forks=forks, timeout=timeout,
                           options=options, as_json=as_json, quiet=quiet, ask_become_pass=ask_become_pass,
-                          cluster=cluster)
+                          cluster=cluster, audit_log=audit_log)
 
 
 # ------------------------------------------------------------------ helpers
@@ -121,10 +128,11 @@ def _progress(settings: RunSettings, total: int) -> tuple[Callable[[HostResult],
     return advance, bar.stop
 
 
-def _report(settings: RunSettings, command: str, results: Sequence[HostResult]) -> int:
+def _report(settings: RunSettings, command: str, results: Sequence[HostResult],
+            extra: dict[str, object] | None = None) -> int:
     code = exit_code(summarize(results))
     if settings.as_json:
-        sys.stdout.write(json.dumps(fleet_document(command, results)) + "\n")
+        sys.stdout.write(json.dumps(fleet_document(command, results) | (extra or {})) + "\n")
         return code
     from .render import print_results
 
@@ -135,17 +143,33 @@ def _report(settings: RunSettings, command: str, results: Sequence[HostResult]) 
     return code
 
 
+_ARGV: list[str] = []  # the command line as given (run() sets it): the audit line records it, redacted
+
+
 def _run(ctx: typer.Context, command: str, work: Job | Work,
-         report: Callable[[Sequence[HostResult]], int] | None = None) -> None:
-    """Runs one fleet command (RunSettings.run) and prints its report; Ctrl-C: partial report, exit 99."""
+         report: Callable[[Sequence[HostResult]], int] | None = None, words: str | None = None,
+         progress: bool = True) -> None:
+    """Runs one fleet command (RunSettings.run) and prints its report; Ctrl-C: partial report, exit 99.
+
+    A change (`words`, e.g. `stop is`) is recorded in the audit log, opened before any host; any run
+    that leaves hosts not ok writes their retry file and says so on stderr.
+    """
     settings: RunSettings = ctx.obj
     show = report or (lambda results: _report(settings, command, results))
-    targets = settings.targets()
-    results, interrupted = settings.run(command, targets, work, lambda n: _progress(settings, n))
-    code = show(results)
-    if interrupted:
-        err.print("interrupted: the report above is partial")
-        raise typer.Exit(EXIT_INTERRUPTED)
+    with recorded(words or command, _ARGV, settings.inventory_paths() or ["(packaged localhost inventory)"],
+                  settings.limit, settings.audit_log) as entry:
+        targets = settings.targets()
+        results, interrupted = settings.run(command, targets, work,
+                                            (lambda n: _progress(settings, n)) if progress else None)
+        if entry is not None:
+            entry.hosts = results
+        code = show(results)
+        leave_retry(command, results, lambda line: err.print(line, markup=False))
+        if interrupted:
+            err.print("interrupted: the report above is partial")
+            code = EXIT_INTERRUPTED
+        if entry is not None:
+            entry.exit = code
     raise typer.Exit(code)
 
 
@@ -221,7 +245,8 @@ def start(ctx: typer.Context,
 
     Example: imageserving-fleet -l 'is0*' start is
     """
-    _run(ctx, "start", Job("start", ("start", *_component(component), "--json")))
+    _run(ctx, "start", Job("start", ("start", *_component(component), "--json")),
+         words=" ".join(["start", *_component(component)]))
 
 
 @app.command()
@@ -232,82 +257,138 @@ def stop(ctx: typer.Context,
 
     Example: imageserving-fleet -l 'is0*' stop is   (maintenance; `start is` ends it)
     """
-    _run(ctx, "stop", Job("stop", ("stop", *_component(component), "--json")))
-
-
-@app.command()
-def restart(ctx: typer.Context,
-            component: Annotated[str | None, typer.Argument(help="ps, is or svg (default: everything)")] = None,
-            serial: Annotated[str | None, typer.Option(
-                "--serial", metavar="N|N%", help="Rolling restart: batches of N hosts (or N% of them); the "
-                                                 "next batch starts when this one is all RUNNING.")] = None,
-            max_fail_percentage: Annotated[float, typer.Option(
-                "--max-fail-percentage", metavar="P", help="Stop the rolling restart when more than P% of a "
-                                                            "batch fails (default 0: any failure).")] = 0.0,
-            ) -> None:
-    """Restart one component or everything; rolling with --serial."""
-    ids = _component(component)
-    cid = ids[0] if ids else None
-    if not 0 <= max_fail_percentage <= 100:
-        raise UsageError("--max-fail-percentage must be between 0 and 100")
-    if serial is not None:
-        from .rolling import parse_serial
-
-        parse_serial(serial)  # a usage error before any host is contacted
-
-    def run(fleet, targets: Sequence[Target]) -> list[HostResult]:  # type: ignore[no-untyped-def]
-        def on_batch(i: int, n: int, names: list[str]) -> None:
-            if not settings.quiet and not settings.as_json and n > 1:
-                err.print(f"batch {i}/{n}: {', '.join(names)}")
-
-        return rolling_restart(fleet, targets, cid, serial, max_fail_percentage, on_batch)
-
-    settings: RunSettings = ctx.obj
-    _run(ctx, "restart", run)
+    _run(ctx, "stop", Job("stop", ("stop", *_component(component), "--json")),
+         words=" ".join(["stop", *_component(component)]))
 
 
 SerialOpt = Annotated[str | None, typer.Option(
-    "--serial", metavar="N|N%", help="Batches of N hosts (or N% of them); the next batch starts when this one "
-                                     "is all RUNNING.")]
+    "--serial", metavar="N|N%|LIST", help="Batches of N hosts (or N% of them), or a list such as 1,10%,50% (the last "
+                                          "size repeats); the next batch starts when this one is all RUNNING.")]
 MaxFailOpt = Annotated[float, typer.Option(
     "--max-fail-percentage", metavar="P", help="Stop when more than P% of a batch fails (default 0: any failure).")]
+ConfirmOpt = Annotated[bool, typer.Option(
+    "--confirm", help="Ask on the terminal before each batch after the first (a canary); refused without a TTY.")]
+BeforeOpt = Annotated[str | None, typer.Option(
+    "--before", metavar="CMD", help="Run CMD on the controller (/bin/sh -c) before each host's action, with "
+                                    "IMAGESERVING_HOST, IMAGESERVING_ADDRESS, IMAGESERVING_BATCH set (e.g. drain it); "
+                                    "a failure leaves the host untouched and failed.")]
+AfterOpt = Annotated[str | None, typer.Option(
+    "--after", metavar="CMD", help="Run CMD on the controller after each host's action and health gate, even when "
+                                   "the action failed (e.g. put it back); a failure fails the host.")]
+HookTimeoutOpt = Annotated[float, typer.Option(
+    "--hook-timeout", metavar="S", help="Kill a --before/--after still running after S seconds (its host fails; "
+                                        "default 60).")]
+GateOpt = Annotated[str | None, typer.Option(
+    "--gate-http", metavar="URL", help="Health gate: also wait until URL, as the host sees it (e.g. "
+                                       "http://127.0.0.1:8080/healthz), answers 2xx, asked through the host's SSH "
+                                       "connection.")]
 
 
-def _rolling_options(ctx: typer.Context, serial: str | None, max_fail_percentage: float
-                     ) -> Callable[[int, int, list[str]], None]:
-    """Checks --serial and --max-fail-percentage before any host is contacted; returns the batch printer."""
+@dataclass(frozen=True)
+class _Rolling:
+    serial: str | None
+    max_fail_percentage: float
+    on_batch: Callable[[int, int, list[str]], None]
+    hooks: Hooks
+    confirm: Confirm | None
+    gate: GateUrl | None
+
+    def batches(self, results: Sequence[HostResult]) -> dict[str, object]:
+        """--json's `"batches"`: the run's plan, host names in inventory order."""
+        return {"batches": batches([r.host for r in results], self.serial)}
+
+
+def _rolling_options(ctx: typer.Context, serial: str | None, max_fail_percentage: float, confirm: bool = False,
+                     before: str | None = None, after: str | None = None, hook_timeout: float = HOOK_TIMEOUT,
+                     gate_http: str | None = None) -> _Rolling:
+    """Checks every rolling option before any host is contacted (exit 5); returns them ready to use."""
+    from .hooks import check_hooks
+    from .httpgate import parse_gate_url
     from .rolling import parse_serial
 
     if not 0 <= max_fail_percentage <= 100:
         raise UsageError("--max-fail-percentage must be between 0 and 100")
     if serial is not None:
         parse_serial(serial)
+    check_hooks(before, after, hook_timeout)
+    gate = parse_gate_url(gate_http) if gate_http is not None else None
     settings: RunSettings = ctx.obj
+    if gate is not None and settings.cluster_address() is not None:
+        raise UsageError("--gate-http asks each host through the controller's own connections: not with --cluster")
+    ask = _terminal_confirm() if confirm else None
 
     def on_batch(i: int, n: int, names: list[str]) -> None:
         if not settings.quiet and not settings.as_json and n > 1:
-            err.print(f"batch {i}/{n}: {', '.join(names)}")
+            err.print(f"batch {i}/{n}: {', '.join(names)}", markup=False)
 
-    return on_batch
+    return _Rolling(serial, max_fail_percentage, on_batch, Hooks(before, after, hook_timeout), ask, gate)
+
+
+def _terminal_confirm() -> Confirm:
+    """--confirm: a yes on the terminal before each batch after the first; without a TTY, exit 5."""
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+        raise UsageError("--confirm asks on the terminal, and stdin or stderr is not one")
+
+    def confirm(number: int, total: int, names: list[str]) -> bool:
+        shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+        try:
+            answer = err.input(f"batch {number}/{total} ({shown}): go on? [y/N] ", markup=False)
+        except EOFError:
+            return False
+        return answer.strip().lower() in ("y", "yes")
+
+    return confirm
 
 
 @app.command()
-def reload(ctx: typer.Context, serial: SerialOpt = None, max_fail_percentage: MaxFailOpt = 0.0) -> None:
+def restart(ctx: typer.Context,
+            component: Annotated[str | None, typer.Argument(help="ps, is or svg (default: everything)")] = None,
+            serial: SerialOpt = None, max_fail_percentage: MaxFailOpt = 0.0, confirm: ConfirmOpt = False,
+            before: BeforeOpt = None, after: AfterOpt = None, hook_timeout: HookTimeoutOpt = HOOK_TIMEOUT,
+            gate_http: GateOpt = None) -> None:
+    """Restart one component or everything; rolling with --serial, hooks around each host.
+
+    Example: imageserving-fleet restart --serial 1,25% --confirm --before 'lb drain "$IMAGESERVING_HOST"'
+    --after 'lb undrain "$IMAGESERVING_HOST"'
+    """
+    ids = _component(component)
+    cid = ids[0] if ids else None
+    how = _rolling_options(ctx, serial, max_fail_percentage, confirm, before, after, hook_timeout, gate_http)
+    settings: RunSettings = ctx.obj
+
+    def run(fleet, targets: Sequence[Target]) -> list[HostResult]:  # type: ignore[no-untyped-def]
+        return rolling_restart(fleet, targets, cid, serial, max_fail_percentage, how.on_batch,
+                               hooks=how.hooks, confirm=how.confirm, gate=how.gate)
+
+    _run(ctx, "restart", run, lambda results: _report(settings, "restart", results, how.batches(results)),
+         words=" ".join(["restart", *ids]), progress=how.confirm is None)
+
+
+@app.command()
+def reload(ctx: typer.Context, serial: SerialOpt = None, max_fail_percentage: MaxFailOpt = 0.0,
+           confirm: ConfirmOpt = False, before: BeforeOpt = None, after: AfterOpt = None,
+           hook_timeout: HookTimeoutOpt = HOOK_TIMEOUT, gate_http: GateOpt = None) -> None:
     """Make every host's supervisor re-read its configuration and apply only what changed.
 
     Example: imageserving-fleet reload --serial 25%
     """
     from . import configpush
 
-    on_batch = _rolling_options(ctx, serial, max_fail_percentage)
+    how = _rolling_options(ctx, serial, max_fail_percentage, confirm, before, after, hook_timeout, gate_http)
+    settings: RunSettings = ctx.obj
     _run(ctx, "reload", lambda fleet, targets: configpush.reload(fleet, targets, serial, max_fail_percentage,
-                                                                 on_batch))
+                                                                 how.on_batch, hooks=how.hooks,
+                                                                 confirm=how.confirm, gate=how.gate),
+         lambda results: _report(settings, "reload", results, how.batches(results)), progress=how.confirm is None)
 
 
 @app.command()
 def logs(ctx: typer.Context,
          name: Annotated[str, typer.Argument(help="ps, is, svg or supervisor")] = "supervisor",
-         lines: Annotated[int, typer.Option("-n", "--lines", help="How many last lines per host.")] = 20) -> None:
+         lines: Annotated[int, typer.Option("-n", "--lines", help="How many last lines per host.")] = 20,
+         raw: Annotated[bool, typer.Option(
+             "--raw", help="Print the lines as the hosts sent them (default: control characters shown escaped, "
+                           "\\x1b, as journalctl does).")] = False) -> None:
     """The last lines of a log from every host, each prefixed by its host (hosts in inventory order).
 
     Example: imageserving-fleet -l 'is0*' logs is -n 5
@@ -323,7 +404,7 @@ def logs(ctx: typer.Context,
         if settings.as_json:
             sys.stdout.write(logs_document(results) + "\n")
         else:
-            print_logs(results)
+            print_logs(results, raw=raw)
         return exit_code(summarize(results))
 
     _run(ctx, "logs", Job("logs", logs_args(key, lines), parse=parse_logs), report)
@@ -405,7 +486,9 @@ app.add_typer(config_app, name="config")
 @config_app.command("push")
 def config_push(ctx: typer.Context,
                 path: Annotated[str, typer.Argument(metavar="FILE", help="The agent configuration (YAML).")],
-                serial: SerialOpt = None, max_fail_percentage: MaxFailOpt = 0.0) -> None:
+                serial: SerialOpt = None, max_fail_percentage: MaxFailOpt = 0.0, confirm: ConfirmOpt = False,
+                before: BeforeOpt = None, after: AfterOpt = None, hook_timeout: HookTimeoutOpt = HOOK_TIMEOUT,
+                gate_http: GateOpt = None) -> None:
     """Validate FILE on each host with its own agent, install it (previous kept as .prev), reload.
 
     A host that refuses it keeps its old file and is failed with the agent's message.
@@ -413,10 +496,14 @@ def config_push(ctx: typer.Context,
     """
     from . import configpush
 
+    how = _rolling_options(ctx, serial, max_fail_percentage, confirm, before, after, hook_timeout, gate_http)
     data = configpush.read_config_file(path)
-    on_batch = _rolling_options(ctx, serial, max_fail_percentage)
-    _run(ctx, "config push", lambda fleet, targets: configpush.push(fleet, targets, data, serial,
-                                                                    max_fail_percentage, on_batch))
+    settings: RunSettings = ctx.obj
+    _run(ctx, "config push", lambda fleet, targets: configpush.push(fleet, targets, data, serial, max_fail_percentage,
+                                                                    how.on_batch, hooks=how.hooks,
+                                                                 confirm=how.confirm, gate=how.gate),
+         lambda results: _report(settings, "config push", results, how.batches(results)),
+         progress=how.confirm is None)
 
 
 # ------------------------------------------------------------------ reports
@@ -487,6 +574,7 @@ def _show_usage_error(exc: Exception) -> None:
 
 def run(args: list[str]) -> None:
     """Runs the Typer app on already-hoisted argv; maps our errors to the documented exit codes."""
+    _ARGV[:] = args
     try:
         code = app(args=args, prog_name="imageserving-fleet", standalone_mode=False)
     except typer.Exit as exc:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 from ..errors import ImageServingError
 from .hooks import Hooks
+from .httpgate import GateUrl
 from .results import HostResult
 from .rolling import Confirm, rolling
 from .runner import Fleet, Job
@@ -43,13 +44,13 @@ RELOAD = Job("reload", ("reload", "--json"))
 
 def push(fleet: Fleet, targets: Sequence[Target], data: bytes, serial: str | None, max_fail_percentage: float,
          on_batch: Callable[[int, int, list[str]], None] | None = None, *, hooks: Hooks | None = None,
-         confirm: Confirm | None = None) -> list[HostResult]:
+         confirm: Confirm | None = None, gate: GateUrl | None = None) -> list[HostResult]:
     return rolling(fleet, targets, push_job(data), serial, max_fail_percentage, on_batch, verb="config push",
-                   hooks=hooks, confirm=confirm)
+                   hooks=hooks, confirm=confirm, gate=gate)
 
 
 def reload(fleet: Fleet, targets: Sequence[Target], serial: str | None, max_fail_percentage: float,
            on_batch: Callable[[int, int, list[str]], None] | None = None, *, hooks: Hooks | None = None,
-           confirm: Confirm | None = None) -> list[HostResult]:
+           confirm: Confirm | None = None, gate: GateUrl | None = None) -> list[HostResult]:
     return rolling(fleet, targets, RELOAD, serial, max_fail_percentage, on_batch, verb="reload",
-                   hooks=hooks, confirm=confirm)
+                   hooks=hooks, confirm=confirm, gate=gate)

@@ -12,6 +12,7 @@ names the hook and ends with its last line of output. The hooks of a batch's hos
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -22,6 +23,8 @@ from dataclasses import dataclass
 
 from ..errors import UsageError
 from .target import Target
+
+log = logging.getLogger(__name__)
 
 HOOK_TIMEOUT = 60.0      # seconds; a drain that takes longer is stuck, not slow
 MAX_HOOK_OUTPUT = 2**20  # what is kept of a hook's output (the rest is read and dropped)
@@ -37,7 +40,7 @@ class Hooks:
     before: str | None = None
     after: str | None = None
     timeout: float = HOOK_TIMEOUT
-    on_output: OutputSink | None = None
+    on_output: OutputSink | None = None  # default: the debug log (what -v prints)
 
     def __bool__(self) -> bool:
         return bool(self.before or self.after)
@@ -105,9 +108,8 @@ class HookRunner:
             with self._lock:
                 self._running.discard(proc)
         lines = bytes(output).decode("utf-8", errors="replace").splitlines()
-        if self.hooks.on_output is not None:
-            for line in lines:
-                self.hooks.on_output(target.name, which, line)
+        for line in lines:  # by default into the debug log: `-v` shows them, by host, escaped
+            (self.hooks.on_output or _debug)(target.name, which, line)
         last = next((ln.strip() for ln in reversed(lines) if ln.strip()), "")
         tail = f": {last[:200]}" if last else ""
         if timed_out:
@@ -123,6 +125,10 @@ class HookRunner:
             running = list(self._running)
         for proc in running:
             _kill_group(proc)
+
+
+def _debug(host: str, which: str, line: str) -> None:
+    log.debug("%s | --%s: %s", host, which, line)
 
 
 def _read_into(proc: subprocess.Popen[bytes], output: bytearray) -> None:

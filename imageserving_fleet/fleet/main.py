@@ -9,7 +9,7 @@ from .results import EXIT_BEFORE_HOSTS
 
 GLOBAL_WITH_VALUE = ("-i", "--inventory", "-l", "--limit", "-f", "--forks", "--timeout", "--connect-timeout",
                      "-u", "--user", "--private-key", "--ssh-config", "--host-key-policy",
-                     "--cluster")
+                     "--cluster", "--audit-log")
 GLOBAL_FLAGS = ("--json", "-b", "--become", "-K", "--ask-become-pass", "-q", "--quiet", "-v", "--verbose")
 
 

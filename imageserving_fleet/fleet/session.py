@@ -49,6 +49,7 @@ class RunSettings:
     quiet: bool = False
     ask_become_pass: bool = False
     cluster: str | None = None  # --cluster, else IMAGESERVING_CLUSTER (§8)
+    audit_log: str | None = None  # --audit-log, else IMAGESERVING_AUDIT_LOG, else ~/.imageserving-fleet (audit.py)
 
     def inventory_paths(self) -> list[str]:
         if self.inventories:

@@ -1,0 +1,60 @@
+"""What a fleet run leaves behind for the operator: its audit line and its retry file.
+
+    with recorded(command, argv, inventory, limit, audit_option) as entry:   opens the audit log first
+        ...run...; entry.hosts = results; entry.exit = code                 (None for read-only commands)
+    leave_retry(command, results, warn)                                       the retry file and its hint
+
+The CLI calls these around every command that contacts hosts; the logic is here so that it has
+one home whatever shape the CLI takes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+
+from .audit import AuditEntry, AuditLog, audit_path, redact
+from .results import HostResult
+from .retry import hint, write_retry
+
+# The commands that change something on the hosts: each run of one writes an audit line.
+CHANGING_COMMANDS = frozenset({"start", "stop", "restart", "reload", "config push", "deploy", "restart supervisor"})
+
+
+def is_change(command: str) -> bool:
+    """`restart is` and `config push` are changes; status, ping, logs, report, hosts are not."""
+    words = command.split()
+    return " ".join(words[:2]) in CHANGING_COMMANDS or (bool(words) and words[0] in CHANGING_COMMANDS)
+
+
+@contextlib.contextmanager
+def recorded(command: str, argv: Sequence[str], inventory: Sequence[str], limit: str | None,
+             audit_option: str | None) -> Iterator[AuditEntry | None]:
+    """For a change: opens the audit log (AuditLogError, exit 1, before any host when it cannot be
+    written) and yields the entry to fill in, written on the way out whatever happens. For a
+    read-only command: yields None and touches nothing."""
+    if not is_change(command):
+        yield None
+        return
+    log = AuditLog.open(audit_path(audit_option))
+    with log.recording(AuditEntry(command=command, argv=redact(argv), inventory=list(inventory),
+                                  limit=limit)) as entry:
+        yield entry
+
+
+def retry_name(command: str) -> str:
+    """`restart is` -> restart, `config push` -> config push: the retry file is the command's."""
+    words = command.split()
+    two = " ".join(words[:2])
+    return two if two in ("config push", "restart supervisor") else (words[0] if words else "run")
+
+
+def leave_retry(command: str, results: Sequence[HostResult], warn: Callable[[str], None]) -> None:
+    """Writes the retry file of a run with hosts not ok, and says on stderr (`warn`) how to use it."""
+    try:
+        path = write_retry(retry_name(command), results)
+    except OSError as exc:
+        warn(f"cannot write the retry file: {exc.strerror or exc}")
+        return
+    if path is not None:
+        warn(hint(path))
