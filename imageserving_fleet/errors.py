@@ -12,6 +12,8 @@
     │   ├── InventoryVariableError     a host variable the fleet cannot use: host, variable (fleet exit 1)
     │   └── PatternError               bad or empty --limit pattern (fleet exit 1)
     ├── ClusterError                   --cluster: no scheduler there, no dask installed (fleet exit 1)
+    ├── AuditLogError                  fleet/audit: the audit log cannot be written, so the change is
+    │                                  not made (fleet exit 1, before any host)
     └── HostError                      one host's failure; never ends a fleet run
         ├── UnreachableError           could not run the agent there: reason is a `Reason`
         └── OutputTooLargeError        the host was reached, but what it wrote is past the bound
