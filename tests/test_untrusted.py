@@ -82,3 +82,65 @@ def test_debug_lines_are_escaped() -> None:
     record = logging.LogRecord("imageserving_fleet", logging.DEBUG, __file__, 1, "%s: said %s", ("h1", "\x1b]0;x\x07\nforged"),
                                None)
     assert EscapingFormatter("debug: %(message)s").format(record) == "debug: h1: said \\x1b]0;x\\x07\\x0aforged"
+
+
+# ------------------------------------------------------------ at the rendering edges
+HOSTILE_REASON = "boom \x1b]0;PWNED\x07 \x1b[2Jcleared [bold red]not markup[/] \u202eevil \x9b2J"
+
+
+def _forbidden(text: str) -> list[str]:
+    """What must never reach a terminal from a host (rich's own colours, `ESC [ ... m`, are ours)."""
+    return [s for s in ("\x1b]", "\x1b[2J", "\x07", "\u202e", "\x9b") if s in text]
+
+
+def test_the_results_table_shows_a_hostile_reason_escaped_and_unstyled() -> None:
+    import io
+
+    from rich.console import Console
+
+    from imageserving_fleet.fleet.render import print_results
+    from imageserving_fleet.fleet.results import HostResult, Result
+
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=True, width=400, color_system="truecolor")
+    print_results(console, [HostResult("h1", Result.FAILED, HOSTILE_REASON)])
+    text = buf.getvalue()
+    assert _forbidden(text) == []
+    assert "\\x1b]0;PWNED\\x07 \\x1b[2Jcleared [bold red]not markup[/] \\u202eevil \\x9b2J" in text
+
+
+def test_log_lines_escaped_unless_raw() -> None:
+    import io
+
+    from imageserving_fleet.fleet.logs import print_logs
+    from imageserving_fleet.fleet.results import HostResult, Result
+
+    hosts = [HostResult("h1", Result.OK, extra={"lines": ["GET /\x1b]52;c;eA==\x07 200"]}),
+             HostResult("h2", Result.FAILED, HOSTILE_REASON)]
+    out, err = io.StringIO(), io.StringIO()
+    print_logs(hosts, out, err)
+    assert out.getvalue() == "h1 | GET /\\x1b]52;c;eA==\\x07 200\n"
+    assert _forbidden(err.getvalue()) == []
+    out = io.StringIO()
+    print_logs(hosts, out, io.StringIO(), raw=True)
+    assert out.getvalue() == "h1 | GET /\x1b]52;c;eA==\x07 200\n"
+
+
+def test_exporter_change_lines_are_escaped() -> None:
+    import io
+
+    from imageserving_fleet.fleet.exporter import make_log
+
+    buf = io.StringIO()
+    make_log(buf)(f"h1: ok -> failed ({HOSTILE_REASON})")
+    assert _forbidden(buf.getvalue()) == [] and "\\x1b[2Jcleared" in buf.getvalue()
+
+
+def test_markdown_and_csv_reports_escape_host_text() -> None:
+    from imageserving_fleet.fleet.reports.formats import render_csv, render_md
+    from imageserving_fleet.fleet.reports.model import build_report
+    from imageserving_fleet.fleet.results import HostResult, Result
+
+    report = build_report([HostResult("h1", Result.FAILED, HOSTILE_REASON)], "2026-12-07T00:00:00Z")
+    for text in (render_md(report), render_csv(report)):
+        assert _forbidden(text) == [] and "PWNED" in text

@@ -225,3 +225,69 @@ def test_the_http_gate_asks_ps_through_the_ssh_connection(real: tuple[Lab, Contr
         code, doc, _ = ctl.json("reload", "--gate-http", wrong, "--timeout", "3")
     assert code == 2
     assert doc["hosts"][0]["reason"].startswith(f"not serving: GET {wrong}: cannot connect from the host"), doc
+
+
+def test_ctrl_c_still_writes_the_audit_line(ctl: Controller, tmp_path: Path) -> None:
+    import signal
+
+    agent = fake_agent(tmp_path, "imageserving", on_run='[ "$1" = restart ] && sleep 60')
+    ctl.add("h1", agent)
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(yaml.safe_dump({"all": {"hosts": ctl.hosts}}))
+    env = {k: v for k, v in os.environ.items() if k not in ("SSH_AUTH_SOCK", "IMAGESERVING_AUDIT_LOG")}
+    env["HOME"] = str(ctl.home)
+    proc = subprocess.Popen([sys.executable, "-m", "imageserving_fleet.fleet.main", "-i", str(inventory),
+                             "--ssh-config", str(ctl.sshd.ssh_config_path), "restart", "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            stdin=subprocess.DEVNULL)
+    try:
+        assert wait_until(lambda: any(c.endswith("restart begin") for c in calls(tmp_path)), 120)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 99, err
+    [line] = ctl.audit_lines()
+    assert line["exit"] == 99 and line["command"] == "restart"
+    assert [(h["host"], h["result"]) for h in line["hosts"]] == [("h1", "failed")]
+    assert "interrupted" in line["hosts"][0]["reason"]
+
+
+def test_confirm_on_a_terminal_runs_the_canary_then_asks(ctl: Controller, tmp_path: Path) -> None:
+    import pty
+    import select
+
+    agent = fake_agent(tmp_path, "imageserving")
+    for name in ("h1", "h2", "h3"):
+        ctl.add(name, agent, imageserving_home=f"/nonexistent/{name}")
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(yaml.safe_dump({"all": {"hosts": ctl.hosts}}))
+    env = {k: v for k, v in os.environ.items() if k not in ("SSH_AUTH_SOCK", "IMAGESERVING_AUDIT_LOG")}
+    env["HOME"] = str(ctl.home)
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "imageserving_fleet.fleet.main", "-i", str(inventory),
+                             "--ssh-config", str(ctl.sshd.ssh_config_path), "restart", "--serial", "1",
+                             "--confirm", "--json"],
+                            stdin=slave, stderr=slave, stdout=subprocess.PIPE, text=True, env=env)
+    os.close(slave)
+    seen = b""
+    try:
+        for answer in (b"y\n", b"n\n"):  # batch 2: yes; batch 3: no
+            prompts = seen.count(b"go on? [y/N]")
+            while seen.count(b"go on? [y/N]") == prompts:
+                ready, _, _ = select.select([master], [], [], 120)
+                assert ready, seen
+                seen += os.read(master, 4096)
+            os.write(master, answer)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+    assert b"batch 2/3 (h2): go on? [y/N]" in seen and b"batch 3/3 (h3): go on? [y/N]" in seen
+    doc = json.loads(out)
+    assert [(h["host"], h["result"]) for h in doc["hosts"]] == [("h1", "ok"), ("h2", "ok"), ("h3", "skipped")]
+    assert proc.returncode == 2
+    assert [c.split()[0] for c in calls(tmp_path) if c.endswith("restart begin")] == ["/nonexistent/h1",
+                                                                                      "/nonexistent/h2"]
