@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ImageServingError
-from .home import controller_home, make_private_dir
+from .controller_home import controller_home, make_private_dir
 from .results import EXIT_INTERRUPTED, HostResult
 
 AUDIT_ENV = "IMAGESERVING_AUDIT_LOG"

@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from .home import controller_home, make_private_dir
+from .controller_home import controller_home, make_private_dir
 from .results import HostResult, Result
 
 RETRY_DIR = "retry"
