@@ -11,6 +11,8 @@ one home whatever shape the CLI takes.
 from __future__ import annotations
 
 import contextlib
+import signal
+import threading
 from collections.abc import Callable, Iterator, Sequence
 
 from .audit import AuditEntry, AuditLog, audit_path, redact
@@ -37,9 +39,24 @@ def recorded(command: str, argv: Sequence[str], inventory: Sequence[str], limit:
         yield None
         return
     log = AuditLog.open(audit_path(audit_option))
-    with log.recording(AuditEntry(command=command, argv=redact(argv), inventory=list(inventory),
-                                  limit=limit)) as entry:
+    with _terminated_as_interrupted(), log.recording(AuditEntry(command=command, argv=redact(argv),
+                                                                 inventory=list(inventory), limit=limit)) as entry:
         yield entry
+
+
+@contextlib.contextmanager
+def _terminated_as_interrupted() -> Iterator[None]:
+    """SIGTERM and SIGHUP (a closed terminal, a dropped SSH session) end a change as Ctrl-C does: the
+    partial report, exit 99, and the audit line. Only the main thread can set handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = {sig: signal.signal(sig, signal.default_int_handler) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
 
 
 def retry_name(command: str) -> str:

@@ -227,7 +227,8 @@ def test_the_http_gate_asks_ps_through_the_ssh_connection(real: tuple[Lab, Contr
     assert doc["hosts"][0]["reason"].startswith(f"not serving: GET {wrong}: cannot connect from the host"), doc
 
 
-def test_ctrl_c_still_writes_the_audit_line(ctl: Controller, tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGHUP"])  # Ctrl-C; the operator's terminal or SSH session gone
+def test_an_interrupted_change_still_writes_its_audit_line(ctl: Controller, tmp_path: Path, sig: str) -> None:
     import signal
 
     agent = fake_agent(tmp_path, "imageserving", on_run='[ "$1" = restart ] && sleep 60')
@@ -242,7 +243,7 @@ def test_ctrl_c_still_writes_the_audit_line(ctl: Controller, tmp_path: Path) -> 
                             stdin=subprocess.DEVNULL)
     try:
         assert wait_until(lambda: any(c.endswith("restart begin") for c in calls(tmp_path)), 120)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(getattr(signal, sig))
         _, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
