@@ -22,11 +22,11 @@ import re
 import socket
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ..errors import ImageServingError
+from ..timefmt import utc_stamp
 from .controller_home import controller_home, make_private_dir
 from .results import EXIT_INTERRUPTED, HostResult
 
@@ -78,11 +78,6 @@ def redact(argv: Sequence[str]) -> list[str]:
     return out
 
 
-def now_text() -> str:
-    """UTC, milliseconds: what a person or a log shipper reads."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def current_user() -> str:
     try:
         return getpass.getuser()
@@ -100,7 +95,7 @@ class AuditEntry:
     limit: str | None
     user: str = field(default_factory=current_user)
     controller: str = field(default_factory=socket.gethostname)
-    time: str = field(default_factory=now_text)
+    time: str = field(default_factory=utc_stamp)  # the one format a person reads (timefmt)
     hosts: list[HostResult] = field(default_factory=list)
     exit: int | None = None
 
