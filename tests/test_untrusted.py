@@ -115,7 +115,7 @@ def test_log_lines_escaped_unless_raw() -> None:
     from imageserving_fleet.fleet.logs import print_logs
     from imageserving_fleet.fleet.results import HostResult, Result
 
-    hosts = [HostResult("h1", Result.OK, extra={"lines": ["GET /\x1b]52;c;eA==\x07 200"]}),
+    hosts = [HostResult("h1", Result.OK, lines=("GET /\x1b]52;c;eA==\x07 200",)),
              HostResult("h2", Result.FAILED, HOSTILE_REASON)]
     out, err = io.StringIO(), io.StringIO()
     print_logs(hosts, out, err)

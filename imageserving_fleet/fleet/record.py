@@ -1,7 +1,7 @@
 """What a fleet run leaves behind for the operator: its audit line and its retry file.
 
-    with recorded(command, argv, inventory, limit, audit_option) as entry:   opens the audit log first
-        ...run...; entry.hosts = results; entry.exit = code                 (None for read-only commands)
+    with recorded(command, argv, inventory, limit, audit_log) as entry:   opens the audit log first
+        ...run...; entry.hosts = results; entry.exit = code              (None for read-only commands)
     leave_retry(command, results, warn)                                       the retry file and its hint
 
 The CLI calls these around every command that contacts hosts; the logic is here so that it has
@@ -14,31 +14,23 @@ import contextlib
 import signal
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 
-from .audit import AuditEntry, AuditLog, audit_path, redact
+from .audit import AuditEntry, AuditLog, redact
 from .results import HostResult
 from .retry import hint, write_retry
-
-# The commands that change something on the hosts: each run of one writes an audit line.
-CHANGING_COMMANDS = frozenset({"start", "stop", "restart", "reload", "config push", "deploy", "restart supervisor"})
-
-
-def is_change(command: str) -> bool:
-    """`restart is` and `config push` are changes; status, ping, logs, report, hosts are not."""
-    words = command.split()
-    return " ".join(words[:2]) in CHANGING_COMMANDS or (bool(words) and words[0] in CHANGING_COMMANDS)
 
 
 @contextlib.contextmanager
 def recorded(command: str, argv: Sequence[str], inventory: Sequence[str], limit: str | None,
-             audit_option: str | None) -> Iterator[AuditEntry | None]:
-    """For a change: opens the audit log (AuditLogError, exit 1, before any host when it cannot be
-    written) and yields the entry to fill in, written on the way out whatever happens. For a
-    read-only command: yields None and touches nothing."""
-    if not is_change(command):
+             audit_log: Path | None) -> Iterator[AuditEntry | None]:
+    """For a change (`audit_log` given, RunContext.audit_log): opens the audit log (AuditLogError,
+    exit 1, before any host when it cannot be written) and yields the entry to fill in, written on
+    the way out whatever happens. For a read-only command: yields None and touches nothing."""
+    if audit_log is None:
         yield None
         return
-    log = AuditLog.open(audit_path(audit_option))
+    log = AuditLog.open(audit_log)
     with _terminated_as_interrupted(), log.recording(AuditEntry(command=command, argv=redact(argv),
                                                                  inventory=list(inventory), limit=limit)) as entry:
         yield entry

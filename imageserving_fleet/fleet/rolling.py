@@ -6,28 +6,56 @@ every component RUNNING (held-down ones aside), and the run stops when a batch's
 list: the last size repeats). Around each host's action run the controller's hooks (hooks.py):
 `--before` (a failure leaves the host untouched and failed), then the action, the health gate,
 then `--after` (even when the action failed; its failure fails the host). With `confirm`, each
-batch after the first waits for the operator's yes. Batching is pure; the fan-out is whatever
-object has Fleet's `run()`.
+batch after the first waits for the operator's yes. Batching is pure; the fan-out is any
+fanout.FanOut.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ..errors import UsageError
-from .hooks import HookRunner, Hooks
+from .fanout import FanOut, Interrupted
+from .hooks import HookRunner, Hooks, check_hooks
 from .httpgate import GateUrl, gate_step_for
+from .jobs import STATUS, Job, Kind, gate_job
 from .results import HostResult, Result
-from .runner import Fleet, Interrupted, Job
 from .target import Target
 
 HEALTH_POLL = 0.5  # seconds between status polls of a batch that is not all RUNNING yet
 
 # (batch number from 1, how many batches, the batch's hosts) -> go on?  (--confirm)
 Confirm = Callable[[int, int, list[str]], bool]
+# Told of each batch as it begins: (its number from 1, how many batches, its hosts)
+OnBatch = Callable[[int, int, list[str]], None]
+VERBS = {Kind.RESTART: "restart", Kind.RELOAD: "reload", Kind.CONFIG_PUSH: "config push"}
+
+
+@dataclass(frozen=True)
+class Rolling:
+    """How a rolling run goes, checked (UsageError, exit 5) before any host is contacted: --serial,
+    --max-fail-percentage, the hooks, --confirm's question (None: no question), --gate-http."""
+
+    serial: str | None = None
+    max_fail_percentage: float = 0.0
+    hooks: Hooks = Hooks()
+    confirm: Confirm | None = None
+    gate: GateUrl | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.max_fail_percentage <= 100:
+            raise UsageError("--max-fail-percentage must be between 0 and 100")
+        if self.serial is not None:
+            parse_serial(self.serial)
+        check_hooks(self.hooks.before, self.hooks.after, self.hooks.timeout)
+
+    def plan(self, hosts: Sequence[str]) -> list[list[str]]:
+        """The batches of these hosts (--json's `"batches"`)."""
+        return batches(hosts, self.serial)
 
 
 @dataclass(frozen=True)
@@ -91,32 +119,22 @@ def too_many_failures(batch: Sequence[HostResult], max_fail_percentage: float) -
     return bool(batch) and failed * 100.0 / len(batch) > max_fail_percentage
 
 
-def rolling_restart(fleet: Fleet, targets: Sequence[Target], component: str | None, serial: str | None,
-                    max_fail_percentage: float, on_batch: Callable[[int, int, list[str]], None] | None = None,
-                    *, hooks: Hooks | None = None, confirm: Confirm | None = None, gate: GateUrl | None = None
-                    ) -> list[HostResult]:
-    """Restarts batch after batch; the next starts only when this one reports everything RUNNING."""
-    job = Job("restart", ("restart", *([component] if component else []), "--json"))
-    return rolling(fleet, targets, job, serial, max_fail_percentage, on_batch, hooks=hooks, confirm=confirm,
-                   gate=gate)
-
-
-def rolling(fleet: Fleet, targets: Sequence[Target], job: Job, serial: str | None, max_fail_percentage: float,
-            on_batch: Callable[[int, int, list[str]], None] | None = None, verb: str = "restart",
-            *, hooks: Hooks | None = None, confirm: Confirm | None = None, gate: GateUrl | None = None
-            ) -> list[HostResult]:
+def rolling(fleet: FanOut, targets: Sequence[Target], job: Job, how: Rolling,
+            on_batch: OnBatch | None = None) -> list[HostResult]:
     """Runs `job` batch after batch; the next starts only when this one reports everything RUNNING.
 
     Per batch: `confirm` (batches after the first; a no skips the rest), `--before` of each host,
     the job on the hosts whose --before passed, the health gate (every component RUNNING, then
     `gate`'s URL answering 2xx when given), `--after` of each of them.
     On Ctrl-C raises Interrupted with every host accounted for: earlier batches as they ended, the
-    batch in flight done / interrupted mid-job / not begun, later batches skipped. `verb` names the
-    job in those reasons ("restart", "reload", "config push").
+    batch in flight done / interrupted mid-job / not begun, later batches skipped; the job's verb
+    ("restart", "reload", "config push") names it in those reasons.
     """
+    verb = VERBS[job.kind]
+    max_fail_percentage, confirm, gate = how.max_fail_percentage, how.confirm, how.gate
     by_name = {t.name: t for t in targets}
-    plan = batches([t.name for t in targets], serial)
-    runner = HookRunner(hooks or Hooks(), getattr(fleet, "forks", 1))
+    plan = how.plan([t.name for t in targets])
+    runner = HookRunner(how.hooks, getattr(fleet, "forks", 1))
     results: dict[str, HostResult] = {}
     current: list[str] = []
     restarted: dict[str, HostResult] = {}  # the batch in flight, once its restart command returned
@@ -153,7 +171,7 @@ def rolling(fleet: Fleet, targets: Sequence[Target], job: Job, serial: str | Non
     return [results[t.name] for t in targets]
 
 
-def _one_batch(fleet: Fleet, batch_targets: list[Target], job: Job, runner: HookRunner, number: int,
+def _one_batch(fleet: FanOut, batch_targets: list[Target], job: Job, runner: HookRunner, number: int,
                restarted: dict[str, HostResult], gate: GateUrl | None = None) -> list[HostResult]:
     """--before, the job, the health gate, --after, for one batch; `restarted` is filled as the job returns."""
     refused = {name: why for name, why in runner.run_many("before", batch_targets, number).items() if why}
@@ -170,8 +188,8 @@ def _one_batch(fleet: Fleet, batch_targets: list[Target], job: Job, runner: Hook
         for name, why in runner.run_many("after", go, number).items():
             if why:
                 before = current[name]
-                current[name] = HostResult(name, Result.FAILED, why + (f"; {before.reason}" if before.reason else ""),
-                                           before.status, before.elapsed_s, before.extra)
+                current[name] = dataclasses.replace(before, result=Result.FAILED,
+                                                    reason=why + (f"; {before.reason}" if before.reason else ""))
     return [current[t.name] for t in batch_targets]
 
 
@@ -197,7 +215,7 @@ def _interrupted(name: str, restart: HostResult | None, partial: HostResult | No
     return restart
 
 
-def _wait_healthy(fleet: Fleet, targets: Sequence[Target], batch: list[HostResult], started: float
+def _wait_healthy(fleet: FanOut, targets: Sequence[Target], batch: list[HostResult], started: float
                   ) -> list[HostResult]:
     """Polls the batch's degraded hosts over their open connections until RUNNING or --timeout."""
     current = {r.host: r for r in batch}
@@ -210,7 +228,7 @@ def _wait_healthy(fleet: Fleet, targets: Sequence[Target], batch: list[HostResul
         time.sleep(min(HEALTH_POLL, left))
         counted, fleet.on_result = fleet.on_result, None  # polls are not hosts done: keep the bar's count
         try:
-            polled = fleet.run(waiting, Job("status", ("status", "--json")), timeout=max(1.0, left))
+            polled = fleet.run(waiting, STATUS, timeout=max(1.0, left))
         finally:
             fleet.on_result = counted
         for res in polled:
@@ -218,11 +236,11 @@ def _wait_healthy(fleet: Fleet, targets: Sequence[Target], batch: list[HostResul
     return [current[t.name] for t in targets]
 
 
-def _wait_serving(fleet: Fleet, targets: Sequence[Target], current: dict[str, HostResult], gate: GateUrl,
+def _wait_serving(fleet: FanOut, targets: Sequence[Target], current: dict[str, HostResult], gate: GateUrl,
                   started: float) -> dict[str, HostResult]:
     """Asks `gate` on each host (through its connection) until it answers 2xx or --timeout; returns
     the hosts that never did, failed with what their last try said (httpgate.py)."""
-    job = Job("http-gate", (), step=gate_step_for(gate))
+    job = gate_job(gate_step_for(gate))
     deadline = started + fleet.timeout
     waiting, why = list(targets), {}
     while waiting:
@@ -240,5 +258,5 @@ def _wait_serving(fleet: Fleet, targets: Sequence[Target], current: dict[str, Ho
     out = {}
     for t in waiting:
         before = current[t.name]
-        out[t.name] = HostResult(t.name, Result.FAILED, why[t.name], before.status, before.elapsed_s, before.extra)
+        out[t.name] = dataclasses.replace(before, result=Result.FAILED, reason=why[t.name])
     return out

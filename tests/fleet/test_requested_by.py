@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from imageserving_fleet.fleet import remote
-from imageserving_fleet.fleet.runner import Fleet, Job
+from imageserving_fleet.fleet.jobs import Kind, action_job, status_job
+from imageserving_fleet.fleet.runner import Fleet
 from imageserving_fleet.fleet.ssh.mock import MockConnector
 from imageserving_fleet.fleet.target import FleetOptions, make_target
 
@@ -25,7 +26,7 @@ def test_only_changes_carry_the_asker() -> None:
     target = make_target("h", {"imageserving_command": "/bin/agent"}, FleetOptions())
     with Fleet(MockConnector(lambda r: None), forks=1, timeout=5) as fleet:  # type: ignore[arg-type,return-value]
         fleet.requested_by = "alice@ctl"
-        restart, _ = fleet.command_for(target, Job("restart", ("restart", "--json")))
-        status, _ = fleet.command_for(target, Job("status", ("status", "--json")))
+        restart, _ = fleet.command_for(target, action_job(Kind.RESTART))
+        status, _ = fleet.command_for(target, status_job())
     assert restart.startswith("IMAGESERVING_REQUESTED_BY=alice@ctl; export IMAGESERVING_REQUESTED_BY; exec /bin/agent")
     assert "REQUESTED_BY" not in status

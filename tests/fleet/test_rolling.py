@@ -13,8 +13,9 @@ import pytest
 
 from imageserving_fleet.errors import UsageError
 from imageserving_fleet.fleet.hooks import Hooks, check_hooks
+from imageserving_fleet.fleet.jobs import Kind, action_job
 from imageserving_fleet.fleet.results import Result
-from imageserving_fleet.fleet.rolling import batch_sizes, batches, parse_serial, rolling_restart
+from imageserving_fleet.fleet.rolling import Rolling, batch_sizes, batches, parse_serial, rolling
 from imageserving_fleet.fleet.runner import Fleet
 from imageserving_fleet.fleet.ssh import CommandResult
 from imageserving_fleet.fleet.ssh.mock import MockConnector, MockRequest
@@ -50,6 +51,8 @@ def test_bad_serial_is_a_usage_error(serial: str) -> None:
 def test_bad_hook_options_are_usage_errors(before: str | None, after: str | None, timeout: float) -> None:
     with pytest.raises(UsageError):
         check_hooks(before, after, timeout)
+    with pytest.raises(UsageError):  # and so is a Rolling that carries them, before any host
+        Rolling(hooks=Hooks(before, after, timeout))
 
 
 # ------------------------------------------------------------- through the fan-out
@@ -87,8 +90,9 @@ def run_restart(journal: Journal, names: list[str], serial: str, hooks: Hooks, *
             journal.add(f"restart {request.host}")
         return CommandResult(0, status_json(request.host), b"")
 
+    how = Rolling(serial, kw.pop("max_fail", 0.0), hooks, kw.pop("confirm", None), kw.pop("gate", None))
     with Fleet(MockConnector(answer), forks=10, timeout=kw.pop("timeout", 30.0)) as fleet:
-        return rolling_restart(fleet, targets(*names), None, serial, kw.pop("max_fail", 0.0), hooks=hooks, **kw)
+        return rolling(fleet, targets(*names), action_job(Kind.RESTART), how)
 
 
 def test_before_and_after_wrap_each_host_batch_by_batch(tmp_path: Path) -> None:
