@@ -292,3 +292,13 @@ def test_confirm_on_a_terminal_runs_the_canary_then_asks(ctl: Controller, tmp_pa
     assert proc.returncode == 2
     assert [c.split()[0] for c in calls(tmp_path) if c.endswith("restart begin")] == ["/nonexistent/h1",
                                                                                       "/nonexistent/h2"]
+
+
+def test_a_cluster_run_is_recorded_too(ctl: Controller, tmp_path: Path) -> None:
+    """The hosts' work runs on a dask worker (--cluster local:1); the controller still writes the line."""
+    ctl.hosts["here"] = {"ansible_connection": "local", "imageserving_command": "/bin/false"}
+    code, doc, err = ctl.json("--cluster", "local:1", "restart")
+    assert code == 2 and doc["hosts"][0]["worker"], doc
+    [line] = ctl.audit_lines()
+    assert line["hosts"] == [{"host": "here", "result": "failed", "reason": "agent error (exit 1)"}]
+    assert line["exit"] == 2 and "--limit @" in err
