@@ -7,7 +7,7 @@ runs twice:
 
 - it is still in the configuration, with the same settings (its digest);
 - its main process is the one recorded (pid and start time) and was RUNNING;
-- its output still reaches its log: its stdout is `<home>/logs/<id>.log` itself.
+- its output still reaches its log: its stdout is the pipe of its log relay, still alive (relay.py).
 """
 
 from __future__ import annotations
@@ -69,7 +69,6 @@ def refusal(rec: dict[str, Any], owned: Owned, proc: Proc, config: AgentConfig, 
         return f"its main process {owned.pid} is gone"
     if proc.state != State.RUNNING or proc.pid != owned.pid:
         return f"it was {proc.state}, not RUNNING"
-    target = ownership.stdout_target(owned.pid or 0)
-    if target != log:
-        return f"its output no longer reaches {log} (stdout: {target or 'unknown'})"
+    if not owned.output_reaches_log():
+        return f"its output no longer reaches {log} (its log relay is gone)"
     return ""

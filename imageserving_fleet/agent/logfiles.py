@@ -102,25 +102,3 @@ class EventLog(LogFile):
     def line(self, text: str) -> None:
         self.write(f"{stamp()} {text}\n".encode(errors="replace"))
 
-
-def rotate_in_place(path: str, max_bytes: int, backups: int) -> bool:
-    """Rotates a log that its writers hold open with O_APPEND (a component's stdout and stderr):
-    copy to .1 (older ones shift), then truncate in place, as logrotate's `copytruncate` does.
-
-    The writers keep their descriptor, so nothing reopens and nothing breaks; a line written
-    between the copy and the truncate is lost (microseconds). Returns True when it rotated.
-    """
-    import shutil
-
-    try:
-        if os.stat(path).st_size <= max_bytes:
-            return False
-        if backups > 0:
-            for i in range(backups - 1, 0, -1):
-                if os.path.exists(f"{path}.{i}"):
-                    os.replace(f"{path}.{i}", f"{path}.{i + 1}")
-            shutil.copyfile(path, f"{path}.1")
-        os.truncate(path, 0)
-        return True
-    except OSError:
-        return False

@@ -208,31 +208,40 @@ class Owned:
     """What a component owns: its main process (pid + start ticks), cgroup, and every member seen.
 
     `seen` maps pid -> start ticks of every other process found in its tree, its session or
-    reparented to the supervisor from it; `child` says whether the main process is our child
-    (adopted ones are watched with a pidfd instead of waitpid).
+    reparented to the supervisor from it; `relay` is (pid, start ticks) of its log relay and
+    `pipe` the inode of the pipe between them; `child` says whether the main process is our
+    child (adopted ones are watched with a pidfd instead of waitpid).
     """
 
-    __slots__ = ("id", "pid", "start", "cgroup", "seen", "child")
+    __slots__ = ("id", "pid", "start", "cgroup", "seen", "relay", "pipe", "child")
 
     def __init__(self, cid: str, pid: int | None = None, start: int | None = None, cgroup: str | None = None,
-                 seen: dict[int, int] | None = None, child: bool = True) -> None:
+                 seen: dict[int, int] | None = None, relay: tuple[int, int] | None = None, pipe: int | None = None,
+                 child: bool = True) -> None:
         self.id, self.pid, self.start, self.cgroup = cid, pid, start, cgroup
         self.seen: dict[int, int] = seen if seen is not None else {}
-        self.child = child
+        self.relay, self.pipe, self.child = relay, pipe, child
 
     def to_dict(self) -> dict[str, Any]:
         return {"pid": self.pid, "start": self.start, "cgroup": self.cgroup,
-                "seen": [[p, s] for p, s in self.seen.items()]}
+                "seen": [[p, s] for p, s in self.seen.items()], "relay": list(self.relay) if self.relay else None,
+                "pipe": self.pipe}
 
     @classmethod
     def from_dict(cls, cid: str, d: dict[str, Any]) -> Owned:
         seen = {int(p): int(s) for p, s in d.get("seen") or []}
-        pid, start = d.get("pid"), d.get("start")
+        pid, start, relay = d.get("pid"), d.get("start"), d.get("relay")
         return cls(cid, int(pid) if pid else None, int(start) if start else None, d.get("cgroup") or None,
-                   seen, child=False)
+                   seen, (int(relay[0]), int(relay[1])) if relay else None, d.get("pipe"), child=False)
 
     def main_alive(self) -> bool:
         return self.pid is not None and self.start is not None and start_of(self.pid) == self.start
+
+    def output_reaches_log(self) -> bool:
+        """Its main process still writes into the pipe of a live relay (which writes the log)."""
+        if self.relay is None or start_of(self.relay[0]) != self.relay[1] or self.pipe is None:
+            return False
+        return stdout_target(self.pid or 0) == f"pipe:[{self.pipe}]"
 
 
 def members(owned: Owned, rows: dict[int, ProcRow] | None = None) -> list[int]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from collections.abc import Iterable
 from typing import Any, Protocol
 
@@ -17,6 +18,7 @@ from . import ownership
 from .config import ComponentConfig
 from .ownership import Owned
 
+LogSpec = tuple[str, int, int]    # path, max bytes, backups
 TAG = "IMAGESERVING_SUPERVISED"   # kept for people's own scripts; never relied upon to find processes
 
 
@@ -25,8 +27,8 @@ class ProcessOps(Protocol):
 
     cgroups: bool  # True: ownership by cgroup, False: by the subreaper's view and sessions
 
-    def spawn(self, cfg: ComponentConfig, log_path: str, env: dict[str, str]) -> Owned:
-        """Starts the component in a new session, stdout and stderr appended to log_path; raises OSError."""
+    def spawn(self, cfg: ComponentConfig, log: LogSpec, env: dict[str, str]) -> Owned:
+        """Starts the component in a new session, its stdout and stderr through a log relay; raises OSError."""
 
     def members(self, owned: Owned) -> list[int]:
         """Every live process of the component (the one set stop, clean-up and memory use)."""
@@ -64,9 +66,9 @@ class OsProcesses:
             return f"cgroup {self.base}"
         return "no cgroup (subreaper and sessions)"
 
-    def spawn(self, cfg: ComponentConfig, log_path: str, env: dict[str, str]) -> Owned:
+    def spawn(self, cfg: ComponentConfig, log: LogSpec, env: dict[str, str]) -> Owned:
         cgroup = self._cgroup_for(cfg.id)
-        out = _open_log(log_path)
+        out, relay = _start_relay(log)
         kwargs: dict[str, Any] = {}
         if cfg.user and os.geteuid() == 0:
             import pwd
@@ -92,9 +94,10 @@ class OsProcesses:
                     ownership.enter(self.own_cgroup)
                 except OSError:
                     pass
-            os.close(out)
+            os.close(out)  # the relay sees end of file once every process of the component is gone
         proc.returncode = 0  # we reap with waitpid(-1); keep Popen from waiting on this pid later
-        return Owned(cfg.id, proc.pid, ownership.start_of(proc.pid), cgroup, child=True)
+        return Owned(cfg.id, proc.pid, ownership.start_of(proc.pid), cgroup, relay=relay[:2], pipe=relay[2],
+                     child=True)
 
     def _cgroup_for(self, cid: str) -> str | None:
         if self.base is None:
@@ -161,10 +164,19 @@ class OsProcesses:
         ownership.remove_cgroup(self.base)
 
 
-def _open_log(path: str) -> int:
-    """The component writes its log itself (O_APPEND), so its output never depends on a reader
-    that can die (see docs: a supervisor killed or replaced costs no line and no EPIPE)."""
+def _start_relay(log: LogSpec) -> tuple[int, tuple[int, int, int]]:
+    """Starts the component's log relay (relay.py) on a new pipe; returns the pipe's write end for
+    the component and (relay pid, its start ticks, pipe inode). Nothing of the pipe stays with us,
+    so a supervisor that dies or hands over is never the reader whose loss means EPIPE."""
+    read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
     try:
-        return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
-    except OSError:
-        return os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+        proc = subprocess.Popen([sys.executable, "-m", "imageserving_fleet.agent.relay", *map(str, log)],
+                                stdin=read_fd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True, close_fds=True)
+    except BaseException:
+        os.close(write_fd)
+        raise
+    finally:
+        os.close(read_fd)
+    proc.returncode = 0  # reaped by our waitpid(-1) when it ends
+    return write_fd, (proc.pid, ownership.start_of(proc.pid) or 0, os.fstat(write_fd).st_ino)

@@ -2,8 +2,8 @@
 
 Single-threaded on purpose (only tcp/http checks run in short-lived threads, which wake the loop
 when done): signals arrive through a wake-up socket, children are reaped with waitpid, the control
-socket (server.py) and pidfds of adopted processes are multiplexed with selectors; components write
-their own log files (no pipe through us: see processes._open_log). When nothing is
+socket (server.py) and pidfds of adopted processes are multiplexed with selectors; each component's
+output goes through its own log relay (relay.py), never through us. When nothing is
 starting or stopping, it sleeps in select() until the next timer (a backoff, a health check) or
 event, so an idle supervisor costs no CPU. The rules live in states.py, operations.py and
 reload.py; this module carries out what they decide.
@@ -25,7 +25,7 @@ from . import commands, ownership, procs, readiness, statusdoc
 from .adoption import component_digest
 from .config import AgentConfig, ComponentConfig, digest
 from .home import Home
-from .logfiles import EventLog, rotate_in_place
+from .logfiles import EventLog
 from .operations import SETTLED_DOWN, Operation
 from .ownership import Owned
 from .processes import TAG, OsProcesses, ProcessOps
@@ -59,7 +59,7 @@ BUSY_TICK = 0.05             # loop period while something is starting or stoppi
 MEMORY_EVERY = 2.0           # seconds between max_memory checks
 MEMORY_STRIKES = 3           # consecutive checks above max_memory before a restart
 SELF = "supervisor"          # the sampler's key for our own memory
-HOUSEKEEPING_EVERY = 5.0     # seconds between looks at log sizes and (without a cgroup) reparented orphans
+HOUSEKEEPING_EVERY = 5.0     # seconds between looks for orphans reparented to us (without a cgroup)
 SPAWN_WAIT = 5.0             # at most this long a respawn waits for the last process's tree to be gone
 UNKNOWN_EXIT = "exit status unknown (not a child of this supervisor)"
 AnyOp = Operation | Reload
@@ -151,8 +151,8 @@ class Supervisor:
             self.check_memory(now)
             self.next_memory = now + MEMORY_EVERY
         starting = any(p.state == State.STARTING for p in self.procs.values())
-        if now >= self.next_housekeeping or (starting and not self.ops.cgroups):
-            self.housekeeping(now)
+        if not self.ops.cgroups and (now >= self.next_housekeeping or starting):
+            self.claim_orphans(now)
         self.progress_ops()
         self.server.expire(now)
 
@@ -170,14 +170,13 @@ class Supervisor:
             times.append(t)
         if self.exit_after:
             times.append(now)
-        times.append(self.next_housekeeping)
+        if not self.ops.cgroups:
+            times.append(self.next_housekeeping)
         return max(0.0, min(times) - now) if times else None
 
-    def housekeeping(self, now: float) -> None:
-        """Rotates component logs in place; without a cgroup, records orphans reparented to us."""
+    def claim_orphans(self, now: float) -> None:
+        """Without a cgroup: records the orphans reparented to us (double fork, setsid) with their start times."""
         self.next_housekeeping = now + HOUSEKEEPING_EVERY
-        for cid in self.procs:
-            rotate_in_place(self.home.log(cid), self.cfg.log_max_bytes, self.cfg.log_backups)
         changed = self.ops.claim_orphans(self.owned.values(), set(self.by_pid) | self.checks.pids())
         for owned in changed:
             self.events.line(f"{owned.id}: recorded orphan(s) {sorted(owned.seen)} reparented to the supervisor")
@@ -217,7 +216,7 @@ class Supervisor:
         self.pending_spawn.pop(comp.id, None)
         env = {**os.environ, **comp.env, TAG: procs.tag_value(self.home.marker, comp.id)}
         try:
-            owned = self.ops.spawn(comp, self.home.log(comp.id), env)
+            owned = self.ops.spawn(comp, (self.home.log(comp.id), self.cfg.log_max_bytes, self.cfg.log_backups), env)
         except (OSError, subprocess.SubprocessError, KeyError, ValueError) as exc:
             self.feed(comp.id, SpawnFailed(_oserror(exc)))
             return
@@ -276,7 +275,7 @@ class Supervisor:
                 how, clean = procs.describe_status(status)
                 self.feed(cid, Exited(pid, how, clean))
                 continue
-            self.checks.reaped(pid, status)
+            self.checks.reaped(pid, status)  # or a log relay that ended
 
     def save_state(self) -> None:
         """Rewrites the state file: what we own and every record, for a successor or after our death."""
@@ -453,7 +452,10 @@ class Supervisor:
                 groups = list(reversed(self.cfg.priorities()))
                 self.begin(Operation("stop", groups, time.monotonic(), shutdown=True), None)
             elif signo == signal.SIGHUP:
-                self.events.reopen()  # components write their logs themselves (rotated in place)
+                self.events.reopen()
+                for owned in self.owned.values():  # each relay reopens its component's log
+                    if owned.relay and ownership.start_of(owned.relay[0]) == owned.relay[1]:
+                        os.kill(owned.relay[0], signal.SIGHUP)
                 self.events.line("received SIGHUP: reopened log files")  # the first line of the new file
 
 
