@@ -115,7 +115,7 @@ def write_config_json(home: Home, config: AgentConfig, unique: bool = False) -> 
 
 
 def daemon_argv(home: Home, config_json: str) -> list[str]:
-    return [sys.executable, "-m", "imageserving_fleet.agent.daemon", "--home", home.root,
+    return [sys.executable, "-P", "-m", "imageserving_fleet.agent.daemon", "--home", home.root,
             "--config-json", config_json]
 
 

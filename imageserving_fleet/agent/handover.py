@@ -35,7 +35,7 @@ HANDOVER_TIMEOUT = 60.0   # seconds the new supervisor has to say READY
 
 
 def successor_argv(sup: Supervisor, config_json: str) -> list[str]:
-    argv = [sys.executable, "-m", "imageserving_fleet.agent.daemon", "--home", sup.home.root,
+    argv = [sys.executable, "-P", "-m", "imageserving_fleet.agent.daemon", "--home", sup.home.root,
             "--config-json", config_json]
     for name, fd in sup.inheritable.items():
         argv += [f"--{name}-fd", str(fd)]

@@ -170,7 +170,7 @@ def _start_relay(log: LogSpec) -> tuple[int, tuple[int, int, int]]:
     so a supervisor that dies or hands over is never the reader whose loss means EPIPE."""
     read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
     try:
-        proc = subprocess.Popen([sys.executable, "-m", "imageserving_fleet.agent.relay", *map(str, log)],
+        proc = subprocess.Popen([sys.executable, "-P", "-m", "imageserving_fleet.agent.relay", *map(str, log)],
                                 stdin=read_fd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 start_new_session=True, close_fds=True)
     except BaseException:
