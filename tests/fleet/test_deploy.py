@@ -262,7 +262,9 @@ CURRENT = "0.1.0-0123456789ab"
     # clean host: everything uploaded, installed into <version>-<build id>
     (_facts(), DeployRequest(), Action.INSTALL, CURRENT, ("a.whl", "b.whl"), ()),
     # a wheel already there with the same hash is not sent again; another hash is
-    (_facts(staged={"a.whl": "1", "b.whl": "old"}), DeployRequest(), Action.INSTALL, CURRENT, ("b.whl",), ()),
+    (_facts(staged={"1/a.whl": "1", "old/b.whl": "old"}), DeployRequest(), Action.INSTALL, CURRENT, ("b.whl",), ()),
+    # keyed by content: the same name under another hash's key is another build's wheel
+    (_facts(staged={"9/a.whl": "9", "2/b.whl": "2"}), DeployRequest(), Action.INSTALL, CURRENT, ("a.whl",), ()),
     # same build, agent answers: nothing to do
     (_facts(venv_kind="link", current=CURRENT, agent="imageserving 0.1.0", versions=(CURRENT,)),
      DeployRequest(), Action.UNCHANGED, CURRENT, (), ()),
