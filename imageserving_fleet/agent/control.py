@@ -251,7 +251,8 @@ def _stop_leftovers(home: Home) -> Outcome:
 def restart_supervisor(home: Home) -> Outcome:
     """`restart supervisor`: a new supervisor from the installed code takes over; no component stops."""
     try:
-        reply = client.request(home, {"cmd": "handover"}, timeout=None)
+        # Our interpreter: the build this command comes from (after a deploy, the new one).
+        reply = client.request(home, {"cmd": "handover", "python": sys.executable}, timeout=None)
     except NotRunningError:
         return Outcome(SUPERVISOR_DOWN, "Server Supervisor is not running; use `imageserving start`")
     if reply.get("status") != "ok":

@@ -34,16 +34,20 @@ if TYPE_CHECKING:
 HANDOVER_TIMEOUT = 60.0   # seconds the new supervisor has to say READY
 
 
-def successor_argv(sup: Supervisor, config_json: str) -> list[str]:
-    argv = [sys.executable, "-P", "-m", "imageserving_fleet.agent.daemon", "--home", sup.home.root,
+def successor_argv(sup: Supervisor, config_json: str, python: str) -> list[str]:
+    argv = [python, "-P", "-m", "imageserving_fleet.agent.daemon", "--home", sup.home.root,
             "--config-json", config_json]
     for name, fd in sup.inheritable.items():
         argv += [f"--{name}-fd", str(fd)]
     return argv
 
 
-def hand_over(sup: Supervisor) -> dict[str, Any]:
-    """Starts the successor and waits for it; returns the reply for the client (raises on failure)."""
+def hand_over(sup: Supervisor, python: str | None = None) -> dict[str, Any]:
+    """Starts the successor with `python` (default ours) and waits for it; returns the reply for the
+    client (raises RequestError on failure)."""
+    python = python or sys.executable
+    if not os.path.isabs(python) or not os.access(python, os.X_OK):
+        raise RequestError(FAILED, f"cannot start a new supervisor with {python!r}: not an executable absolute path")
     busy = [op.kind for op, _ in sup.operations] + (["reload"] if sup.reloads else [])
     if busy:
         raise RequestError(FAILED, f"an operation is in progress ({', '.join(busy)}); try again when it ends")
@@ -59,7 +63,7 @@ def hand_over(sup: Supervisor) -> dict[str, Any]:
     os.replace(path + ".tmp", path)
     sup.save_state()
     read_fd, write_fd = os.pipe()
-    argv = successor_argv(sup, path) + ["--notify-fd", str(write_fd)]
+    argv = successor_argv(sup, path, python) + ["--notify-fd", str(write_fd)]
     sup.events.line(f"restart supervisor: starting a successor ({' '.join(argv[:3])})")
     started = time.monotonic()
     try:

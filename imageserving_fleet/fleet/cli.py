@@ -235,7 +235,9 @@ def stop(ctx: typer.Context,
 
 @app.command()
 def restart(ctx: typer.Context,
-            component: Annotated[str | None, typer.Argument(help="ps, is or svg (default: everything)")] = None,
+            component: Annotated[str | None, typer.Argument(
+                help="ps, is or svg (default: everything); supervisor: a new supervisor from the installed "
+                     "agent takes over, no component restarts")] = None,
             serial: Annotated[str | None, typer.Option(
                 "--serial", metavar="N|N%", help="Rolling restart: batches of N hosts (or N% of them); the "
                                                  "next batch starts when this one is all RUNNING.")] = None,
@@ -341,8 +343,15 @@ def deploy(ctx: typer.Context,
                "--force", help="Reinstall even where the same build already runs.")] = False,
            wheel: Annotated[str | None, typer.Option(
                "--wheel", metavar="PATH", help="Deploy this imageserving-fleet wheel (e.g. a release build) "
-                                               "instead of building one from this installation.")] = None) -> None:
-    """Install or upgrade the agent on every host: wheels over SFTP (else piped), a new venv, no package index there."""
+                                               "instead of building one from this installation.")] = None,
+           no_activate: Annotated[bool, typer.Option(
+               "--no-activate", help="Do not end with `restart supervisor` on hosts that got a new build (their "
+                                     "supervisor keeps the old code until restarted).")] = False) -> None:
+    """Install or upgrade the agent on every host: wheels over SFTP (else piped), a new venv, no package index there.
+
+    Hosts that got a new build end with `imageserving restart supervisor`: the new code runs at once,
+    no component restarts (--no-activate skips it).
+    """
     import zipfile
 
     from .deploy.plan import DeployRequest
@@ -354,8 +363,8 @@ def deploy(ctx: typer.Context,
     settings: RunSettings = ctx.obj
     settings.targets()  # a bad inventory or an empty --limit match stops us before the wheel build
     try:
-        job = DeployJob(given_wheel(wheel) if wheel else project_wheel(), DeployRequest(force=force, systemd=systemd),
-                        inventory_interpreters(settings))
+        request = DeployRequest(force=force, systemd=systemd, activate=not no_activate)
+        job = DeployJob(given_wheel(wheel) if wheel else project_wheel(), request, inventory_interpreters(settings))
     except (WheelhouseError, OSError, zipfile.BadZipFile) as exc:  # nothing contacted yet: exit 1
         err.print(f"imageserving-fleet: {exc}", markup=False)
         raise typer.Exit(EXIT_BEFORE_HOSTS) from None

@@ -49,7 +49,7 @@ class DeployLab(Lab):
         self.wheel = wheel
 
     def fleet(self, *args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
-        if "deploy" in args:
+        if "deploy" in args and "--wheel" not in args:
             args = (*args, "--wheel", self.wheel)
         return super().fleet(*args, **kw)
 
@@ -167,6 +167,55 @@ def test_failed_upgrade_leaves_the_earlier_agent_running(deployed: tuple[Lab, in
     assert os.readlink(_venv(lab, "d1")) == link and _version_dirs(lab, "d1") == dirs  # nothing left behind
     code, status = lab.fleet_json("status", "-l", "d1")
     assert code == 0 and pids(by_host(status)["d1"]) == before
+
+
+def _bumped(wheel: str, version: str, out: Path) -> str:
+    """The same wheel rebuilt as another version (its __version__, METADATA and RECORD): a new agent build."""
+    import base64
+    import hashlib
+    import re
+    import zipfile
+
+    src = zipfile.ZipFile(wheel)
+    old = re.match(r"imageserving_fleet-([^-]+)-", Path(wheel).name)
+    assert old
+    files: dict[str, bytes] = {}
+    for name in src.namelist():
+        data = src.read(name)
+        if name == "imageserving_fleet/__init__.py" or name.endswith(".dist-info/METADATA"):
+            data = data.replace(old.group(1).encode(), version.encode(), 1)
+        files[name.replace(f"-{old.group(1)}.dist-info", f"-{version}.dist-info")] = data
+    record = next(n for n in files if n.endswith(".dist-info/RECORD"))
+    lines = []
+    for name, data in files.items():
+        if name != record:
+            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+            lines.append(f"{name},sha256={digest},{len(data)}")
+    files[record] = ("\n".join([*lines, f"{record},,"]) + "\n").encode()
+    path = out / Path(wheel).name.replace(f"-{old.group(1)}-", f"-{version}-")
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as whl:
+        for name, data in files.items():
+            whl.writestr(name, data)
+    return str(path)
+
+
+def test_a_new_agent_version_is_activated_and_no_component_restarts(
+        deployed: tuple[Lab, int, dict[str, Any], float], tmp_path: Path) -> None:
+    """SPEC §2/§3: deploy ends with `restart supervisor` where the build changed: the new code runs,
+    every component keeps its pid and its restart count."""
+    lab = deployed[0]
+    assert lab.fleet_json("start", "-l", "d2")[0] == 0
+    before = by_host(lab.fleet_json("status", "-l", "d2")[1])["d2"]["status"]
+    assert before["agent_version"] == "0.1.0"
+    newer = _bumped(lab.wheel, "0.1.1", tmp_path)  # type: ignore[attr-defined]
+    code, doc = lab.fleet_json("deploy", "-l", "d2", "--wheel", newer, timeout=600)
+    entry = by_host(doc)["d2"]
+    assert code == 0 and entry["action"] == "installed" and entry["activated"] == "restarted", doc
+    after = by_host(lab.fleet_json("status", "-l", "d2")[1])["d2"]["status"]
+    assert after["agent_version"] == "0.1.1"
+    assert after["supervisor"]["pid"] == entry["supervisor_pid"] != before["supervisor"]["pid"]
+    assert {c["id"]: (c["pid"], c["restarts"]) for c in after["components"]} == \
+        {c["id"]: (c["pid"], c["restarts"]) for c in before["components"]}
 
 
 def test_a_venv_under_a_regular_file_fails_with_the_reason(deployed: tuple[Lab, int, dict[str, Any], float]) -> None:

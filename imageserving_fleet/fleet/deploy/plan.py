@@ -50,6 +50,7 @@ class WheelSet:
 class DeployRequest:
     force: bool = False  # reinstall even when the same build runs there
     systemd: bool = False  # install and enable the systemd unit
+    activate: bool = True  # after installing a new build: `restart supervisor` there (no component restarts)
 
 
 @dataclass(frozen=True)

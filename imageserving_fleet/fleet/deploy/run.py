@@ -22,6 +22,7 @@ from ..session import RunSettings
 from ..ssh import Session
 from ..target import Target
 from . import install
+from .activate import activate
 from .facts import HostFacts, parse_facts
 from .plan import Action, DeployRequest, Refused, WheelSet, plan_host, render_unit
 from .transfer import TransferFailed
@@ -218,6 +219,14 @@ def _install(target: Target, session: Session, deadline: float, stdin: bytes | N
         extra["sftp_error"] = sent.sftp_error  # why the files went piped
     if plan.systemd:
         extra["systemd"] = "enabled"
+    if plan.action == Action.INSTALL and job.request.activate:
+        done = activate(session, target, deadline, stdin)
+        extra["activated"] = done.activated
+        if done.pid is not None:
+            extra["supervisor_pid"] = done.pid
+        if not done.ok:
+            return HostResult(target.name, Result.DEGRADED, f"installed; restart supervisor failed: {done.detail}",
+                              extra=extra)
     note = ""
     if target.agent_command and target.agent_command not in (plan.agent, target.venv.rstrip("/") + "/bin/imageserving"):
         note = (f"imageserving_command is set to {target.agent_command} for this host: commands run that, not "
