@@ -19,7 +19,6 @@ from .config import ComponentConfig
 from .ownership import Owned
 
 LogSpec = tuple[str, int, int]    # path, max bytes, backups
-TAG = "IMAGESERVING_SUPERVISED"   # kept for people's own scripts; never relied upon to find processes
 
 
 class ProcessOps(Protocol):

@@ -28,7 +28,7 @@ from .home import Home
 from .logfiles import EventLog
 from .operations import SETTLED_DOWN, Operation
 from .ownership import Owned
-from .processes import TAG, OsProcesses, ProcessOps
+from .processes import OsProcesses, ProcessOps
 from .protocol import FAILED, error, ok
 from .reload import Reload, diff
 from .server import Client, ControlServer
@@ -214,7 +214,7 @@ class Supervisor:
             self.pending_spawn.setdefault(comp.id, time.monotonic())
             return
         self.pending_spawn.pop(comp.id, None)
-        env = {**os.environ, **comp.env, TAG: procs.tag_value(self.home.marker, comp.id)}
+        env = {**os.environ, **comp.env, procs.TAG: procs.tag_value(self.home.marker, comp.id)}
         try:
             owned = self.ops.spawn(comp, (self.home.log(comp.id), self.cfg.log_max_bytes, self.cfg.log_backups), env)
         except (OSError, subprocess.SubprocessError, KeyError, ValueError) as exc:
