@@ -84,7 +84,7 @@ def status(home: Home, ids: list[str], timeout: float = 10.0) -> Outcome:
 
 def _down(home: Home, message: str) -> Outcome:
     """No supervisor: exit 3, naming the components a dead one left running (SPEC §2)."""
-    from .ownership import leftovers
+    from .statefile import leftovers
 
     found = leftovers(home.children_file)
     doc = down_status(message)
@@ -226,7 +226,7 @@ def _stop_leftovers(home: Home) -> Outcome:
     stop_timeout, in reverse priority order; exit 0, or 1 when a process survives SIGKILL."""
     import fcntl
 
-    from .ownership import leftovers, stop_leftovers
+    from .statefile import leftovers, stop_leftovers
 
     home.prepare()
     with open(home.start_lock, "a") as lock:  # no `start` adopts them meanwhile

@@ -16,7 +16,7 @@ import sys
 import time
 
 from ..errors import ConfigError, UsageError
-from . import adoption, ownership
+from . import adoption, ownership, statefile
 from .config import AgentConfig, from_dict, load_config
 from .home import MAX_SOCKET_PATH, Home
 from .logfiles import EventLog
@@ -53,7 +53,7 @@ def take_over_leftovers(home: Home, config: AgentConfig, log: EventLog, notify_f
     """What a predecessor left running: adopted (a handover, or unchanged after a crash) or stopped
     first with each component's own stop_signal and stop_timeout, in reverse priority order, so no
     component runs twice. Returns what to adopt. The starter is told how long stopping may take."""
-    todo = adoption.plan(ownership.State.load(home.children_file), config, home.log, handover)
+    todo = adoption.plan(statefile.State.load(home.children_file), config, home.log, handover)
     for cid, (owned, proc) in todo.adopt.items():
         if handover:
             log.line(f"{cid}: taken over ({proc.state}, pid {proc.pid or '-'}, {proc.restarts} restart(s))")
@@ -66,9 +66,9 @@ def take_over_leftovers(home: Home, config: AgentConfig, log: EventLog, notify_f
         def say(cid: str, pids: list[int], signo: int, timeout: float) -> None:
             log.line(f"{cid}: stopping {len(pids)} process(es) left by a dead supervisor ({why[cid]}): pids "
                      f"{', '.join(map(str, pids))}; {signal.Signals(signo).name}, then SIGKILL after {timeout:g}s")
-            _progress(notify_fd, f"WAIT {timeout + ownership.KILL_WAIT:g} stopping {cid} left by a dead supervisor")
+            _progress(notify_fd, f"WAIT {timeout + statefile.KILL_WAIT:g} stopping {cid} left by a dead supervisor")
 
-        _, survivors = ownership.stop_leftovers([(r, o, p) for r, o, p, _ in todo.stop], say)
+        _, survivors = statefile.stop_leftovers([(r, o, p) for r, o, p, _ in todo.stop], say)
         for cid in survivors:
             log.line(f"{cid}: a process left by a dead supervisor survived SIGKILL")
     return todo.adopt

@@ -15,15 +15,14 @@ import os
 import selectors
 import signal
 import socket
-import subprocess
 import time
 from typing import Any
 
 from .. import __version__
 from ..units import format_size
 from . import commands, ownership, procs, readiness, statusdoc
-from .adoption import component_digest
 from .config import AgentConfig, ComponentConfig, digest
+from .executor import Executor
 from .home import Home
 from .logfiles import EventLog
 from .operations import SETTLED_DOWN, Operation
@@ -34,7 +33,6 @@ from .reload import Reload, diff
 from .server import Client, ControlServer
 from .states import (
     Event,
-    Exited,
     HealthFailed,
     HealthOk,
     KillTree,
@@ -43,8 +41,6 @@ from .states import (
     Restart,
     Signal,
     Spawn,
-    Spawned,
-    SpawnFailed,
     Start,
     State,
     Stop,
@@ -52,20 +48,16 @@ from .states import (
     TreeGone,
     next_deadline,
     step,
-    to_record,
 )
 
 BUSY_TICK = 0.05             # loop period while something is starting or stopping
 MEMORY_EVERY = 2.0           # seconds between max_memory checks
 MEMORY_STRIKES = 3           # consecutive checks above max_memory before a restart
 SELF = "supervisor"          # the sampler's key for our own memory
-HOUSEKEEPING_EVERY = 5.0     # seconds between looks for orphans reparented to us (without a cgroup)
-SPAWN_WAIT = 5.0             # at most this long a respawn waits for the last process's tree to be gone
-UNKNOWN_EXIT = "exit status unknown (not a child of this supervisor)"
 AnyOp = Operation | Reload
 
 
-class Supervisor:
+class Supervisor(Executor):
     """Runs the components of one configuration under one home until told to shut down."""
 
     def __init__(self, config: AgentConfig, home: Home, listener: socket.socket, ops: ProcessOps | None = None,
@@ -174,15 +166,6 @@ class Supervisor:
             times.append(self.next_housekeeping)
         return max(0.0, min(times) - now) if times else None
 
-    def claim_orphans(self, now: float) -> None:
-        """Without a cgroup: records the orphans reparented to us (double fork, setsid) with their start times."""
-        self.next_housekeeping = now + HOUSEKEEPING_EVERY
-        changed = self.ops.claim_orphans(self.owned.values(), set(self.by_pid) | self.checks.pids())
-        for owned in changed:
-            self.events.line(f"{owned.id}: recorded orphan(s) {sorted(owned.seen)} reparented to the supervisor")
-        if changed:
-            self.save_state()
-
     # ------------------------------------------------------- state machine
     def feed(self, cid: str, ev: Event) -> None:
         """Applies one event to a component and carries out the resulting actions."""
@@ -203,92 +186,6 @@ class Supervisor:
                 self.kill_tree(cid)
         if new != old:
             self.save_state()
-
-    def spawn(self, comp: ComponentConfig, waited: float = 0.0) -> None:
-        """Starts the component, once the tree of its last process is gone (SIGKILL is not instant)."""
-        if self.procs[comp.id].state != State.STARTING or self.procs[comp.id].pid is not None:
-            self.pending_spawn.pop(comp.id, None)
-            return
-        last = self.owned.get(comp.id)
-        if last is not None and waited < SPAWN_WAIT and self.ops.members(last):
-            self.pending_spawn.setdefault(comp.id, time.monotonic())
-            return
-        self.pending_spawn.pop(comp.id, None)
-        env = {**os.environ, **comp.env, procs.TAG: procs.tag_value(self.home.marker, comp.id)}
-        try:
-            owned = self.ops.spawn(comp, (self.home.log(comp.id), self.cfg.log_max_bytes, self.cfg.log_backups), env)
-        except (OSError, subprocess.SubprocessError, KeyError, ValueError) as exc:
-            self.feed(comp.id, SpawnFailed(_oserror(exc)))
-            return
-        assert owned.pid is not None
-        self.owned[comp.id] = owned
-        self.by_pid[owned.pid] = comp.id
-        self.checks.spawned(comp.id, time.monotonic())
-        self.feed(comp.id, Spawned(owned.pid))
-        self.save_state()
-
-    def adopt_main(self, cid: str, pid: int) -> None:
-        """Watches a main process we did not start (a predecessor did): a pidfd tells when it ends."""
-        self.by_pid[pid] = cid
-        fd = self.ops.watch(pid)
-        if fd is None or not self.owned[cid].main_alive():
-            self.by_pid.pop(pid, None)
-            if fd is not None:
-                os.close(fd)
-            self.feed(cid, Exited(pid, UNKNOWN_EXIT, False))
-            return
-        self.watches[fd] = (cid, pid)
-        self.sel.register(fd, selectors.EVENT_READ, ("pidfd", fd))
-
-    def on_pidfd(self, fd: int) -> None:
-        cid, pid = self.watches.pop(fd)
-        self.sel.unregister(fd)
-        os.close(fd)
-        if self.by_pid.get(pid) == cid:
-            del self.by_pid[pid]
-            self.feed(cid, Exited(pid, UNKNOWN_EXIT, False))
-
-    def signal(self, cid: str, signo: int) -> None:
-        owned = self.owned.get(cid)
-        if owned is not None:
-            self.ops.signal(owned, signo)
-
-    def kill_tree(self, cid: str) -> None:
-        """SIGKILL everything of the component; its end is seen by tree_alive on later turns, never waited for here."""
-        self.signal(cid, signal.SIGKILL)
-
-    def tree_alive(self, cid: str) -> bool:
-        owned = self.owned.get(cid)
-        if owned is None:
-            return False
-        if self.ops.members(owned):
-            return True
-        if self.procs[cid].state != State.STARTING:
-            self.ops.release(owned)
-        return False
-
-    def reap(self) -> None:
-        """Collects every ended child: components, command checks and orphans reparented to us."""
-        for pid, status in self.ops.reap():
-            cid = self.by_pid.pop(pid, None)
-            if cid is not None:
-                how, clean = procs.describe_status(status)
-                self.feed(cid, Exited(pid, how, clean))
-                continue
-            self.checks.reaped(pid, status)  # or a log relay that ended
-
-    def save_state(self) -> None:
-        """Rewrites the state file: what we own and every record, for a successor or after our death."""
-        if self.handed_over:
-            return
-        comps = {}
-        for cid, p in self.procs.items():
-            comp, owned = self.comps[cid], self.owned.get(cid)
-            comps[cid] = {**(owned.to_dict() if owned else {}), "log": self.home.log(cid),
-                          "digest": component_digest(comp), "stop_signal": int(comp.stop_signal),
-                          "stop_timeout": comp.stop_timeout, "priority": comp.start_priority, "proc": to_record(p)}
-        ownership.State.save(self.home.children_file, {
-            "supervisor": {"pid": os.getpid(), "start": ownership.start_of(os.getpid())}, "components": comps})
 
     # --------------------------------------------------------------- checks
     def run_checks(self, now: float) -> None:
@@ -433,14 +330,7 @@ class Supervisor:
                                    socket_path=self.home.socket, config_digest=self.digest)
         return doc.to_dict()
 
-    # ----------------------------------------------------- output and signals
-    def memory(self, cid: str, now: float) -> int | None:
-        """Sampled resident bytes of the component's processes (the same set stop and clean-up use)."""
-        owned = self.owned.get(cid)
-        if owned is None:
-            return None
-        return self.sampler.rss(cid, self.procs[cid].pid, now, lambda _pid: self.ops.measure(owned))
-
+    # ----------------------------------------------------------------- signals
     def on_signals(self) -> None:
         try:
             data = self.wake_r.recv(4096)
@@ -457,9 +347,3 @@ class Supervisor:
                     if owned.relay and ownership.start_of(owned.relay[0]) == owned.relay[1]:
                         os.kill(owned.relay[0], signal.SIGHUP)
                 self.events.line("received SIGHUP: reopened log files")  # the first line of the new file
-
-
-def _oserror(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
-        return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
-    return str(exc)

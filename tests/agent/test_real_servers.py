@@ -19,7 +19,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from imageserving_fleet.agent import ownership
+from imageserving_fleet.agent import ownership, statefile
 
 from .conftest import Agent, component, config, free_port, port_free, prog, wait_for
 from .servers import nginx, tomcat
@@ -32,7 +32,7 @@ class Stack(Agent):
 
     def members(self) -> dict[str, list[int]]:
         """Every live process of each component, as the state file and its cgroup say."""
-        doc = ownership.State.load(str(self.home / "run" / "components.json"))
+        doc = statefile.State.load(str(self.home / "run" / "components.json"))
         return {cid: ownership.members(ownership.Owned.from_dict(cid, rec))
                 for cid, rec in doc.get("components", {}).items()}
 
