@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 from imageserving_fleet.agent import client, control
-from imageserving_fleet.agent.home import Home
+from imageserving_fleet.home import Home
 
 AGENT = [sys.executable, "-m", "imageserving_fleet.agent.main"]
 

@@ -16,9 +16,9 @@ import sys
 import time
 
 from ..errors import ConfigError, UsageError
+from ..home import MAX_SOCKET_PATH, Home
 from . import adoption, ownership, statefile
 from .config import AgentConfig, from_dict, load_config
-from .home import MAX_SOCKET_PATH, Home
 from .logfiles import EventLog
 from .states import Proc
 from .supervisor import Supervisor
@@ -127,7 +127,7 @@ def serve(home: Home, config_path: str, notify_fd: int | None = None, as_json: b
     except (ConfigError, OSError, ValueError, KeyError, TypeError) as exc:
         _notify(notify_fd, f"ERROR {exc}")
         return EXIT_CONFIG
-    log = EventLog(home.log("Supervisor"), config.log_max_bytes, config.log_backups)
+    log = EventLog(home.supervisor_log, config.log_max_bytes, config.log_backups)
     try:
         adopted = take_over_leftovers(home, config, log, notify_fd, handover)
         listener = (socket.socket(fileno=inherited["listen"]) if "listen" in inherited else listen(home))
@@ -142,7 +142,7 @@ def serve(home: Home, config_path: str, notify_fd: int | None = None, as_json: b
         _notify(notify_fd, f"ERROR {exc}")
         return 1
     if metrics is not None:  # its own thread, asking the control socket as any client: never blocks the loop
-        from .metrics_http import serve_supervisor
+        from .metrics_listener import serve_supervisor
 
         serve_supervisor(metrics, home)
         log.line(f"serving metrics on http://{config.metrics_listen}/metrics")
@@ -183,7 +183,7 @@ def _metrics_socket(config: AgentConfig) -> socket.socket | None:
     port in use fails the start with a clear message instead of a supervisor without its metrics."""
     if not config.metrics_listen:
         return None
-    from .metrics_http import bind
+    from ..metrics_http import bind
 
     try:
         return bind(config.metrics_listen)

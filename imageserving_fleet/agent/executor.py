@@ -14,10 +14,10 @@ import signal
 import subprocess
 import time
 
+from ..home import Home
 from . import ownership, statefile
 from .adoption import component_digest
 from .config import AgentConfig, ComponentConfig
-from .home import Home
 from .logfiles import EventLog
 from .ownership import Owned
 from .processes import ProcessOps

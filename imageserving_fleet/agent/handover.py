@@ -26,7 +26,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from .protocol import FAILED, RequestError, ok
+from ..protocol import FAILED, RequestError, ok
 
 if TYPE_CHECKING:
     from .supervisor import Supervisor
@@ -67,7 +67,7 @@ def hand_over(sup: Supervisor, python: str | None = None) -> dict[str, Any]:
     sup.events.line(f"restart supervisor: starting a successor ({' '.join(argv[:3])})")
     started = time.monotonic()
     try:
-        with open(sup.home.log("Supervisor"), "ab") as errlog:
+        with open(sup.home.supervisor_log, "ab") as errlog:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errlog,
                                     pass_fds=(write_fd, *sup.inheritable.values()), start_new_session=True)
     except OSError as exc:
@@ -88,7 +88,7 @@ def hand_over(sup: Supervisor, python: str | None = None) -> dict[str, Any]:
     sup.save_state()
     why = answer.removeprefix("ERROR ") or "it exited without a word"
     sup.events.line(f"restart supervisor: the new supervisor failed ({why}); pid {os.getpid()} keeps running")
-    raise RequestError(FAILED, f"the new Server Supervisor failed: {why}; see {sup.home.log('Supervisor')}; "
+    raise RequestError(FAILED, f"the new Server Supervisor failed: {why}; see {sup.home.supervisor_log}; "
                                f"the running one (pid {os.getpid()}) keeps its components")
 
 

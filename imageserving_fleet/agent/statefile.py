@@ -7,7 +7,6 @@ Stdlib only and no dataclasses: `imageserving status` imports this when the supe
 from __future__ import annotations
 
 import json
-import os
 import signal
 import time
 
@@ -48,12 +47,11 @@ class State:
 
     @staticmethod
     def save(path: str, doc: dict[str, Any]) -> None:
+        from ..atomic import write_atomic
+
         doc = {"version": STATE_VERSION, "boot_id": boot_id(), **doc}
-        tmp = f"{path}.{os.getpid()}.tmp"
-        try:
-            with open(tmp, "w") as fh:
-                json.dump(doc, fh, separators=(",", ":"))
-            os.replace(tmp, path)
+        try:  # every state change writes it: no fsync in the loop
+            write_atomic(path, json.dumps(doc, separators=(",", ":")), durable=False)
         except OSError:
             pass  # best effort: the cgroup and the session still find them
 

@@ -19,16 +19,16 @@ import time
 from typing import Any
 
 from .. import __version__
+from ..home import Home
+from ..protocol import FAILED, error, ok
 from ..units import format_size
 from . import commands, ownership, procs, readiness, statusdoc
 from .config import AgentConfig, ComponentConfig, digest
 from .executor import Executor
-from .home import Home
 from .logfiles import EventLog
 from .operations import SETTLED_DOWN, Operation
 from .ownership import Owned
 from .processes import OsProcesses, ProcessOps
-from .protocol import FAILED, error, ok
 from .reload import Reload, diff
 from .server import Client, ControlServer
 from .states import (
@@ -74,7 +74,7 @@ class Supervisor(Executor):
         self.handed_over = False                          # a successor took over: exit touching nothing
         self.inheritable: dict[str, int] = {}             # lock, listen, metrics fds a successor inherits
         self.next_housekeeping = 0.0
-        self.events = EventLog(home.log("Supervisor"), config.log_max_bytes, config.log_backups)
+        self.events = EventLog(home.supervisor_log, config.log_max_bytes, config.log_backups)
         self.checks = readiness.Checks(wake=self.wake)
         self.sampler = procs.RssSampler()
         self.mem_strikes: dict[str, int] = {}

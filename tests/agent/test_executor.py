@@ -18,11 +18,11 @@ import pytest
 from imageserving_fleet.agent import ownership
 from imageserving_fleet.agent.adoption import component_digest, refusal
 from imageserving_fleet.agent.config import AgentConfig, Backoff, ComponentConfig
-from imageserving_fleet.agent.home import Home
 from imageserving_fleet.agent.ownership import Owned
 from imageserving_fleet.agent.processes import LogSpec
 from imageserving_fleet.agent.states import Proc, Start, State, Tick
 from imageserving_fleet.agent.supervisor import Supervisor
+from imageserving_fleet.home import Home
 
 
 class FakeOps:

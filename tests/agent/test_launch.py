@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from imageserving_fleet.agent import control
-from imageserving_fleet.agent.home import Home
 from imageserving_fleet.errors import ComponentError
+from imageserving_fleet.home import Home
 
 
 def _supervisor_saying(lines: list[tuple[float, bytes]]) -> int:

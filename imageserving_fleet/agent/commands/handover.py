@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ...protocol import BAD_ARGS, RequestError
 from ..handover import hand_over
-from ..protocol import BAD_ARGS, RequestError
 
 if TYPE_CHECKING:
     from ..server import Client
