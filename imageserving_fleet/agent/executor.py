@@ -141,7 +141,8 @@ class Executor:
     def claim_orphans(self, now: float) -> None:
         """Without a cgroup: records the orphans reparented to us (double fork, setsid) with their start times."""
         self.next_housekeeping = now + HOUSEKEEPING_EVERY
-        changed = self.ops.claim_orphans(self.owned.values(), set(self.by_pid) | self.checks.pids())
+        relays = {o.relay[0] for o in self.owned.values() if o.relay}  # our children too, no component's
+        changed = self.ops.claim_orphans(self.owned.values(), set(self.by_pid) | self.checks.pids() | relays)
         for owned in changed:
             self.events.line(f"{owned.id}: recorded orphan(s) {sorted(owned.seen)} reparented to the supervisor")
         if changed:

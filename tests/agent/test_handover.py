@@ -44,11 +44,15 @@ def test_without_a_cgroup_the_subreaper_finds_a_detached_grandchild(agent: Agent
     supervisor's kill -9 still finds it."""
     port = free_port()
     agent.env[ownership.CGROUP_ENV] = "off"
-    agent.write(config(component("dd", prog("detach", str(port)), ready={"tcp": f"127.0.0.1:{port}"})))
+    other = free_port()
+    agent.write(config(component("dd", prog("detach", str(port)), ready={"tcp": f"127.0.0.1:{port}"}),
+                       # started after dd: its log relay (our child too) must not pass for dd's orphan
+                       component("svg", prog("listen", str(other)), ready={"tcp": f"127.0.0.1:{other}"},
+                                 start_priority=2)))
     agent.run("start", check=True)
     assert "ownership: no cgroup" in agent.log()
     state = agent.home / "run" / "components.json"
-    main = agent.pids()["dd"]
+    main, agent_pid = agent.pids()["dd"], agent.pids()["svg"]
 
     def recorded() -> list[int]:
         rec = json.loads(state.read_text())["components"]["dd"]
@@ -60,10 +64,11 @@ def test_without_a_cgroup_the_subreaper_finds_a_detached_grandchild(agent: Agent
     os.kill(agent.supervisor_pid() or 0, signal.SIGKILL)
     wait_for(lambda: agent.run("status").returncode == 3)
     proc = agent.run("status", "--json")
-    assert json.loads(proc.stdout)["orphans"] == [{"id": "dd", "pids": sorted([main, grandchild])}]
+    assert json.loads(proc.stdout)["orphans"] == [{"id": "dd", "pids": sorted([main, grandchild])},
+                                                  {"id": "svg", "pids": [agent_pid]}]
     proc = agent.run("stop")
-    assert proc.returncode == 0 and "stopped 2 processes left by a dead supervisor" in proc.stdout + proc.stderr
-    assert ownership.stat(grandchild) is None and port_free(port)
+    assert proc.returncode == 0 and "stopped 3 processes left by a dead supervisor" in proc.stdout + proc.stderr
+    assert ownership.stat(grandchild) is None and port_free(port) and port_free(other)
 
 
 def rec_cgroup(state: Path) -> str | None:
