@@ -14,14 +14,16 @@ import signal
 import subprocess
 import time
 
-from ..home import Home
+from ..home import HOME_ENV, Home
 from . import ownership, statefile
 from .adoption import component_digest
 from .config import AgentConfig, ComponentConfig
 from .logfiles import EventLog
+from .memory import Memory, MemorySampler
+from .notifier import Notifier
 from .ownership import Owned
 from .processes import ProcessOps
-from .procs import TAG, RssSampler, describe_status, tag_value
+from .procs import TAG, describe_status, tag_value
 from .readiness import Checks
 from .states import Event, Exited, Proc, Spawned, SpawnFailed, State, to_record
 
@@ -47,7 +49,8 @@ class Executor:
     checks: Checks
     events: EventLog
     sel: selectors.BaseSelector
-    sampler: RssSampler
+    sampler: MemorySampler
+    notifier: Notifier
 
     def feed(self, cid: str, ev: Event) -> None:
         raise NotImplementedError
@@ -62,7 +65,8 @@ class Executor:
             self.pending_spawn.setdefault(comp.id, time.monotonic())
             return
         self.pending_spawn.pop(comp.id, None)
-        env = {**os.environ, **comp.env, TAG: tag_value(self.home.marker, comp.id)}
+        # Every component learns the home, so it can write its own logs under <home>/logs (the `logs:` key's root).
+        env = {**os.environ, HOME_ENV: self.home.root, **comp.env, TAG: tag_value(self.home.marker, comp.id)}
         try:
             owned = self.ops.spawn(comp, (self.home.log(comp.id), self.cfg.log_max_bytes, self.cfg.log_backups), env)
         except (OSError, subprocess.SubprocessError, KeyError, ValueError) as exc:
@@ -124,6 +128,7 @@ class Executor:
                 self.feed(cid, Exited(pid, how, clean))
                 continue
             self.checks.reaped(pid, status)  # or a log relay that ended
+            self.notifier.reaped(pid, status)
 
     def save_state(self) -> None:
         """Rewrites the state file: what we own and every record, for a successor or after our death."""
@@ -148,12 +153,12 @@ class Executor:
         if changed:
             self.save_state()
 
-    def memory(self, cid: str, now: float) -> int | None:
+    def memory(self, cid: str, now: float) -> Memory | None:
         """Sampled resident bytes of the component's processes (the same set stop and clean-up use)."""
         owned = self.owned.get(cid)
         if owned is None:
             return None
-        return self.sampler.rss(cid, self.procs[cid].pid, now, lambda _pid: self.ops.measure(owned))
+        return self.sampler.memory(cid, self.procs[cid].pid, now, lambda _pid: self.ops.measure(owned))
 
 
 def _oserror(exc: BaseException) -> str:

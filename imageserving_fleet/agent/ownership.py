@@ -302,16 +302,3 @@ def signal_members(owned: Owned, signo: int, pids: Iterable[int] | None = None) 
         except OSError:
             pass
     return sent
-
-
-def rss(pids: Iterable[int]) -> int:
-    """Resident memory summed over processes, in bytes (shared pages counted once per process)."""
-    page = os.sysconf("SC_PAGE_SIZE")
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/statm") as fh:
-                total += int(fh.read().split()[1]) * page
-        except (OSError, ValueError, IndexError):
-            pass
-    return total

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from . import ownership
 from .config import ComponentConfig
+from .memory import Memory, measure
 from .ownership import Owned
 
 LogSpec = tuple[str, int, int]    # path, max bytes, backups
@@ -41,8 +42,8 @@ class ProcessOps(Protocol):
     def watch(self, pid: int) -> int | None:
         """A file descriptor readable once `pid` (not our child) ends; None when it is already gone."""
 
-    def measure(self, owned: Owned) -> int | None:
-        """Resident bytes of all the component's processes (None: no process)."""
+    def measure(self, owned: Owned) -> Memory | None:
+        """RSS, PSS and USS summed over all the component's processes (None: no process)."""
 
     def claim_orphans(self, owned: Iterable[Owned], known: set[int]) -> list[Owned]:
         """Records our children that are no component's main process nor in `known` (orphans
@@ -131,9 +132,9 @@ class OsProcesses:
         except OSError:
             return None
 
-    def measure(self, owned: Owned) -> int | None:
+    def measure(self, owned: Owned) -> Memory | None:
         pids = ownership.members(owned)
-        return ownership.rss(pids) if pids else None
+        return measure(pids) if pids else None
 
     def claim_orphans(self, owned: Iterable[Owned], known: set[int]) -> list[Owned]:
         if self.cgroups:

@@ -1,7 +1,7 @@
-"""Small process helpers of the supervisor: the subreaper, the environment tag, wait statuses, memory sampling.
+"""Small process helpers of the supervisor: the subreaper, the environment tag, wait statuses.
 
 Finding a component's processes is ownership.py's job (cgroup, else subreaper + sessions); the
-OS calls of the executor go through processes.ProcessOps. The environment tag set here is kept
+OS calls of the executor go through processes.ProcessOps; memory figures are memory.py's. The environment tag set here is kept
 for people's own scripts (and the tests' last-resort clean-up), never relied upon: nginx's
 workers and many C daemons erase it.
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
-from collections.abc import Callable
 
 import psutil
 
@@ -54,42 +53,6 @@ def tagged(marker: str, cid: str | None = None) -> list[psutil.Process]:
                     pass
                 break
     return found
-
-
-def self_rss(pid: int | None = None) -> int:
-    return psutil.Process(pid).memory_info().rss
-
-
-SAMPLE_EVERY = 1.5  # seconds a memory sample is served before it is measured again
-
-
-class RssSampler:
-    """Memory of each process tree, measured at most every SAMPLE_EVERY seconds per key.
-
-    Walking /proc for a tree costs milliseconds; a fleet polling every host every few seconds
-    would make that most of the supervisor's CPU. A sample is kept per key with the pid it was
-    taken for, so a restarted component (new pid) is measured afresh at once.
-    """
-
-    def __init__(self, every: float = SAMPLE_EVERY) -> None:
-        self.every = every
-        self._samples: dict[str, tuple[int, float, int | None]] = {}
-
-    def rss(self, key: str, pid: int | None, now: float,
-            measure: Callable[[int], int | None] | None = None) -> int | None:
-        """Takes a key, the tree's main pid and the monotonic time; returns bytes (None: no process)."""
-        if pid is None:
-            self._samples.pop(key, None)
-            return None
-        hit = self._samples.get(key)
-        if hit is not None and hit[0] == pid and now - hit[1] < self.every:
-            return hit[2]
-        value = measure(pid) if measure is not None else self_rss(pid)
-        self._samples[key] = (pid, now, value)
-        return value
-
-    def forget(self, key: str) -> None:
-        self._samples.pop(key, None)
 
 
 def describe_status(status: int) -> tuple[str, bool]:

@@ -22,10 +22,11 @@ from .. import __version__
 from ..home import Home
 from ..protocol import FAILED, error, ok
 from ..units import format_size
-from . import commands, ownership, procs, readiness, statusdoc
+from . import commands, memory, notify, ownership, procs, readiness, statusdoc
 from .config import AgentConfig, ComponentConfig, digest
 from .executor import Executor
 from .logfiles import EventLog
+from .notifier import Notifier
 from .operations import SETTLED_DOWN, Operation
 from .ownership import Owned
 from .processes import OsProcesses, ProcessOps
@@ -53,7 +54,8 @@ from .states import (
 BUSY_TICK = 0.05             # loop period while something is starting or stopping
 MEMORY_EVERY = 2.0           # seconds between max_memory checks
 MEMORY_STRIKES = 3           # consecutive checks above max_memory before a restart
-SELF = "supervisor"          # the sampler's key for our own memory
+SELF = "supervisor"          # the sampler's key for our own memory, the notifications' component for reload
+NOTIFY_FLUSH = 5.0           # seconds an exiting supervisor waits for queued notifications
 AnyOp = Operation | Reload
 
 
@@ -76,7 +78,7 @@ class Supervisor(Executor):
         self.next_housekeeping = 0.0
         self.events = EventLog(home.supervisor_log, config.log_max_bytes, config.log_backups)
         self.checks = readiness.Checks(wake=self.wake)
-        self.sampler = procs.RssSampler()
+        self.sampler = memory.MemorySampler()
         self.mem_strikes: dict[str, int] = {}
         self.next_memory = 0.0
         self.operations: list[tuple[AnyOp, Client | None]] = []
@@ -87,6 +89,8 @@ class Supervisor(Executor):
         self.wake_r, self.wake_w = socket.socketpair()
         self.server = ControlServer(listener, self.sel, self.events,
                                     lambda req, client: commands.dispatch(self, req, client))
+        self.notifier = Notifier(config.notify, socket.gethostname(), wake=self.wake)   # supervisor.notify
+        self.tracker = notify.EventTracker()
         for cid, (owned, proc) in (adopted or {}).items():
             if cid in self.procs:
                 self.procs[cid], self.owned[cid] = proc, owned
@@ -126,6 +130,10 @@ class Supervisor(Executor):
             self.turn()
             if self.exit_after and not self.operations:
                 break
+        if not self.notifier.idle(NOTIFY_FLUSH):
+            self.events.line(f"notify: exiting with notifications unsent after {NOTIFY_FLUSH:g}s")
+        for line in self.notifier.drain():
+            self.events.line(line)
         self.events.line(f"supervisor pid {os.getpid()} exiting")
 
     def turn(self) -> None:
@@ -147,6 +155,8 @@ class Supervisor(Executor):
             self.claim_orphans(now)
         self.progress_ops()
         self.server.expire(now)
+        for line in self.notifier.drain():  # the notify thread's failures, written by the loop alone
+            self.events.line(line)
 
     def timeout(self) -> float | None:
         """How long select() may sleep: briefly while anything moves, else until the next timer."""
@@ -177,6 +187,8 @@ class Supervisor(Executor):
             extra = f" pid {new.pid or old.pid}" if (new.pid or old.pid) else ""
             why = f": {new.message}" if new.message else ""
             self.events.line(f"{cid} {old.state} -> {new.state}{extra}{why}")
+        for event in self.tracker.events(cid, old, new, ev):
+            self.notifier.submit(cid, event, str(new.state), str(old.state), notify.message_of(new), new.restarts)
         for action in actions:
             if isinstance(action, Spawn):
                 self.spawn(comp)
@@ -221,12 +233,12 @@ class Supervisor(Executor):
             comp = self.comps[cid]
             if not comp.max_memory or p.state != State.RUNNING:
                 continue
-            rss = self.memory(cid, now) or 0
-            strikes = self.mem_strikes.get(cid, 0) + 1 if rss > comp.max_memory else 0
+            mem = self.memory(cid, now)
+            strikes = self.mem_strikes.get(cid, 0) + 1 if memory.over_limit(mem, comp.max_memory) else 0
             self.mem_strikes[cid] = strikes
-            if strikes >= MEMORY_STRIKES:
+            if strikes >= MEMORY_STRIKES and mem is not None:
                 self.mem_strikes[cid] = 0
-                self.feed(cid, Restart("max_memory", f"restarted: memory {format_size(rss)} stayed above "
+                self.feed(cid, Restart("max_memory", f"restarted: memory {format_size(mem.effective)} stayed above "
                                                      f"max_memory {format_size(comp.max_memory)}"))
 
     # ----------------------------------------------------------- operations
@@ -302,8 +314,11 @@ class Supervisor(Executor):
             if comp.id in changes.added:
                 self.procs[comp.id] = Proc()
         self.events.max_bytes, self.events.backups = new.log_max_bytes, new.log_backups
-        self.events.line(f"reload from {new.path}: added {list(changes.added)}, removed {list(changes.removed)}, "
-                         f"changed {list(changes.changed)}, unchanged {len(changes.unchanged)}")
+        summary = (f"reload from {new.path}: added {list(changes.added)}, removed {list(changes.removed)}, "
+                   f"changed {list(changes.changed)}, unchanged {len(changes.unchanged)}")
+        self.events.line(summary)
+        self.notifier.configure(new.notify)
+        self.notifier.submit(SELF, "reload", "RUNNING", "RUNNING", summary, 0)
         self.begin(Reload.plan(changes, old, new, held, time.monotonic()), client)
 
     def retire(self, op: Reload) -> None:
@@ -316,6 +331,7 @@ class Supervisor(Executor):
                 if owned is not None:
                     self.ops.release(owned)
                 self.sampler.forget(cid)
+                self.tracker.forget(cid)
                 self.checks.forget(cid)
 
     # ----------------------------------------------------------------- status
@@ -326,7 +342,7 @@ class Supervisor(Executor):
                                             self.memory(cid, now), now)
                  for cid in order if not ids or cid in ids]
         doc = statusdoc.status_doc(comps, started=self.started, now=now,
-                                   rss=self.sampler.rss(SELF, os.getpid(), now, procs.self_rss),
+                                   memory=self.sampler.memory(SELF, os.getpid(), now, memory.self_memory),
                                    socket_path=self.home.socket, config_digest=self.digest)
         return doc.to_dict()
 

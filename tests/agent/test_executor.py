@@ -18,6 +18,7 @@ import pytest
 from imageserving_fleet.agent import ownership
 from imageserving_fleet.agent.adoption import component_digest, refusal
 from imageserving_fleet.agent.config import AgentConfig, Backoff, ComponentConfig
+from imageserving_fleet.agent.memory import Memory
 from imageserving_fleet.agent.ownership import Owned
 from imageserving_fleet.agent.processes import LogSpec
 from imageserving_fleet.agent.states import Proc, Start, State, Tick
@@ -56,8 +57,9 @@ class FakeOps:
     def watch(self, pid: int) -> int | None:
         return None
 
-    def measure(self, owned: Owned) -> int | None:
-        return 4096 * len(self.alive.get(owned.id, []))
+    def measure(self, owned: Owned) -> Memory | None:
+        pids = self.alive.get(owned.id, [])
+        return Memory(4096 * len(pids), 1024 * len(pids), 512 * len(pids)) if pids else None
 
     def claim_orphans(self, owned: Iterable[Owned], known: set[int]) -> list[Owned]:
         return []
@@ -107,7 +109,7 @@ def test_memory_and_stop_use_the_same_set(sup: tuple[Supervisor, FakeOps]) -> No
     assert pid is not None
     ops.alive["is"] = [pid, pid + 1, pid + 2]
     doc = s.status_doc(None)
-    assert doc["components"][0]["rss_bytes"] == 3 * 4096
+    assert doc["components"][0]["rss_bytes"] == 3 * 4096 and doc["components"][0]["pss_bytes"] == 3 * 1024
     assert s.tree_alive("is")
 
 
