@@ -124,7 +124,8 @@ def stop(ctx: typer.Context, component: Annotated[str | None, typer.Argument(
 
 @app.command()
 def restart(ctx: typer.Context, component: Annotated[str | None, typer.Argument(
-                help="ps, is, svg, or supervisor (default: all)")] = None, serial: SerialOpt = None,
+                help="ps, is or svg (default: all); supervisor: a new supervisor from the installed agent takes over, "
+                     "no component restarts")] = None, serial: SerialOpt = None,
             max_fail_percentage: MaxFailOpt = 0.0, confirm: ConfirmOpt = False, before: BeforeOpt = None,
             after: AfterOpt = None, hook_timeout: HookTimeoutOpt = HOOK_TIMEOUT, gate_http: GateOpt = None) -> None:
     """Restart one component or everything; rolling with --serial (the next batch waits for this one's health).
@@ -183,12 +184,19 @@ def deploy(ctx: typer.Context,
                "--force", help="Reinstall even where the same build already runs.")] = False,
            wheel: Annotated[str | None, typer.Option(
                "--wheel", metavar="PATH", help="Deploy this imageserving-fleet wheel (e.g. a release build) "
-                                               "instead of building one from this installation.")] = None) -> None:
-    """Install or upgrade the agent on every host: wheels over SFTP (else piped), a new venv, no package index there."""
+                                               "instead of building one from this installation.")] = None,
+           no_activate: Annotated[bool, typer.Option(
+               "--no-activate", help="Do not end with `restart supervisor` on hosts that got a new build (their "
+                                     "supervisor keeps the old code until restarted).")] = False) -> None:
+    """Install or upgrade the agent on every host: wheels over SFTP (else piped), a new venv, no package index there.
+
+    Hosts that got a new build end with `imageserving restart supervisor`: the new code runs at once,
+    no component restarts (--no-activate skips it).
+    """
     from ..commands import deploy as deploy_cmd
 
     run_ctx = _context(ctx, Command.DEPLOY)  # a bad inventory or an empty --limit match: before the wheel build
-    job = deploy_cmd.plan(run_ctx, wheel, force=force, systemd=systemd)
+    job = deploy_cmd.plan(run_ctx, wheel, force=force, systemd=systemd, activate=not no_activate)
     fleet = local_fleet(run_ctx)  # deploy's steps need the in-process fan-out's sessions
     recorded_show(ctx, run_ctx, lambda: _run(ctx, run_ctx, lambda _: deploy_cmd.deploy(run_ctx, fleet, job), fleet))
 
