@@ -6,11 +6,11 @@ The full CLI imports Typer (and pydantic under it, for its parameter adapters) a
 command before it parses argv: about 0.2 s of CPU before the first host, which a `status`
 answered by the connection holder in a few ms would spend mostly starting. This path reads the
 global options from their one declaration (options.py) and runs the same library calls as the
-CLI (context.resolve, commands.run.open_fanout, commands.status, render), so its output is the
-CLI's; with --json it prints without importing rich. It takes only what it fully understands:
-anything else (-h, --version, -v, -K, --watch, an `--opt=value` form, a value it cannot read) and
-any refusal before a host is contacted (a bad inventory, --forks 0) go to the full CLI, which says
-it in its own words.
+CLI (context.resolve, commands.run.open_fanout, commands.status, render, record.leave_retry), so
+its output is the CLI's, its retry file too; with --json it prints without importing rich. It
+takes only what it fully understands: anything else (-h, --version, -v, -K, --watch, an
+`--opt=value` form, a value it cannot read) and any refusal before a host is contacted (a bad
+inventory, --forks 0) go to the full CLI, which says it in its own words.
 """
 
 from __future__ import annotations
@@ -128,9 +128,16 @@ def run(args: list[str]) -> int | None:
 
         print_outcome(out, outcome, quiet=options.quiet)
     sys.stdout.flush()
+    from .record import leave_retry  # the hosts not ok, for `--limit @FILE` (cli/app.py show(), the same)
+
+    leave_retry(command.value, outcome.results, _say)
     if outcome.interrupted:
         sys.stderr.write("interrupted: the report above is partial\n")
     return outcome.exit_code
+
+
+def _say(line: str) -> None:
+    sys.stderr.write(line + "\n")
 
 
 def _bar(options: Any, total: int) -> tuple[Any, Any]:
