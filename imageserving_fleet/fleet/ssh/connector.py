@@ -32,6 +32,7 @@ from imageserving_fleet.errors import Reason, UnreachableError, UsageError
 
 from .auth import Keys, authenticate
 from .base import Session, load_paramiko
+from .certificates import CERT_HOST_KEY_ALGORITHMS
 from .config import SshConfigFiles
 from .deadline import WATCHDOG, hard_close, remaining
 from .known_hosts import HostKeys, KnownKey, key_type
@@ -307,12 +308,18 @@ class Connector:
         options.kex = _prefer(_FAST_KEX, options.kex)
         options.ciphers = _prefer(_FAST_CIPHERS, options.ciphers)
         options.digests = _prefer(_FAST_MACS, options.digests)
+        # A host a @cert-authority line covers: certificates first, as OpenSSH orders them (paramiko
+        # lists them after every plain type, so the plain key would be negotiated and be "unknown").
+        certs = CERT_HOST_KEY_ALGORITHMS if any(k.authority for k in known) else ()
         wanted: list[str] = []
         for entry in known:
+            if entry.authority or entry.revoked:
+                continue
             kind = key_type(entry.blob)
             wanted += ["rsa-sha2-512", "rsa-sha2-256"] if kind == "ssh-rsa" else [kind]
-        if wanted:
-            options.key_types = _prefer(tuple(wanted), options.key_types)
+        if wanted or certs:
+            plain = _prefer(tuple(wanted), options.key_types)
+            options.key_types = certs + tuple(k for k in plain if k not in certs)
 
     def _classify(self, exc: BaseException, s: SshSettings, phase: str) -> UnreachableError:
         """Turns what socket or paramiko raised into an UnreachableError with a short reason."""

@@ -43,7 +43,6 @@ def hashed(name: str, salt: bytes = b"s" * 20) -> str:
     (f"web? ssh-ed25519 {KEY}", "web1", True),
     (f"[web]:2* ssh-ed25519 {KEY}", "[web]:2222", True),          # [ ] are literal, not a set
     (f"# web ssh-ed25519 {KEY}", "web", False),
-    (f"@cert-authority web ssh-ed25519 {KEY}", "web", False),     # certificates are not verified here
     ("web ssh-ed25519 not-base64!", "web", False),
     ("web ssh-ed25519", "web", False),
 ])
