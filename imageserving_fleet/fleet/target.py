@@ -15,13 +15,14 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from imageserving_fleet.errors import InventoryVariableError, UsageError
-from imageserving_fleet.fleet.ssh.settings import Destination
+from imageserving_fleet.fleet.ssh.settings import Destination, Secret
 
 HOST_KEY_POLICIES = ("reject", "accept-new", "warn")
+PASSWORD_VARS = ("ansible_password", "ansible_ssh_pass", "ansible_ssh_password")
 DEFAULT_VENV = "~/.imageserving/venv"
 
 # Ansible's names for its SSH connection plugins all mean "ssh" to us; "smart" is its old default.
@@ -47,6 +48,8 @@ class FleetOptions:
     host_key_policy: str = "reject"  # reject | accept-new | warn
     connect_timeout: float = 10.0
     become: bool = False
+    # -k/--ask-pass or IMAGESERVING_SSH_PASS: beats the inventory's ansible_password
+    password: Secret | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.host_key_policy not in HOST_KEY_POLICIES:
@@ -78,13 +81,14 @@ class Target:
     worker: str | None = None  # imageserving_worker: the cluster resource its work must run on (§8)
     # common_args parsed once (ssh_options()): ssh_config keyword -> values, in the order given
     ssh_args: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    password: Secret | None = field(default=None, repr=False)  # tried after the keys
 
     @property
     def destination(self) -> Destination:
         """What the SSH layer needs of this host to reach it."""
         return Destination(name=self.name, hostname=self.hostname, port=self.port,
                            port_explicit=self.port_explicit, user=self.user, key_file=self.key_file,
-                           options=self.ssh_args, local=self.connection == "local")
+                           options=self.ssh_args, local=self.connection == "local", password=self.password)
 
     @property
     def address(self) -> str:
@@ -138,7 +142,23 @@ def make_target(name: str, vars: Mapping[str, Any], options: FleetOptions) -> Ta
         port_explicit=port_explicit,
         worker=var.resource("imageserving_worker"),
         ssh_args=tuple((key, tuple(values)) for key, values in from_args.items()),
+        password=options.password or _password(var),
     )
+
+
+def _password(var: _VarReader) -> Secret | None:
+    """ansible_password, ansible_ssh_pass, ansible_ssh_password: the last one set wins (ansible-core)."""
+    found = None
+    for key in PASSWORD_VARS:
+        value = var.vars.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise var._fail(key, "expected a string")  # never the value: it is a secret
+        if "{{" in str(value):
+            raise var._fail(key, "templated values (a vault lookup?) are not supported here")
+        found = str(value)  # not stripped: spaces may be part of a password
+    return Secret(found) if found is not None else None
 
 
 def ssh_options(args: Sequence[str]) -> dict[str, list[str]]:

@@ -33,6 +33,10 @@ def cluster_fleet(settings: RunSettings, address: ClusterAddress, command: str, 
     if wants_password and not address.encrypted:
         raise UsageError(f"a become password is sent only to a tls:// cluster, and --cluster is {address}: "
                          "use tls:// (README: the cluster section), or drop -K/IMAGESERVING_BECOME_PASS")
+    if (settings.options.password is not None or any(t.password is not None for t in targets)) \
+            and not address.encrypted:
+        raise UsageError(f"an SSH password (-k, IMAGESERVING_SSH_PASS or ansible_password) is sent only to a "
+                         f"tls:// cluster, and --cluster is {address}: use tls://, or keys")
     try:
         from .fanout import ClusterFleet
     except ImportError as exc:

@@ -17,7 +17,7 @@ import os
 import re
 import shlex
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from imageserving_fleet.errors import UsageError
@@ -27,6 +27,32 @@ GLOBAL_KNOWN_HOSTS = ("/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2")
 
 # (config path or None for the run's, host name) -> that host's ssh_config options, keys lower-cased
 Lookup = Callable[[str | None, str], dict[str, Any]]
+
+
+class Secret:
+    """A password in memory and in transit: its repr and str never show it (logs, dask task reprs)."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __reduce__(self) -> tuple[type, tuple[str]]:
+        return (Secret, (self._value,))
 
 
 class ClientOptions(Protocol):
@@ -55,6 +81,8 @@ class Destination:
     # OpenSSH client options, parsed: (ssh_config keyword lower-cased, or "-F") -> values in order
     options: tuple[tuple[str, tuple[str, ...]], ...] = ()
     local: bool = False  # run on the controller itself, no SSH
+    # tried after the keys (password, then keyboard-interactive): -k, IMAGESERVING_SSH_PASS, ansible_password
+    password: Secret | None = field(default=None, repr=False)
 
     def option_map(self) -> dict[str, list[str]]:
         return {key: list(values) for key, values in self.options}
@@ -88,6 +116,8 @@ class SshSettings:
     proxy_command: str | None = None
     connect_timeout: float = 10.0
     config_path: str | None = None  # the `-F` file the host named; its jump hosts read it too
+    identities_only: bool = False  # IdentitiesOnly: no ssh-agent key but those of identity_files
+    password: Secret | None = field(default=None, repr=False)
 
     @property
     def host_key_name(self) -> str:
@@ -144,6 +174,7 @@ def resolve(dest: Destination, lookup: Lookup, *, connect_timeout: float, local_
         host_key_alias=first("hostkeyalias"),
         hash_known_hosts=(first("hashknownhosts") or "").lower() == "yes",
         proxy_jump=jump, proxy_command=command, connect_timeout=timeout, config_path=config_path,
+        identities_only=(first("identitiesonly") or "").lower() == "yes", password=dest.password,
     )
 
 
@@ -165,7 +196,8 @@ def resolve_hop(behind: SshSettings, hop: str, lookup: Lookup, *, connect_timeou
     s = resolve(dest, lookup, connect_timeout=connect_timeout, local_user=local_user,
                 config_path=behind.config_path)
     keys = dedupe([*s.identity_files, *(k for k in (private_key, *behind.identity_files) if k)])
-    return replace(s, identity_files=keys, proxy_jump=None, proxy_command=None)
+    # The host's password is the host's: a jump host gets none (keys and the agent only).
+    return replace(s, identity_files=keys, proxy_jump=None, proxy_command=None, password=None)
 
 
 def parse_jump(spec: str) -> tuple[str | None, str, int | None]:
