@@ -12,6 +12,8 @@
     │   ├── InventoryVariableError     a host variable the fleet cannot use: host, variable (fleet exit 1)
     │   └── PatternError               bad or empty --limit pattern (fleet exit 1)
     ├── ClusterError                   --cluster: no scheduler there, no dask installed (fleet exit 1)
+    ├── SshConfigError                 ssh_config or a host's ssh options unusable: bad Port, ProxyJump (fleet exit 1)
+    ├── AnsibleConfigError             ansible.cfg unreadable or malformed, a setting unusable: file, line (fleet exit 1)
     └── HostError                      one host's failure; never ends a fleet run
         ├── UnreachableError           could not run the agent there: reason is a `Reason`
         └── OutputTooLargeError        the host was reached, but what it wrote is past the bound
@@ -96,6 +98,21 @@ class PatternError(InventoryError):
 
 class ClusterError(ImageServingError):
     """The cluster of --cluster cannot be used: not reachable, or dask is not installed."""
+
+
+class SshConfigError(ImageServingError):
+    """An ssh_config (or a host's ssh options) the SSH layer cannot use: found before any host is
+    contacted, so it is bad configuration (exit 1), not a bad option and not a host's failure."""
+
+
+class AnsibleConfigError(ImageServingError):
+    """An ansible.cfg that cannot be read or parsed, or a setting in it (or in ANSIBLE_*) that cannot
+    be used; carries the file and line when known."""
+
+    def __init__(self, message: str, *, path: str | None = None, line: int | None = None) -> None:
+        self.path, self.line = path, line
+        where = (path + (f":{line}" if line else "")) if path else ""
+        super().__init__(f"{where}: {message}" if where else message)
 
 
 class HostError(ImageServingError):

@@ -107,7 +107,13 @@ class RunSettings:
             return cluster_fleet(self, address, command, targets, on_result)
         require(modules_for(targets))  # once, before any host: not one "internal error" per host
         _raise_fd_limit(len(targets))
-        return Fleet(Connector(self.options), forks=self.forks, timeout=self.deadline_for(command),
+        connector = Connector(self.options)
+        try:
+            connector.check(targets)  # a bad ssh_config Port or ProxyJump: exit 1 before any host
+        except BaseException:
+            connector.close()
+            raise
+        return Fleet(connector, forks=self.forks, timeout=self.deadline_for(command),
                      become_password=self.become_password(targets), on_result=on_result,
                      keep_sessions=command not in ONE_JOB_COMMANDS)
 

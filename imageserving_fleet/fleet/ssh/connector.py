@@ -24,11 +24,11 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from imageserving_fleet.errors import Reason, UnreachableError, UsageError
+from imageserving_fleet.errors import Reason, SshConfigError, UnreachableError, UsageError
 
 from .auth import Keys, authenticate
 from .base import Session, load_paramiko
@@ -118,6 +118,17 @@ class Connector:
         """The SSH settings the destination will use: inventory and CLI first, then ssh_config."""
         return resolve(destination_of(where), self._config.lookup, connect_timeout=self.options.connect_timeout,
                        local_user=self._local_user)
+
+    def check(self, destinations: Sequence[Destination | HasDestination]) -> None:
+        """Resolves every host's settings and jump hosts before any is contacted: a bad ssh_config
+        Port or ProxyJump is bad configuration (SshConfigError, exit 1), not one host's failure."""
+        for where in destinations:
+            dest = destination_of(where)
+            if dest.local:
+                continue
+            s = self.settings(dest)
+            for hop in (s.proxy_jump or "").split(",") if s.proxy_jump else ():
+                self.hop_settings(s, hop)
 
     def hop_settings(self, behind: SshSettings, hop: str) -> SshSettings:
         """The settings of one ProxyJump hop of `behind`, by the same rules as any host's."""
@@ -223,7 +234,7 @@ class Connector:
                                     f"{budget:.1f}s ({attempt.phase})")
         if self._closed:
             return UnreachableError(s.name, Reason.CONNECTION_LOST, "the run was aborted")
-        if isinstance(exc, UsageError | _EarlyClose):
+        if isinstance(exc, UsageError | SshConfigError | _EarlyClose):
             return exc
         early_eof = (isinstance(exc, paramiko.SSHException) and "protocol banner" in str(exc)
                      and isinstance(exc.__context__, EOFError | ConnectionResetError))

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from imageserving_fleet.errors import UsageError
+from imageserving_fleet.errors import SshConfigError
 
 DEFAULT_KNOWN_HOSTS = ("~/.ssh/known_hosts", "~/.ssh/known_hosts2")
 GLOBAL_KNOWN_HOSTS = ("/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2")
@@ -132,7 +132,7 @@ def resolve(dest: Destination, lookup: Lookup, *, connect_timeout: float, local_
     """Takes a destination, the ssh_config lookup and the run's limits; returns its SshSettings.
 
     `config_path` is the `-F` file to read when the destination names none (a jump host reads
-    the file of the host behind it). Raises UsageError naming the host when a value is unusable.
+    the file of the host behind it). Raises SshConfigError naming the host when a value is unusable.
     """
     args = dest.option_map()
     config_path = args["-F"][0] if "-F" in args else config_path
@@ -148,7 +148,7 @@ def resolve(dest: Destination, lookup: Lookup, *, connect_timeout: float, local_
         try:
             port = int(cfg["port"])
         except ValueError:
-            raise UsageError(f"host {dest.name}: ssh_config Port {cfg['port']!r} is not a number") from None
+            raise SshConfigError(f"host {dest.name}: ssh_config Port {cfg['port']!r} is not a number") from None
     user = dest.user or cfg.get("user") or local_user
     identities = [dest.key_file] if dest.key_file else []
     identities += args.get("identityfile", []) + list(cfg.get("identityfile", []))
@@ -190,7 +190,7 @@ def resolve_hop(behind: SshSettings, hop: str, lookup: Lookup, *, connect_timeou
     try:
         user, host, port = parse_jump(hop)
     except ValueError as exc:
-        raise UsageError(f"host {behind.name}: {exc}") from None
+        raise SshConfigError(f"host {behind.name}: {exc}") from None
     dest = Destination(name=behind.name, hostname=host, port=port or 22, port_explicit=port is not None,
                        user=user)
     s = resolve(dest, lookup, connect_timeout=connect_timeout, local_user=local_user,
@@ -207,15 +207,16 @@ def parse_jump(spec: str) -> tuple[str | None, str, int | None]:
     if "@" in text:
         user, text = text.rsplit("@", 1)
     port: int | None = None
+    number = None
     if text.startswith("["):
         host, _, rest = text[1:].partition("]")
-        if rest.startswith(":"):
-            port = int(rest[1:])
+        number = rest[1:] if rest.startswith(":") else None
     elif text.count(":") == 1:
         host, _, number = text.partition(":")
-        port = int(number)
     else:
         host = text
+    if number is not None:
+        port = int(number) if number.isdigit() else 0
     if not host or (port is not None and not 0 < port < 65536):
         raise ValueError(f"bad ProxyJump host {spec!r}")
     return user or None, host, port
