@@ -43,7 +43,7 @@ class Sourced(Generic[T]):
     """A setting's value and where it came from, as `hosts` shows it."""
 
     value: T
-    source: str  # "ansible.cfg /p/ansible.cfg:4", "env ANSIBLE_REMOTE_USER", "command line", "default"...
+    source: str  # "ansible.cfg /p/ansible.cfg:4 remote_user", "env ANSIBLE_REMOTE_USER", "command line -u"...
 
 
 @dataclass(frozen=True)
@@ -139,7 +139,7 @@ def load_ansible_config(env: Mapping[str, str] | None = None, cwd: str | None = 
                 where = f"{path}:{line}" if line else path
                 raw = parser.get(section, key, raw=True)
                 value = Sourced(_convert(raw, spec.kind, os.path.dirname(path), f"{where}: [{section}] {key}"),
-                                f"ansible.cfg {where}")
+                                f"ansible.cfg {where} {key}")
         for var in spec.env:
             if var in env:
                 value = Sourced(_convert(env[var], spec.kind, cwd, f"environment variable {var}"), f"env {var}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Sequence
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -25,8 +25,8 @@ from .results import (
 )
 from .rolling import rolling_restart
 from .runner import Job
-from .session import DEFAULT_FORKS, RunSettings, Work
-from .target import FleetOptions, Target
+from .session import RunSettings, Work
+from .target import Target
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, rich_markup_mode=None,
@@ -56,22 +56,27 @@ def _options(
              "Default ./inventory/hosts.yml, else localhost only.")] = None,
     limit: Annotated[str | None, typer.Option("-l", "--limit", metavar="PATTERN",
                                                  help="Ansible host pattern, e.g. 'web*:&prod:!web03'.")] = None,
-    forks: Annotated[int, typer.Option("-f", "--forks", help="Hosts worked on at once.")] = DEFAULT_FORKS,
+    forks: Annotated[int | None, typer.Option("-f", "--forks", help="Hosts worked on at once (default: ansible.cfg "
+                                                                      "forks, else 50).")] = None,
     timeout: Annotated[float | None, typer.Option(
         "--timeout", metavar="S", help="Whole per-host deadline (default 30 for status/ping/report, "
                                        "300 for start/stop/restart).")] = None,
-    connect_timeout: Annotated[float, typer.Option("--connect-timeout", metavar="S")] = 10.0,
+    connect_timeout: Annotated[float | None, typer.Option(
+        "--connect-timeout", metavar="S", help="SSH connect timeout (default: ansible.cfg timeout, else 10).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout (schema 1).")] = False,
     user: Annotated[str | None, typer.Option("-u", "--user", help="Remote user for every host.")] = None,
     private_key: Annotated[str | None, typer.Option("--private-key", metavar="PATH")] = None,
     ssh_config: Annotated[str | None, typer.Option("--ssh-config", metavar="PATH",
                                                       help="Default ~/.ssh/config.")] = None,
-    host_key_policy: Annotated[str, typer.Option(
-        "--host-key-policy", help="reject (default): unknown keys refused; accept-new: record them; warn. "
-                                  "A changed key is always refused.")] = "reject",
+    host_key_policy: Annotated[str | None, typer.Option(
+        "--host-key-policy", help="reject (default): unknown keys refused; accept-new: record them; warn "
+                                  "(ansible.cfg host_key_checking = False). A changed key is always refused.")] = None,
     become: Annotated[bool, typer.Option("-b", "--become", help="Run the agent through sudo.")] = False,
     ask_become_pass: Annotated[bool, typer.Option(
         "-K", "--ask-become-pass", help="Prompt for the sudo password (or set IMAGESERVING_BECOME_PASS).")] = False,
+    ask_pass: Annotated[bool, typer.Option(
+        "-k", "--ask-pass", help="Prompt once for the SSH password (or set IMAGESERVING_SSH_PASS); tried after "
+                                 "the keys.")] = False,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Print only what is wrong.")] = False,
     verbose: Annotated[bool, typer.Option(
         "-v", "--verbose", help="Debug lines on stderr: what a host's shell printed around the agent's "
@@ -84,11 +89,14 @@ def _options(
 ) -> None:
     if verbose:
         _debug_log()
-    options = FleetOptions(user=user, private_key=private_key, ssh_config=ssh_config,
-                           host_key_policy=host_key_policy, connect_timeout=connect_timeout, become=become)
-    ctx.obj = RunSettings(inventories=list(inventory or []), limit=limit, forks=forks, timeout=timeout,
-                          options=options, as_json=as_json, quiet=quiet, ask_become_pass=ask_become_pass,
-                          cluster=cluster)
+    from .runwide import CommandLine
+
+    ctx.obj = RunSettings.resolve(CommandLine(list(inventory or []), forks, connect_timeout, host_key_policy),
+                                  user=user, private_key=private_key, ssh_config=ssh_config, become=become,
+                                  ask_pass=ask_pass, limit=limit, timeout=timeout, as_json=as_json, quiet=quiet,
+                                  ask_become_pass=ask_become_pass, cluster=cluster)
+    for notice in ctx.obj.wide.notices:
+        err.print(notice, markup=False)
 
 
 # ------------------------------------------------------------------ helpers
@@ -372,14 +380,27 @@ def deploy(ctx: typer.Context,
 
 @app.command()
 def hosts(ctx: typer.Context) -> None:
-    """The matched hosts and their connection settings (contacts nothing)."""
+    """The matched hosts, their connection settings and where each came from (contacts nothing)."""
+    from .explain import explain, text_rows
+    from .ssh import Connector
+
     settings: RunSettings = ctx.obj
     targets = settings.targets()
-    rows = [{"host": t.name, "address": t.address, "connection": t.connection, "become": t.become,
-             "become_user": t.become_user, "home": t.home, "config": t.config, "worker": t.worker,
-             "agent": t.agent_command or f"{t.venv}/bin/imageserving (else imageserving on PATH)"} for t in targets]
+    connector = Connector(settings.options)  # reads ssh_config, as a run would; connects nothing
+    try:
+        rows: list[dict[str, Any]] = []
+        for t in targets:
+            ssh = None if t.connection == "local" else connector.settings(t)
+            explained = explain(t, ssh, connector.ssh_config_options(t) if ssh else {}, settings.wide)
+            rows.append({"host": t.name, "address": t.address, "connection": t.connection, "become": t.become,
+                         "become_user": t.become_user, "home": t.home, "config": t.config, "worker": t.worker,
+                         "agent": t.agent_command or f"{t.venv}/bin/imageserving (else imageserving on PATH)",
+                         "settings": explained})
+    finally:
+        connector.close()
     if settings.as_json:
-        sys.stdout.write(json.dumps({"schema": 1, "command": "hosts", "hosts": rows}) + "\n")
+        run = settings.wide.as_dict() if settings.wide else {}
+        sys.stdout.write(json.dumps({"schema": 1, "command": "hosts", "run": run, "hosts": rows}) + "\n")
         return
     from rich.table import Table
 
@@ -391,6 +412,18 @@ def hosts(ctx: typer.Context) -> None:
                         ("host", "address", "connection", "become", "home", "config", "agent")))
     out.print(table)
     out.print(f"{len(rows)} host(s)")
+    sources = Table(header_style="bold", title="where each setting came from")
+    for col in ("host", "setting", "value", "source"):
+        sources.add_column(col, overflow="fold")
+    for row in rows:
+        for cells in text_rows(row["host"], row["settings"]):
+            sources.add_row(*cells)
+    out.print(sources)
+    if settings.wide is not None:
+        for name, item in settings.wide.as_dict().items():
+            value = item["value"]
+            shown = ", ".join(value) if isinstance(value, list) else value
+            out.print(f"{name}: {shown if shown not in (None, '') else '-'}  ({item['source']})", markup=False)
 
 
 # ------------------------------------------------------------------- config

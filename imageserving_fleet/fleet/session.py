@@ -7,25 +7,28 @@ InventoryError (exit 1) or UsageError (exit 5), never a traceback.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
+from .ansiblecfg import load_ansible_config
 from .inventory import Inventory, default_inventory, load_inventory, select
 from .requirements import modules_for, require
 from .results import HostResult
 from .runner import Fleet, Interrupted, Job
+from .runwide import DEFAULT_FORKS, CommandLine, RunWide, resolve_run
+from .runwide import DEFAULT_INVENTORY as DEFAULT_INVENTORY_PATH
 from .ssh import Connector
+from .ssh.settings import Secret
 from .target import FleetOptions, Target, make_target
 
 if TYPE_CHECKING:
     from .cluster.address import ClusterAddress
     from .cluster.fanout import ClusterFleet
 
-DEFAULT_INVENTORY = Path("inventory/hosts.yml")
-DEFAULT_FORKS = 50
+DEFAULT_INVENTORY = Path(DEFAULT_INVENTORY_PATH)
 STATUS_TIMEOUT = 30.0       # status, ping: a few hundred ms is normal; 30 s is a dead host
 ACTION_TIMEOUT = 300.0      # start, stop, restart: stop_timeout (60 s) twice, and readiness
 ONE_JOB_COMMANDS = ("status", "ping", "start", "stop", "report")  # one command per host: no connection to keep
@@ -49,6 +52,30 @@ class RunSettings:
     quiet: bool = False
     ask_become_pass: bool = False
     cluster: str | None = None  # --cluster, else IMAGESERVING_CLUSTER (§8)
+    playbook_dir: str | None = None  # group_vars/ and host_vars/ here are read too (the current directory)
+    wide: RunWide | None = None  # the run-wide settings with their sources (resolve())
+
+    @classmethod
+    def resolve(cls, cli: CommandLine, *, user: str | None = None, private_key: str | None = None,
+                ssh_config: str | None = None, become: bool = False, ask_pass: bool = False,
+                env: Mapping[str, str] | None = None, cwd: str | None = None, **rest: Any) -> RunSettings:
+        """The command line, IMAGESERVING_*, ANSIBLE_* and ansible.cfg, merged once, at the edge."""
+        env = os.environ if env is None else env
+        cwd = os.getcwd() if cwd is None else cwd
+        ansible = load_ansible_config(env, cwd)
+        run = resolve_run(cli, env, ansible, cwd)
+        password, password_source = None, "command line -k"
+        if ask_pass:
+            import getpass
+
+            password = Secret(getpass.getpass("SSH password: "))  # once per run, whatever the hosts
+        elif env.get("IMAGESERVING_SSH_PASS"):
+            password, password_source = Secret(env["IMAGESERVING_SSH_PASS"]), "env IMAGESERVING_SSH_PASS"
+        options = FleetOptions(user=user, private_key=private_key, ssh_config=ssh_config,
+                               host_key_policy=run.host_key_policy.value, connect_timeout=run.connect_timeout.value,
+                               become=become, password=password, password_source=password_source, ansible=ansible)
+        return cls(inventories=list(run.inventories.value), forks=run.forks.value, options=options, wide=run,
+                   playbook_dir=cwd, **rest)
 
     def inventory_paths(self) -> list[str]:
         if self.inventories:
@@ -60,13 +87,13 @@ class RunSettings:
 
     def load(self) -> Inventory:
         paths = self.inventory_paths()
-        return load_inventory(paths) if paths else default_inventory()
+        return load_inventory(paths, self.playbook_dir) if paths else default_inventory()
 
     def targets(self) -> list[Target]:
         """The matched hosts, in inventory order, as connection targets."""
         inventory = self.load()
         hosts = select(inventory, self.limit) if self.limit else list(inventory.hosts)
-        return [make_target(h.name, h.vars, self.options) for h in hosts]
+        return [make_target(h.name, h.vars, self.options, h.origins) for h in hosts]
 
     def deadline_for(self, command: str) -> float:
         if self.timeout is not None:

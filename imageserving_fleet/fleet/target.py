@@ -20,7 +20,7 @@ from typing import Any
 
 from imageserving_fleet.errors import AnsibleConfigError, InventoryVariableError, UsageError
 from imageserving_fleet.fleet.ansiblecfg import AnsibleSettings
-from imageserving_fleet.fleet.ssh.settings import Destination, Secret
+from imageserving_fleet.fleet.ssh.settings import SUPPORTED_SSH_OPTIONS, Destination, Secret
 
 HOST_KEY_POLICIES = ("reject", "accept-new", "warn")
 PASSWORD_VARS = ("ansible_password", "ansible_ssh_pass", "ansible_ssh_password")
@@ -302,6 +302,36 @@ def ssh_options(args: Sequence[str]) -> dict[str, list[str]]:
     if "port" in found:
         _port(found["port"][0])
     return found
+
+
+def unsupported_ssh_args(args: Sequence[str]) -> list[str]:
+    """Takes OpenSSH client arguments; returns those the SSH layer does not honour, as given
+    (`-C`, `-o ControlPersist=60s`...), so a warning can name them. Raises ValueError as ssh_options."""
+    ssh_options(args)  # the same grammar, the same errors
+    left: list[str] = []
+    items = list(args)
+    i = 0
+    while i < len(items):
+        arg = items[i]
+        i += 1
+        j = 1
+        while j < len(arg):
+            letter = arg[j]
+            if letter not in _SSH_OPTS_WITH_ARG:
+                left.append(f"-{letter}")
+                j += 1
+                continue
+            value = arg[j + 1:]
+            if not value:
+                value = items[i]
+                i += 1
+            if letter == "o":
+                if _split_o(value)[0] not in SUPPORTED_SSH_OPTIONS:
+                    left.append(f"-o {value}")
+            elif letter not in _SSH_SHORT_TO_KEYWORD:
+                left.append(f"-{letter} {value}")
+            break
+    return left
 
 
 def _split_o(value: str) -> tuple[str, str]:

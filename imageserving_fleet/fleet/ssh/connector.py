@@ -119,6 +119,12 @@ class Connector:
         return resolve(destination_of(where), self._config.lookup, connect_timeout=self.options.connect_timeout,
                        local_user=self._local_user)
 
+    def ssh_config_options(self, where: Destination | HasDestination) -> dict[str, Any]:
+        """What ssh_config says for this destination (keys lower-cased): for `hosts`' sources."""
+        dest = destination_of(where)
+        args = dest.option_map()
+        return self._config.lookup(args["-F"][0] if "-F" in args else None, dest.hostname)
+
     def check(self, destinations: Sequence[Destination | HasDestination]) -> None:
         """Resolves every host's settings and jump hosts before any is contacted: a bad ssh_config
         Port or ProxyJump is bad configuration (SshConfigError, exit 1), not one host's failure."""

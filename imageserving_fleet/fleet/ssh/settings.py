@@ -25,6 +25,13 @@ from imageserving_fleet.errors import SshConfigError
 DEFAULT_KNOWN_HOSTS = ("~/.ssh/known_hosts", "~/.ssh/known_hosts2")
 GLOBAL_KNOWN_HOSTS = ("/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2")
 
+# The OpenSSH client options this layer honours, from ssh_config and from ssh arguments (`-o Key=Value`,
+# `-p -l -i -J -F`): resolve() reads these and no others (target.unsupported_ssh_args names the rest).
+SUPPORTED_SSH_OPTIONS = frozenset((
+    "hostname", "port", "user", "identityfile", "identitiesonly", "proxyjump", "proxycommand", "connecttimeout",
+    "userknownhostsfile", "globalknownhostsfile", "hostkeyalias", "hashknownhosts", "-F",
+))
+
 # (config path or None for the run's, host name) -> that host's ssh_config options, keys lower-cased
 Lookup = Callable[[str | None, str], dict[str, Any]]
 
