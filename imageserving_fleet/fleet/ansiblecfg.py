@@ -138,7 +138,7 @@ def load_ansible_config(env: Mapping[str, str] | None = None, cwd: str | None = 
                 line = lines.get((section, key))
                 where = f"{path}:{line}" if line else path
                 raw = parser.get(section, key, raw=True)
-                value = Sourced(_convert(raw, spec.kind, os.path.dirname(path), f"{where}: [{section}] {key}"),
+                value = Sourced(_convert(raw, spec.kind, os.path.dirname(path), f"{where} {key}"),
                                 f"ansible.cfg {where} {key}")
         for var in spec.env:
             if var in env:
@@ -160,6 +160,9 @@ def _read(path: str) -> tuple[configparser.ConfigParser, dict[tuple[str, str], i
     parser = configparser.ConfigParser(inline_comment_prefixes=(";",))
     try:
         parser.read_string(text, source=path)
+    except configparser.MissingSectionHeaderError as exc:
+        raise AnsibleConfigError(f"{exc.line.strip()!r} comes before any [section]", path=path,
+                                 line=exc.lineno) from None
     except configparser.ParsingError as exc:
         line, content = exc.errors[0] if exc.errors else (None, "")
         raise AnsibleConfigError(f"cannot parse {content.strip()!r} (expected [section] or key = value)",
@@ -168,9 +171,6 @@ def _read(path: str) -> tuple[configparser.ConfigParser, dict[tuple[str, str], i
         what = f"option {exc.option!r} in [{exc.section}]" if isinstance(exc, configparser.DuplicateOptionError) \
             else f"section [{exc.section}]"
         raise AnsibleConfigError(f"{what} appears twice", path=path, line=exc.lineno) from None
-    except configparser.MissingSectionHeaderError as exc:
-        raise AnsibleConfigError(f"{exc.line.strip()!r} comes before any [section]", path=path,
-                                 line=exc.lineno) from None
     except configparser.Error as exc:
         raise AnsibleConfigError(str(exc).splitlines()[0], path=path) from None
     return parser, _option_lines(text)
