@@ -9,7 +9,9 @@ ansible.cfg), `./ansible.cfg` unless the current directory is world-writable, `~
 `/etc/ansible/ansible.cfg`. The file is read with configparser as ansible-core reads it (`;` starts
 an inline comment, no interpolation); an ANSIBLE_* variable beats the file; of several names for
 one setting, the last one set wins (ansible-core's `_loop_entries`). Paths in the file are relative
-to the file's directory, paths in the environment to the current one; `~` and `$VARS` expand.
+to the file's directory, paths in the environment to the current one; `~` and `$VARS` expand
+(private_key_file is the ssh plugin's: `~` expands, a relative path stays relative to the current
+directory, as ssh itself reads it).
 
 Honoured: [defaults] inventory, remote_user, remote_port, private_key_file, forks, timeout,
 host_key_checking; [privilege_escalation] become, become_user, become_method; [ssh_connection]
@@ -57,7 +59,9 @@ _SPECS: dict[str, _Spec] = {
     "inventory": _Spec((("defaults", "inventory"),), ("ANSIBLE_INVENTORY",), "pathlist"),
     "remote_user": _Spec((("defaults", "remote_user"),), ("ANSIBLE_REMOTE_USER",), "str"),
     "remote_port": _Spec((("defaults", "remote_port"),), ("ANSIBLE_REMOTE_PORT",), "port"),
-    "private_key_file": _Spec((("defaults", "private_key_file"),), ("ANSIBLE_PRIVATE_KEY_FILE",), "path"),
+    # The ssh plugin reads it as a string and hands it to ssh with only ~ expanded: a relative path is
+    # relative to the current directory (where ssh runs), not to the file's (plugins/connection/ssh.py).
+    "private_key_file": _Spec((("defaults", "private_key_file"),), ("ANSIBLE_PRIVATE_KEY_FILE",), "userpath"),
     "forks": _Spec((("defaults", "forks"),), ("ANSIBLE_FORKS",), "int"),
     "timeout": _Spec((("defaults", "timeout"), ("ssh_connection", "timeout")),
                      ("ANSIBLE_TIMEOUT", "ANSIBLE_SSH_TIMEOUT"), "int"),
@@ -214,8 +218,8 @@ def _convert(raw: str, kind: str, basedir: str, where: str) -> Any:
         if kind == "int" and number < 1:
             raise AnsibleConfigError(f"{where}: expected a number above 0, got {text!r}")
         return number
-    if kind == "path":
-        return _expand(text, basedir) if text else ""
+    if kind == "userpath":
+        return os.path.expanduser(text)
     if kind == "pathlist":
         return tuple(_expand(part.strip(), basedir) for part in text.split(",") if part.strip())
     if kind == "args":

@@ -86,7 +86,7 @@ def test_every_honoured_setting_with_its_file_and_line(tmp_path: Path, home: Pat
     assert cfg.inventory.value == (str(proj / "inventory/hosts"), str(proj / "other.yml"))
     assert cfg.inventory.source == f"{where}:2 inventory"
     assert cfg.remote_user is not None and cfg.remote_user.value == "deploy"
-    assert cfg.private_key_file is not None and cfg.private_key_file.value == str(proj / "keys/id_ed25519")
+    assert cfg.private_key_file is not None and cfg.private_key_file.value == "keys/id_ed25519"  # as ssh reads it
     assert (cfg.forks and cfg.forks.value, cfg.timeout and cfg.timeout.value) == (7, 4)
     assert cfg.remote_port is not None and cfg.remote_port.value == 2200
     # two entries for one setting: the last one set wins ([ssh_connection] after [defaults])
@@ -107,7 +107,7 @@ def test_environment_variables_beat_the_file_and_resolve_paths_from_the_current_
     cfg = load_ansible_config({**env, "ANSIBLE_CONFIG": str(proj / "ansible.cfg")}, str(cwd))
     assert cfg.remote_user is not None and cfg.remote_user.value == "envuser"
     assert cfg.remote_user.source == "env ANSIBLE_REMOTE_USER"
-    assert cfg.private_key_file is not None and cfg.private_key_file.value == str(cwd / "k")
+    assert cfg.private_key_file is not None and cfg.private_key_file.value == "k"
     assert cfg.inventory is not None and cfg.inventory.value == (str(cwd / "a.yml"), str(cwd / "b.yml"))
     assert cfg.host_key_checking is not None and cfg.host_key_checking.value is False
     assert cfg.become is not None and cfg.become.value is False
