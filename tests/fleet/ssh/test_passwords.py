@@ -125,3 +125,30 @@ def test_without_a_password_the_message_says_how_to_give_one(servers: dict[str, 
     opts = options(server, tmp_path)
     error, _ = unreachable(lambda: Connector(opts).connect(target(server, opts, user), soon(60)))
     assert error.reason == "auth" and "permission denied (publickey)" in error.detail
+
+
+def test_imageserving_ssh_pass_and_ask_pass_reach_the_connection(servers: dict[str, PasswordServer],
+                                                                  account: tuple[str, str], tmp_path: Path,
+                                                                  no_agent: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The run's password as the CLI resolves it: IMAGESERVING_SSH_PASS, or -k prompting once."""
+    import getpass
+
+    from imageserving_fleet.fleet.runwide import CommandLine
+    from imageserving_fleet.fleet.session import RunSettings
+
+    user, password = account
+    server = servers["password"]
+    config = options(server, tmp_path).ssh_config
+    monkeypatch.setenv("HOME", str(tmp_path))
+    from_env = RunSettings.resolve(CommandLine(), ssh_config=config, env={"IMAGESERVING_SSH_PASS": password},
+                                   cwd=str(tmp_path))
+    asked: list[str] = []
+    monkeypatch.setattr(getpass, "getpass", lambda prompt="": asked.append(prompt) or password)
+    from_prompt = RunSettings.resolve(CommandLine(), ssh_config=config, ask_pass=True, env={}, cwd=str(tmp_path))
+    assert asked == ["SSH password: "]  # once per run, however many hosts
+    for settings in (from_env, from_prompt):
+        host = target(server, settings.options, user, ansible_password="wrong")
+        assert dict(host.sources)["password"] in ("env IMAGESERVING_SSH_PASS", "command line -k")
+        assert password not in repr(settings.options) and password not in repr(host)
+        session = Connector(settings.options).connect(host, soon(60))
+        assert session.run("id -un", timeout=10).stdout.decode().strip() == user
