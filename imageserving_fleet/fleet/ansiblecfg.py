@@ -14,9 +14,11 @@ to the file's directory, paths in the environment to the current one; `~` and `$
 directory, as ssh itself reads it).
 
 Honoured: [defaults] inventory, remote_user, remote_port, private_key_file, forks, timeout,
-host_key_checking; [privilege_escalation] become, become_user, become_method; [ssh_connection]
-ssh_args, ssh_common_args, ssh_extra_args (and the [ssh_connection] aliases of timeout and
-host_key_checking). Nothing else in the file changes what the fleet does.
+host_key_checking, ask_pass (as -k); [privilege_escalation] become, become_user, become_method,
+become_ask_pass (as -K); [ssh_connection] ssh_args, ssh_common_args, ssh_extra_args (and the
+[ssh_connection] aliases of timeout and host_key_checking). Any other key of [ssh_connection] or
+[privilege_escalation] that would change how a host is reached is named in one warning; the rest of
+the file (roles, callbacks, facts...) is about playbooks and changes nothing here.
 
 Errors (AnsibleConfigError, exit 1): a file that cannot be read or parsed (with its line), a value
 of the wrong type (with the file and line or the variable).
@@ -73,6 +75,16 @@ _SPECS: dict[str, _Spec] = {
     "ssh_args": _Spec((("ssh_connection", "ssh_args"),), ("ANSIBLE_SSH_ARGS",), "args"),
     "ssh_common_args": _Spec((("ssh_connection", "ssh_common_args"),), ("ANSIBLE_SSH_COMMON_ARGS",), "args"),
     "ssh_extra_args": _Spec((("ssh_connection", "ssh_extra_args"),), ("ANSIBLE_SSH_EXTRA_ARGS",), "args"),
+    # [defaults] ask_pass / [privilege_escalation] become_ask_pass: as -k / -K
+    "ask_pass": _Spec((("defaults", "ask_pass"),), ("ANSIBLE_ASK_PASS",), "bool"),
+    "become_ask_pass": _Spec((("privilege_escalation", "become_ask_pass"),), ("ANSIBLE_BECOME_ASK_PASS",), "bool"),
+}
+# Keys of the connection sections that change nothing for the fleet (it runs no modules and copies
+# no files through them): not worth a warning. Any other key there is named in one warning.
+_NO_EFFECT = {
+    "ssh_connection": {"pipelining", "control_path", "control_path_dir", "scp_if_ssh", "transfer_method",
+                       "ssh_transfer_method", "sftp_batch_mode", "scp_extra_args", "sftp_extra_args", "usetty"},
+    "privilege_escalation": set(),
 }
 
 
@@ -94,6 +106,8 @@ class AnsibleSettings:
     ssh_args: Sourced[tuple[str, ...]] | None = None
     ssh_common_args: Sourced[tuple[str, ...]] | None = None
     ssh_extra_args: Sourced[tuple[str, ...]] | None = None
+    ask_pass: Sourced[bool] | None = None
+    become_ask_pass: Sourced[bool] | None = None
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     def ssh_arg_sources(self) -> list[Sourced[tuple[str, ...]]]:
@@ -149,6 +163,16 @@ def load_ansible_config(env: Mapping[str, str] | None = None, cwd: str | None = 
                 value = Sourced(_convert(env[var], spec.kind, cwd, f"environment variable {var}"), f"env {var}")
         if value is not None:
             found[name] = value
+    if parser is not None:
+        assert path is not None
+        honoured = {entry for spec in _SPECS.values() for entry in spec.ini}
+        ignored = [f"[{section}] {key} ({path}:{lines.get((section, key), '?')})"
+                   for section, no_effect in _NO_EFFECT.items() if parser.has_section(section)
+                   for key in parser[section] if (section, key) not in honoured and key not in no_effect
+                   and key not in parser.defaults()]
+        if ignored:
+            warnings.append("imageserving-fleet: warning: ansible.cfg settings not honoured by imageserving-fleet: "
+                            + "; ".join(ignored))
     return AnsibleSettings(path=path, warnings=tuple(warnings), **found)
 
 

@@ -65,12 +65,16 @@ class RunSettings:
         ansible = load_ansible_config(env, cwd)
         run = resolve_run(cli, env, ansible, cwd)
         password, password_source = None, "command line -k"
-        if ask_pass:
+        if ansible.become_ask_pass is not None and ansible.become_ask_pass.value:
+            rest["ask_become_pass"] = True
+        if not ask_pass and env.get("IMAGESERVING_SSH_PASS"):
+            password, password_source = Secret(env["IMAGESERVING_SSH_PASS"]), "env IMAGESERVING_SSH_PASS"
+        elif ask_pass or (ansible.ask_pass is not None and ansible.ask_pass.value):
             import getpass
 
+            if not ask_pass and ansible.ask_pass is not None:
+                password_source = f"prompt ({ansible.ask_pass.source})"
             password = Secret(getpass.getpass("SSH password: "))  # once per run, whatever the hosts
-        elif env.get("IMAGESERVING_SSH_PASS"):
-            password, password_source = Secret(env["IMAGESERVING_SSH_PASS"]), "env IMAGESERVING_SSH_PASS"
         options = FleetOptions(user=user, private_key=private_key, ssh_config=ssh_config,
                                host_key_policy=run.host_key_policy.value, connect_timeout=run.connect_timeout.value,
                                become=become, password=password, password_source=password_source, ansible=ansible)

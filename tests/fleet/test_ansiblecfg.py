@@ -251,3 +251,14 @@ def test_become_method_other_than_sudo_is_a_clear_error(tmp_path: Path, home: Pa
 def test_cwd_independence(tmp_path: Path, home: Path) -> None:
     """Nothing here reads the process's current directory: every call passed its own."""
     assert os.getcwd() != str(tmp_path / "proj")
+
+
+def test_other_connection_settings_are_named_in_one_warning(tmp_path: Path, home: Path) -> None:
+    proj = project(tmp_path, "[defaults]\nroles_path = roles\n[ssh_connection]\npipelining = True\nretries = 3\n"
+                             "control_path = %(directory)s/%%h\n[privilege_escalation]\nbecome_flags = -H -S\n"
+                             "become_ask_pass = true\n")
+    cfg = load_ansible_config({}, str(proj))
+    assert cfg.become_ask_pass is not None and cfg.become_ask_pass.value is True
+    (warning,) = cfg.warnings
+    assert "[ssh_connection] retries" in warning and ":5)" in warning and "[privilege_escalation] become_flags" in warning
+    assert "pipelining" not in warning and "roles_path" not in warning and "control_path" not in warning
