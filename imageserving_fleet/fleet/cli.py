@@ -205,7 +205,7 @@ def exporter(ctx: typer.Context,
              interval: Annotated[float, typer.Option("--interval", metavar="S",
                                                      help="Seconds between polls of every host.")] = 15.0) -> None:
     """A Prometheus exporter: every host's status at /metrics, polled every --interval (a scrape never waits)."""
-    from ..agent.metrics_http import bind
+    from ..metrics_http import bind
     from .exporter import serve
     from .poller import check_interval
 

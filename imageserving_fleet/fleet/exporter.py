@@ -17,11 +17,11 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from ..agent.metrics_http import MetricsServer
 from ..metrics import FORMATS, HostSample, fleet_families, render
+from ..metrics_http import MetricsServer
+from ..timefmt import utc_stamp
 from .poller import Poller, agent_status
 from .results import HostResult, summarize
 from .target import Target
@@ -98,7 +98,7 @@ def make_log(stream: TextIO = sys.stderr) -> Callable[[str], None]:
     journald = "JOURNAL_STREAM" in os.environ
 
     def log(line: str) -> None:
-        stamp = "" if journald else datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ ")
+        stamp = "" if journald else utc_stamp() + " "
         stream.write(f"{stamp}{line}\n")
         stream.flush()
 

@@ -18,8 +18,20 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
-from .known_hosts import KnownKey, fingerprint, glob_regex, key_type
+from imageserving_fleet.errors import ImageServingError
+
+from .keyblob import fingerprint, glob_regex, key_type
+
+
+class Authority(Protocol):
+    """A @cert-authority line (known_hosts.KnownKey): the CA's key and where the line is."""
+
+    @property
+    def blob(self) -> bytes: ...
+    @property
+    def where(self) -> str: ...
 
 CERT_SUFFIX = "-cert-v01@openssh.com"
 USER_CERT, HOST_CERT = 1, 2
@@ -35,8 +47,8 @@ CERT_HOST_KEY_ALGORITHMS = (
 )
 
 
-class CertificateFormatError(ValueError):
-    """A blob announced as a certificate does not parse."""
+class CertificateFormatError(ImageServingError):
+    """A blob announced as a certificate does not parse (the host check says so; never raised past it)."""
 
 
 @dataclass(frozen=True)
@@ -141,7 +153,7 @@ def principal_matches(principals: Sequence[str], name: str) -> bool:
     return any(glob_regex(p).match(name) for p in principals)
 
 
-def certificate_problem(cert: Certificate, name: str, authorities: Sequence[KnownKey], now: float) -> str | None:
+def certificate_problem(cert: Certificate, name: str, authorities: Sequence[Authority], now: float) -> str | None:
     """Takes a host certificate, the name it must be valid for, the @cert-authority lines that cover
     the host and the time; returns None when OpenSSH would accept it, else why not (one sentence)."""
     trusted = [ca for ca in authorities if ca.blob == cert.ca_key]

@@ -24,18 +24,11 @@ from typing import Any
 
 from imageserving_fleet.errors import Reason, UnreachableError
 
+from .certificates import CertificateFormatError, certificate_problem, parse_certificate
+from .keyblob import fingerprint, glob_regex, key_type
 from .settings import SshSettings
 
-
-def fingerprint(blob: bytes) -> str:
-    """OpenSSH's SHA256 fingerprint of a public key blob (`SHA256:...`)."""
-    return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
-
-
-def key_type(blob: bytes) -> str:
-    """The algorithm name at the start of a public key blob (`ssh-ed25519`...)."""
-    size = int.from_bytes(blob[:4], "big")
-    return blob[4:4 + size].decode("ascii", "replace")
+__all__ = ["HostKeys", "KnownHosts", "KnownKey", "fingerprint", "glob_regex", "key_type"]
 
 
 # --------------------------------------------------------------------------- known_hosts
@@ -52,12 +45,6 @@ class KnownKey:
     @property
     def where(self) -> str:
         return f"{self.path}:{self.line}"
-
-
-def glob_regex(pattern: str) -> re.Pattern[str]:
-    # OpenSSH patterns know only * and ?; fnmatch would read the [ ] of "[host]:port" as a set.
-    return re.compile("".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-                      + r"\Z", re.IGNORECASE)
 
 
 class KnownHosts:
@@ -236,8 +223,6 @@ class HostKeys:
     def _check_certificate(self, s: SshSettings, cert_blob: bytes, revoked: list[KnownKey],
                            authorities: list[KnownKey]) -> str | None:
         """None when the host certificate is good; why not otherwise. A revoked key or CA raises."""
-        from .certificates import CertificateFormatError, certificate_problem, parse_certificate
-
         try:
             cert = parse_certificate(cert_blob)
         except CertificateFormatError as exc:
