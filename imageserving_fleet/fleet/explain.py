@@ -61,7 +61,11 @@ def explain(t: Target, s: SshSettings | None, ssh_config: Mapping[str, Any], wid
         else:
             put("jump", None, "none")
         if wide is not None:
-            put("host_key_policy", wide.host_key_policy.value, wide.host_key_policy.source)
+            if s.host_key_policy is not None and not wide.host_key_policy.source.startswith("command line"):
+                put("host_key_policy", s.host_key_policy,
+                    f"{given.get('ssh stricthostkeychecking', 'ssh arguments')} (StrictHostKeyChecking)")
+            else:
+                put("host_key_policy", wide.host_key_policy.value, wide.host_key_policy.source)
         put("password", "set" if t.password is not None else None, given.get("password", "none"))
     put("become", t.become, given.get("become", "default"))
     put("become_user", t.become_user or "root", given.get("become_user", "default (sudo's root)"))

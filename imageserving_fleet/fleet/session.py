@@ -76,7 +76,9 @@ class RunSettings:
                 password_source = f"prompt ({ansible.ask_pass.source})"
             password = Secret(getpass.getpass("SSH password: "))  # once per run, whatever the hosts
         options = FleetOptions(user=user, private_key=private_key, ssh_config=ssh_config,
-                               host_key_policy=run.host_key_policy.value, connect_timeout=run.connect_timeout.value,
+                               host_key_policy=run.host_key_policy.value,
+                               host_key_policy_source=run.host_key_policy.source,
+                               connect_timeout=run.connect_timeout.value,
                                become=become, password=password, password_source=password_source, ansible=ansible)
         return cls(inventories=list(run.inventories.value), forks=run.forks.value, options=options, wide=run,
                    playbook_dir=cwd, **rest)

@@ -47,6 +47,9 @@ class FleetOptions:
     private_key: str | None = None
     ssh_config: str | None = None  # None: ~/.ssh/config when it exists (and /etc/ssh/ssh_config)
     host_key_policy: str = "reject"  # reject | accept-new | warn
+    # "command line --host-key-policy" holds for every host; any other (ansible.cfg, default) gives way
+    # to a host's own `-o StrictHostKeyChecking` in its ssh arguments
+    host_key_policy_source: str = "command line --host-key-policy"
     connect_timeout: float = 10.0
     become: bool = False
     # -k/--ask-pass or IMAGESERVING_SSH_PASS: beats the inventory's ansible_password
@@ -221,7 +224,8 @@ def make_target(name: str, vars: Mapping[str, Any], options: FleetOptions,
         worker=var.resource("imageserving_worker"),
         ssh_args=tuple((key, tuple(values)) for key, values in from_args.items()),
         password=password,
-        sources=tuple(sorted((k, v) for k, v in src.items() if not k.startswith("ssh "))),
+        sources=tuple(sorted((k, v) for k, v in src.items() if not k.startswith("ssh ")
+                             or k == "ssh stricthostkeychecking")),
     )
 
 

@@ -85,7 +85,8 @@ class Connector:
         if options.private_key and not os.path.isfile(os.path.expanduser(options.private_key)):
             raise UsageError(f"--private-key {options.private_key}: no such file")
         self._config = SshConfigFiles(options.ssh_config)
-        self._host_keys = HostKeys(options.host_key_policy, warn or warn_on_stderr)
+        self._host_keys = HostKeys(options.host_key_policy, warn or warn_on_stderr,
+                                   fixed=options.host_key_policy_source.startswith("command line"))
         self._keys = Keys()
         self._resolver = Resolver()
         self._jumps: dict[tuple[Any, ...], SshSession] = {}

@@ -144,8 +144,9 @@ class KnownHosts:
 class HostKeys:
     """The known_hosts files of one run, each indexed once and shared by every worker thread."""
 
-    def __init__(self, policy: str, warn: Callable[[str], None]) -> None:
+    def __init__(self, policy: str, warn: Callable[[str], None], *, fixed: bool = True) -> None:
         self.policy, self._warn = policy, warn
+        self.fixed = fixed  # the command line gave the policy: no host's StrictHostKeyChecking changes it
         self._lock = threading.RLock()
         self._known: dict[str, KnownHosts] = {}
         self._warned: set[tuple[str, bytes]] = set()
@@ -192,7 +193,8 @@ class HostKeys:
                     f"{name} now offers {offered}, but {old.where} holds {key_type(old.blob)} "
                     f"{fingerprint(old.blob)}{note}; if the host was reinstalled, remove the old key with "
                     f"ssh-keygen -R {shlex.quote(name)} -f {shlex.quote(old.path)}"))
-            policy = self.policy
+            # The command line's policy holds for every host; else a host's own StrictHostKeyChecking.
+            policy = self.policy if self.fixed or s.host_key_policy is None else s.host_key_policy
             if policy == "reject" or (policy == "accept-new" and authorities):
                 # A host a CA vouches for is never pinned by its plain key: that would bypass the CA.
                 if cert_problem:

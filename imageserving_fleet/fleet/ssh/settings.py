@@ -29,8 +29,11 @@ GLOBAL_KNOWN_HOSTS = ("/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2")
 # `-p -l -i -J -F`): resolve() reads these and no others (target.unsupported_ssh_args names the rest).
 SUPPORTED_SSH_OPTIONS = frozenset((
     "hostname", "port", "user", "identityfile", "identitiesonly", "proxyjump", "proxycommand", "connecttimeout",
-    "userknownhostsfile", "globalknownhostsfile", "hostkeyalias", "hashknownhosts", "-F",
+    "userknownhostsfile", "globalknownhostsfile", "hostkeyalias", "hashknownhosts", "stricthostkeychecking", "-F",
 ))
+# StrictHostKeyChecking in a host's ssh arguments (`-o StrictHostKeyChecking=no`, common in inventories
+# and what ansible-core's host_key_checking = False sends) -> the host key policy it means here.
+STRICT_TO_POLICY = {"yes": "reject", "ask": "reject", "accept-new": "accept-new", "no": "warn", "off": "warn"}
 
 # (config path or None for the run's, host name) -> that host's ssh_config options, keys lower-cased
 Lookup = Callable[[str | None, str], dict[str, Any]]
@@ -71,6 +74,8 @@ class ClientOptions(Protocol):
     def ssh_config(self) -> str | None: ...
     @property
     def host_key_policy(self) -> str: ...
+    @property
+    def host_key_policy_source(self) -> str: ...
     @property
     def connect_timeout(self) -> float: ...
 
@@ -124,6 +129,8 @@ class SshSettings:
     connect_timeout: float = 10.0
     config_path: str | None = None  # the `-F` file the host named; its jump hosts read it too
     identities_only: bool = False  # IdentitiesOnly: no ssh-agent key but those of identity_files
+    # from the host's ssh arguments' StrictHostKeyChecking; None: the run's --host-key-policy
+    host_key_policy: str | None = None
     password: Secret | None = field(default=None, repr=False)
 
     @property
@@ -169,6 +176,10 @@ def resolve(dest: Destination, lookup: Lookup, *, connect_timeout: float, local_
     command = proxy if proxy_key == "proxycommand" and proxy else None
     if command:
         command = expand_proxy_command(command, hostname, port, user, dest.hostname)
+    strict = args["stricthostkeychecking"][0].lower() if "stricthostkeychecking" in args else None
+    if strict is not None and strict not in STRICT_TO_POLICY:
+        raise SshConfigError(f"host {dest.name}: StrictHostKeyChecking {strict!r} is not one of "
+                             f"{', '.join(STRICT_TO_POLICY)}")
     timeout = connect_timeout
     configured = first("connecttimeout") or ""
     if re.fullmatch(r"\d+(\.\d+)?", configured) and float(configured) > 0:
@@ -182,6 +193,7 @@ def resolve(dest: Destination, lookup: Lookup, *, connect_timeout: float, local_
         hash_known_hosts=(first("hashknownhosts") or "").lower() == "yes",
         proxy_jump=jump, proxy_command=command, connect_timeout=timeout, config_path=config_path,
         identities_only=(first("identitiesonly") or "").lower() == "yes", password=dest.password,
+        host_key_policy=STRICT_TO_POLICY[strict] if strict else None,
     )
 
 
