@@ -20,7 +20,7 @@ from typing import Any
 
 from ..errors import AnsibleConfigError
 from .ansiblecfg import AnsibleSettings, Sourced
-from .target import unsupported_ssh_args
+from .sshargs import unsupported_ssh_args
 
 DEFAULT_INVENTORY = os.path.join("inventory", "hosts.yml")
 DEFAULT_FORKS = 50

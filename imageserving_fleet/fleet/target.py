@@ -6,21 +6,26 @@ What ~/.ssh/config adds on top (HostName, IdentityFile, ProxyJump...) is resolve
 run, by the SSH layer (`fleet.ssh`), because reading that file is I/O: `Target.destination` is
 all of a Target that layer sees.
 
-Precedence, as with Ansible driving OpenSSH: the CLI's --user/--private-key, then the host's
-`ansible_*` variables, then options inside `ansible_ssh_common_args`, then ssh_config, then defaults.
+Precedence, as with Ansible driving OpenSSH (SPEC §3): the command line (--user, --private-key,
+-b) and IMAGESERVING_SSH_PASS, then the host's `ansible_*` variables, then options inside its ssh
+arguments (ansible_ssh_args/_common_args/_extra_args, else ansible.cfg's), then ANSIBLE_* and
+ansible.cfg (remote_user, remote_port, private_key_file, become...), then ssh_config, then defaults.
+Each setting's source is kept in `Target.sources` for `hosts`.
 """
 
 from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from imageserving_fleet.errors import AnsibleConfigError, InventoryVariableError, UsageError
 from imageserving_fleet.fleet.ansiblecfg import AnsibleSettings
-from imageserving_fleet.fleet.ssh.settings import SUPPORTED_SSH_OPTIONS, Destination, Secret
+from imageserving_fleet.fleet.ssh.settings import Destination, Secret
+from imageserving_fleet.fleet.sshargs import port as _port
+from imageserving_fleet.fleet.sshargs import ssh_options
 
 HOST_KEY_POLICIES = ("reject", "accept-new", "warn")
 PASSWORD_VARS = ("ansible_password", "ansible_ssh_pass", "ansible_ssh_password")
@@ -33,10 +38,6 @@ _CONNECTIONS = {
 _RESOURCE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
 _TRUE = {"true", "yes", "on", "1", "y", "t"}
 _FALSE = {"false", "no", "off", "0", "n", "f", ""}
-# OpenSSH client options that take an argument (from ssh(1)); needed to skip them correctly.
-_SSH_OPTS_WITH_ARG = set("BbcDEeFIiJLlmOoPpQRSWw")
-# Short options we translate to their ssh_config keyword; the others are accepted and ignored.
-_SSH_SHORT_TO_KEYWORD = {"p": "port", "l": "user", "i": "identityfile", "J": "proxyjump", "F": "-F"}
 
 
 @dataclass(frozen=True)
@@ -268,101 +269,6 @@ def _password(var: _VarReader, src: dict[str, str], inv: Callable[[str], str]) -
         found = str(value)  # not stripped: spaces may be part of a password
         src["password"] = inv(key)
     return Secret(found) if found is not None else None
-
-
-def ssh_options(args: Sequence[str]) -> dict[str, list[str]]:
-    """Takes OpenSSH client arguments (`-o Port=2222 -J bastion -i key`); returns keyword -> values.
-
-    Keywords are ssh_config's, lower-cased (`-p` gives "port", `-J` "proxyjump", `-F` "-F"); values
-    keep the order given (OpenSSH uses the first, except IdentityFile where all count). Flags
-    without meaning for us (-C, -v, -q, -A...) are accepted and ignored. Raises ValueError.
-    """
-    found: dict[str, list[str]] = {}
-    items = list(args)
-    i = 0
-    while i < len(items):
-        arg = items[i]
-        i += 1
-        if not arg.startswith("-") or arg == "-":
-            raise ValueError(f"unexpected argument {arg!r} (only options such as -o Key=Value)")
-        j = 1
-        while j < len(arg):
-            letter = arg[j]
-            if letter not in _SSH_OPTS_WITH_ARG:
-                j += 1
-                continue
-            value = arg[j + 1:]
-            if not value:
-                if i >= len(items):
-                    raise ValueError(f"option -{letter} needs a value")
-                value = items[i]
-                i += 1
-            if letter == "o":
-                key, val = _split_o(value)
-                found.setdefault(key, []).append(val)
-            elif letter in _SSH_SHORT_TO_KEYWORD:
-                found.setdefault(_SSH_SHORT_TO_KEYWORD[letter], []).append(value)
-            break
-    if "port" in found:
-        _port(found["port"][0])
-    return found
-
-
-def unsupported_ssh_args(args: Sequence[str]) -> list[str]:
-    """Takes OpenSSH client arguments; returns those the SSH layer does not honour, as given
-    (`-C`, `-o ControlPersist=60s`...), so a warning can name them. Raises ValueError as ssh_options."""
-    ssh_options(args)  # the same grammar, the same errors
-    left: list[str] = []
-    items = list(args)
-    i = 0
-    while i < len(items):
-        arg = items[i]
-        i += 1
-        j = 1
-        while j < len(arg):
-            letter = arg[j]
-            if letter not in _SSH_OPTS_WITH_ARG:
-                left.append(f"-{letter}")
-                j += 1
-                continue
-            value = arg[j + 1:]
-            if not value:
-                value = items[i]
-                i += 1
-            if letter == "o":
-                if _split_o(value)[0] not in SUPPORTED_SSH_OPTIONS:
-                    left.append(f"-o {value}")
-            elif letter not in _SSH_SHORT_TO_KEYWORD:
-                left.append(f"-{letter} {value}")
-            break
-    return left
-
-
-def _split_o(value: str) -> tuple[str, str]:
-    """Takes the value of `-o` (`Key=Value` or `Key Value`); returns (lower-cased key, value)."""
-    text = value.strip()
-    for index, char in enumerate(text):
-        if char == "=" or char.isspace():
-            key, rest = text[:index], text[index:].lstrip()
-            if rest.startswith("="):
-                rest = rest[1:].lstrip()
-            if key and rest:
-                return key.lower(), rest
-            break
-    raise ValueError(f"-o {value!r} is not Key=Value")
-
-
-def _port(value: object) -> int:
-    """Takes a port as YAML or an argument gives it; returns it as an int or raises ValueError."""
-    if isinstance(value, bool):  # YAML's `yes` is a bool, and bool is an int in Python
-        raise ValueError(f"expected a port number 1-65535, got {value!r}")
-    try:
-        port = int(str(value).strip()) if not isinstance(value, int) else value
-    except ValueError:
-        raise ValueError(f"expected a port number 1-65535, got {value!r}") from None
-    if not 0 < port < 65536:
-        raise ValueError(f"expected a port number 1-65535, got {value!r}")
-    return port
 
 
 class _VarReader:

@@ -12,7 +12,8 @@ import pytest
 from imageserving_fleet.errors import AnsibleConfigError, InventoryVariableError
 from imageserving_fleet.fleet.ansiblecfg import find_config_file, load_ansible_config
 from imageserving_fleet.fleet.runwide import CommandLine, resolve_run
-from imageserving_fleet.fleet.target import FleetOptions, make_target, unsupported_ssh_args
+from imageserving_fleet.fleet.sshargs import unsupported_ssh_args
+from imageserving_fleet.fleet.target import FleetOptions, make_target
 
 
 @pytest.fixture
