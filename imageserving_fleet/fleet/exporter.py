@@ -22,6 +22,7 @@ from typing import Any, TextIO
 from ..metrics import FORMATS, HostSample, fleet_families, render
 from ..metrics_http import MetricsServer
 from ..timefmt import utc_stamp
+from .fanout import FanOut
 from .poller import Poller, agent_status
 from .results import HostResult, summarize
 from .target import Target
@@ -105,7 +106,7 @@ def make_log(stream: TextIO = sys.stderr) -> Callable[[str], None]:
     return log
 
 
-def serve(fleet: Any, targets: Sequence[Target], sock: socket.socket, interval: float, timeout: float,
+def serve(fleet: FanOut, targets: Sequence[Target], sock: socket.socket, interval: float, timeout: float,
           log: Callable[[str], None] | None = None) -> int:
     """Runs the exporter until SIGTERM or SIGINT; returns the exit code (0)."""
     log = log or make_log()

@@ -31,7 +31,7 @@ def parse_logs(host: str, exit_status: int, stdout: bytes, stderr: bytes, elapse
         return HostResult(host, Result.FAILED, f"logs failed (exit {exit_status})" + (f": {last}" if last else ""),
                           elapsed_s=elapsed)
     lines = stdout.decode(errors="replace").splitlines()[-MAX_LINES:]
-    return HostResult(host, Result.OK, "", elapsed_s=elapsed, extra={"lines": lines})
+    return HostResult(host, Result.OK, "", elapsed_s=elapsed, lines=tuple(lines))
 
 
 def print_logs(results: Sequence[HostResult], out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> None:
@@ -41,7 +41,7 @@ def print_logs(results: Sequence[HostResult], out: TextIO = sys.stdout, err: Tex
         if r.result != Result.OK:
             err.write(f"{r.host.ljust(width)} | {r.result}: {r.reason}\n")
             continue
-        for line in r.extra.get("lines", []):
+        for line in r.lines or ():
             out.write(f"{r.host.ljust(width)} | {line}\n")
     out.flush()
 

@@ -6,8 +6,7 @@ hosts whose previous poll has ended; a host that hangs is still bounded by the p
 host holds up only itself. Each answer is handed on as soon as it arrives (`on_result`, with
 the monotonic time it came), and each round's end too (`on_round`).
 
-It needs only an object with `run(targets, job, timeout=None)` and an `on_result` attribute (the
-fan-out's `Fleet`, or anything that stands in for it).
+It runs on any fan-out (fanout.FanOut: the in-process Fleet or a cluster's).
 """
 
 from __future__ import annotations
@@ -19,11 +18,11 @@ from typing import Any
 
 from ..errors import UsageError
 from ..schema import AgentStatus, SchemaError, parse_status
+from .fanout import FanOut, Interrupted
+from .jobs import STATUS, Job
 from .results import HostResult, Result
-from .runner import Interrupted, Job
 from .target import Target
 
-STATUS_JOB = Job("status", ("status", "--json"))
 MAX_INTERVAL = 86400.0
 
 
@@ -47,9 +46,9 @@ def agent_status(status: Any) -> AgentStatus | None:
 class Poller:
     """Polls `targets` every `interval` seconds from a thread of its own until stop()."""
 
-    def __init__(self, fleet: Any, targets: Sequence[Target], interval: float, timeout: float,
+    def __init__(self, fleet: FanOut, targets: Sequence[Target], interval: float, timeout: float,
                  on_result: Callable[[HostResult, float], None],
-                 on_round: Callable[[list[HostResult]], None] | None = None, job: Job = STATUS_JOB) -> None:
+                 on_round: Callable[[list[HostResult]], None] | None = None, job: Job = STATUS) -> None:
         self.fleet, self.targets, self.interval, self.timeout, self.job = fleet, list(targets), interval, timeout, job
         self._on_result, self._on_round = on_result, on_round
         self._outstanding: set[str] = set()

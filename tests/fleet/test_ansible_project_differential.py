@@ -4,7 +4,7 @@ select the same hosts and reach each with the same address, port, user, key and 
 
 ansible-core answers in a child process (tests/fleet/ansible_project_oracle.py: its own ssh
 connection plugin and sudo become plugin resolve their options), run in the project directory with
-the case's environment; the product resolves in-process (RunSettings.resolve, as the CLI does).
+the case's environment; the product resolves in-process (context.resolve, as the CLI does).
 ansible-core is in the `test` extra; without it the module is skipped. The number of settings
 compared is printed (`-s`) and asserted to be what the cases hold.
 """
@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
-from imageserving_fleet.fleet.runwide import CommandLine
-from imageserving_fleet.fleet.session import RunSettings
+from imageserving_fleet.fleet.context import Command, resolve
+from imageserving_fleet.fleet.options import Options
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("ansible") is None,
                                 reason="ansible-core is not installed (pip install -e '.[test]')")
@@ -114,15 +114,15 @@ def ansible_answer(cwd: Path, env: dict[str, str]) -> dict[str, Any]:
 
 def product_answer(cwd: Path, env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     monkeypatch.chdir(cwd)
-    settings = RunSettings.resolve(CommandLine(), env=env, cwd=str(cwd))
+    ctx = resolve(Options(), env, Command.HOSTS, cwd=str(cwd))
     hosts = {}
-    for t in settings.targets():
+    for t in ctx.targets:
         key = os.path.join(str(cwd), os.path.expanduser(t.key_file)) if t.key_file else None
         hosts[t.name] = {"address": t.hostname, "port": t.port if t.port_explicit else None, "user": t.user,
                          "key": key, "become": t.become, "become_user": t.become_user or "root"}
-    assert settings.wide is not None
-    return {"hosts": hosts, "forks": settings.forks, "timeout": settings.options.connect_timeout,
-            "policy": settings.options.host_key_policy, "forks_source": settings.wide.forks.source}
+    assert ctx.wide is not None
+    return {"hosts": hosts, "forks": ctx.forks, "timeout": ctx.ssh.connect_timeout,
+            "policy": ctx.ssh.host_key_policy, "forks_source": ctx.wide.forks.source}
 
 
 COMPARED: list[int] = []

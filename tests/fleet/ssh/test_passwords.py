@@ -130,25 +130,29 @@ def test_without_a_password_the_message_says_how_to_give_one(servers: dict[str, 
 def test_imageserving_ssh_pass_and_ask_pass_reach_the_connection(servers: dict[str, PasswordServer],
                                                                   account: tuple[str, str], tmp_path: Path,
                                                                   no_agent: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The run's password as the CLI resolves it: IMAGESERVING_SSH_PASS, or -k prompting once."""
-    import getpass
-
-    from imageserving_fleet.fleet.runwide import CommandLine
-    from imageserving_fleet.fleet.session import RunSettings
+    """The run's password as the run context resolves it: IMAGESERVING_SSH_PASS, or -k prompting once."""
+    from imageserving_fleet.fleet.context import Command, resolve
+    from imageserving_fleet.fleet.options import Options
 
     user, password = account
     server = servers["password"]
     config = options(server, tmp_path).ssh_config
     monkeypatch.setenv("HOME", str(tmp_path))
-    from_env = RunSettings.resolve(CommandLine(), ssh_config=config, env={"IMAGESERVING_SSH_PASS": password},
-                                   cwd=str(tmp_path))
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(f"all:\n  hosts:\n    pw1: {{ansible_host: {server.host}, ansible_port: {server.port}, "
+                         f"ansible_user: {user}, ansible_password: wrong}}\n")
+    given = Options(inventory=(str(inventory),), ssh_config=config)
+    from_env = resolve(given, {"IMAGESERVING_SSH_PASS": password}, Command.STATUS, cwd=str(tmp_path))
     asked: list[str] = []
-    monkeypatch.setattr(getpass, "getpass", lambda prompt="": asked.append(prompt) or password)
-    from_prompt = RunSettings.resolve(CommandLine(), ssh_config=config, ask_pass=True, env={}, cwd=str(tmp_path))
+    from_prompt = resolve(Options(inventory=(str(inventory),), ssh_config=config, ask_pass=True), {},
+                          Command.STATUS, prompt=lambda text: asked.append(text) or password, cwd=str(tmp_path))
     assert asked == ["SSH password: "]  # once per run, however many hosts
-    for settings in (from_env, from_prompt):
-        host = target(server, settings.options, user, ansible_password="wrong")
+    assert resolve(Options(inventory=(str(inventory),), ask_pass=True), {}, Command.HOSTS,
+                   prompt=lambda text: asked.append(text) or "", cwd=str(tmp_path)).targets  # hosts: no prompt
+    assert asked == ["SSH password: "]
+    for ctx in (from_env, from_prompt):
+        (host,) = ctx.targets
         assert dict(host.sources)["password"] in ("env IMAGESERVING_SSH_PASS", "command line -k")
-        assert password not in repr(settings.options) and password not in repr(host)
-        session = Connector(settings.options).connect(host, soon(60))
+        assert password not in repr(ctx) and password not in repr(host)
+        session = Connector(ctx.ssh).connect(host, soon(60))
         assert session.run("id -un", timeout=10).stdout.decode().strip() == user
