@@ -23,9 +23,11 @@ import enum
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ..errors import UsageError
 from .ansiblecfg import load_ansible_config
+from .audit import audit_path
 from .cluster.address import ClusterAddress, parse_address
 from .inventory import Host, Inventory, default_inventory, load_inventory, select
 from .options import ENV_BECOME_PASS, ENV_SSH_PASS, Options, declared
@@ -68,6 +70,12 @@ class Command(enum.Enum):
     def keep_sessions(self) -> bool:
         """False for one job per host: a host's connection ends with its job (--forks connections, not N)."""
         return self not in (Command.STATUS, Command.PING, Command.START, Command.STOP, Command.REPORT)
+
+    @property
+    def changes(self) -> bool:
+        """It changes something on the hosts: each run is recorded in the audit log (audit.py)."""
+        return self in (Command.START, Command.STOP, Command.RESTART, Command.RELOAD, Command.CONFIG_PUSH,
+                        Command.DEPLOY)
 
     @property
     def through_cluster(self) -> bool:
@@ -115,6 +123,8 @@ class RunContext:
     wide: RunWide | None = None
     # every host's connection options: the command line's, IMAGESERVING_SSH_PASS, ANSIBLE_*, ansible.cfg
     resolved_ssh: FleetOptions | None = field(default=None, repr=False)
+    inventory_paths: tuple[str, ...] = ()  # as named (none: the packaged localhost inventory)
+    audit_log: Path | None = None          # a change's audit log (None: the command changes nothing)
 
     @property
     def ssh(self) -> FleetOptions:
@@ -161,8 +171,11 @@ def resolve(options: Options, environ: Mapping[str, str], command: Command,
         if not 0 < options.timeout <= MAX_TIMEOUT:  # nan too
             raise UsageError(f"--timeout must be a number of seconds above 0, got {options.timeout!r}")
         timeout = options.timeout
+    audit_text, _ = setting(options, environ, "audit_log")
     context = RunContext(command, options, inventory, hosts, targets, timeout,
-                         sources={"inventory": _source(wide.inventories.source)}, wide=wide, resolved_ssh=ssh)
+                         sources={"inventory": _source(wide.inventories.source)}, wide=wide, resolved_ssh=ssh,
+                         inventory_paths=tuple(paths),
+                         audit_log=audit_path(str(audit_text) if audit_text else None, {}) if command.changes else None)
     if not command.contacts_hosts:
         return context
     cluster_text, cluster_source = setting(options, environ, "cluster")
