@@ -180,3 +180,23 @@ def test_a_missing_controller_module_is_said_once_before_any_host(tmp_path: Path
     proc = subprocess.run([sys.executable, "-c", code, "-i", str(inventory), "status"],
                           capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 1 and "Python module rich" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+SSH_HOST = "all:\n  hosts:\n    web1:\n      ansible_host: 127.0.0.1\n      ansible_port: 1\n"
+
+
+@pytest.mark.parametrize(("ssh_config", "inventory", "says"), [
+    ("Host *\n    Port abc\n", SSH_HOST.replace("      ansible_port: 1\n", ""), "ssh_config Port 'abc' is not a number"),
+    ("Host *\n    ProxyJump bastion:notaport\n", SSH_HOST, "bad ProxyJump host 'bastion:notaport'"),
+    ("", _inventory_with("ansible_host: 127.0.0.1\n      ansible_ssh_common_args: -o ProxyJump=b:0"),
+     "bad ProxyJump host 'b:0'"),
+], ids=["bad Port", "broken ProxyJump in ssh_config", "broken ProxyJump in ansible_ssh_common_args"])
+def test_ssh_config_errors_exit_1_before_any_host(ssh_config: str, inventory: str, says: str, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bad configuration found before any host is contacted: exit 1 (not 5, not a host's failure)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "hosts.yml").write_text(inventory)
+    (tmp_path / "ssh_config").write_text(ssh_config)
+    code, out, err = _run_in_process(fleet_main, ["-i", "hosts.yml", "--ssh-config", "ssh_config", "status"], capsys)
+    assert code == 1 and says in err and out == "" and "Traceback" not in err, (code, err)

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -141,10 +142,15 @@ def print_outcome(console: Console, outcome: Outcome, *, as_json: bool = False, 
         print_results(console, wrong if quiet else list(results))
 
 
-def print_hosts(console: Console, rows: Sequence[HostRow], *, as_json: bool = False) -> None:
+def print_hosts(console: Console, rows: Sequence[HostRow], *, as_json: bool = False,
+                run: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+    """The hosts table, then where each setting came from (one row per host and setting), then the
+    run's settings and their sources; or all of it as one JSON document."""
     if as_json:
-        sys.stdout.write(json.dumps(hosts_document(list(rows))) + "\n")
+        sys.stdout.write(json.dumps(hosts_document(list(rows), run)) + "\n")
         return
+    from .explain import text_rows
+
     table = Table(header_style="bold")
     for col in COLUMNS:
         table.add_column(col, overflow="fold")
@@ -153,6 +159,17 @@ def print_hosts(console: Console, rows: Sequence[HostRow], *, as_json: bool = Fa
         table.add_row(*(str(cells[c]) if cells[c] not in (None, False) else "-" for c in COLUMNS))
     console.print(table)
     console.print(f"{len(rows)} host(s)")
+    sources = Table(header_style="bold", title="where each setting came from")
+    for col in ("host", "setting", "value", "source"):
+        sources.add_column(col, overflow="fold")
+    for row in rows:
+        for line in text_rows(row.host, row.settings):
+            sources.add_row(*line)
+    console.print(sources)
+    for name, item in (run or {}).items():
+        value = item["value"]
+        shown = ", ".join(value) if isinstance(value, list) else value
+        console.print(f"{name}: {shown if shown not in (None, '') else '-'}  ({item['source']})", markup=False)
 
 
 def progress_bar(console: Console, total: int) -> tuple[Callable[[HostResult], None] | None, Callable[[], None]]:

@@ -203,8 +203,10 @@ def deploy(ctx: typer.Context,
 
 @app.command()
 def hosts(ctx: typer.Context) -> None:
-    """The matched hosts and their connection settings (contacts nothing)."""
-    print_hosts(out, hosts_cmd.hosts(_context(ctx, Command.HOSTS)), as_json=ctx.obj.as_json)
+    """The matched hosts, their connection settings and where each came from (contacts nothing)."""
+    run_ctx = _context(ctx, Command.HOSTS)
+    run = run_ctx.wide.as_dict() if run_ctx.wide is not None else None
+    print_hosts(out, hosts_cmd.hosts(run_ctx), as_json=ctx.obj.as_json, run=run)
 
 
 config_app = typer.Typer(add_completion=False, rich_markup_mode=None, no_args_is_help=True,

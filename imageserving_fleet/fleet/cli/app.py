@@ -58,7 +58,10 @@ app.callback()(options_callback())
 
 
 def _context(ctx: typer.Context, command: Command) -> RunContext:
-    return resolve(ctx.obj, os.environ, command)
+    run_ctx = resolve(ctx.obj, os.environ, command)
+    for notice in run_ctx.notices:  # the packaged inventory in use, settings not honoured: never silent
+        err.print(notice, markup=False)
+    return run_ctx
 
 
 def _run(ctx: typer.Context, run_ctx: RunContext, call: Callable[[FanOut], T], fanout: FanOut | None = None,

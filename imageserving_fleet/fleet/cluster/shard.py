@@ -16,28 +16,9 @@ from dataclasses import dataclass, replace
 from ..jobs import Job
 from ..results import HostResult, Result
 from ..runner import Fleet
+from ..ssh.settings import Secret
 from ..target import FleetOptions, Target
 from .policy import WORKER_LOST
-
-
-class Secret:
-    """A become password in transit: its repr and str never show it (dask logs tasks' arguments)."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-    __str__ = __repr__
-
-    def __reduce__(self) -> tuple[type, tuple[str]]:
-        return (Secret, (self._value,))
 
 
 @dataclass(frozen=True)

@@ -44,19 +44,26 @@ def local_fleet(ctx: RunContext, on_result: Callable[[HostResult], None] | None 
     _raise_fd_limit(len(ctx.targets))
     from ..ssh import Connector  # the SSH library only for a command that connects itself
 
-    return Fleet(Connector(ctx.ssh), forks=ctx.forks, timeout=ctx.timeout, become_password=ctx.become_password,
+    connector = Connector(ctx.ssh)
+    try:
+        connector.check(ctx.targets)  # a bad ssh_config Port or ProxyJump: exit 1 before any host
+    except BaseException:
+        connector.close()
+        raise
+    return Fleet(connector, forks=ctx.forks, timeout=ctx.timeout, become_password=ctx.become_password,
                  on_result=on_result, keep_sessions=ctx.command.keep_sessions)
 
 
 def open_fanout(ctx: RunContext, on_result: Callable[[HostResult], None] | None = None) -> FanOut:
     """The run's fan-out: a ClusterFleet when the context has a cluster; through the user's connection
-    holder when --persist allows it (§9; a become password stays in the command that asked for it,
-    which then runs direct); else the in-process Fleet."""
+    holder when --persist allows it (§9; a become or SSH password stays in the command that asked
+    for it, which then runs direct); else the in-process Fleet."""
     if ctx.cluster is not None:  # the hosts' work goes to the workers (cluster/); dask only from here
         from ..cluster.connect import cluster_fleet
 
         return cluster_fleet(ctx, on_result)
-    if ctx.persist > 0 and ctx.command.through_holder and ctx.become_password is None:
+    secret = ctx.become_password is not None or any(t.password is not None for t in ctx.targets)
+    if ctx.persist > 0 and ctx.command.through_holder and not secret:
         from ..persist.client import HolderFleet
 
         return HolderFleet(ctx.ssh, forks=ctx.forks, timeout=ctx.timeout, persist=ctx.persist, on_result=on_result,

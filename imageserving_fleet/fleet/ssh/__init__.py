@@ -11,8 +11,10 @@
     settings.py     Destination (what to reach, made from a Target) -> SshSettings, one set of rules
                     for hosts and ProxyJump hops
     config.py       ssh_config (+Include), read once per run
-    known_hosts.py  known_hosts files and the host key check
-    auth.py         public-key authentication (keys, ssh-agent)
+    known_hosts.py  known_hosts files (@cert-authority, @revoked, hashed, patterns) and the host key check
+    certificates.py OpenSSH host certificates: parsed, checked as ssh(1) does (CA, principal, dates)
+    keyblob.py      key blobs (type, SHA256 fingerprint) and OpenSSH host patterns
+    auth.py         keys in OpenSSH's order (ssh-agent with key files, IdentitiesOnly), then a password
     sockets.py      DNS, TCP, jump-host channel and ProxyCommand sockets
     deadline.py     the watchdog: one thread that closes whatever is blocked when a deadline passes
     mock.py         MockConnector: sessions a test's handler answers (the fan-out's logic tests)
