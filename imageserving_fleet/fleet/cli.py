@@ -304,27 +304,40 @@ def reload(ctx: typer.Context, serial: SerialOpt = None, max_fail_percentage: Ma
 
 @app.command()
 def logs(ctx: typer.Context,
-         name: Annotated[str, typer.Argument(help="ps, is, svg or supervisor")] = "supervisor",
-         lines: Annotated[int, typer.Option("-n", "--lines", help="How many last lines per host.")] = 20) -> None:
+         name: Annotated[str, typer.Argument(metavar="ID[:NAME]",
+                                             help="ps, is, svg or supervisor; ID:NAME a file of the component's "
+                                                  "`logs:` key (e.g. is:access)")] = "supervisor",
+         lines: Annotated[int, typer.Option("-n", "--lines", help="How many last lines per host.")] = 20,
+         grep: Annotated[str | None, typer.Option("--grep", metavar="RE",
+                                                  help="Only lines matching this regular expression (Python's), "
+                                                       "filtered on the host.")] = None,
+         since: Annotated[str | None, typer.Option("--since", metavar="D",
+                                                   help="Only lines of the last D (90s, 10m, 2h), filtered on "
+                                                        "the host.")] = None,
+         group: Annotated[bool, typer.Option("--group", help="Each distinct output once, under the hosts that "
+                                                             "gave it (is[01-03,07]), as clush -b does.")] = False,
+         ) -> None:
     """The last lines of a log from every host, each prefixed by its host (hosts in inventory order).
 
-    Example: imageserving-fleet -l 'is0*' logs is -n 5
+    Example: imageserving-fleet -l 'is0*' logs is:access --grep ' 5[0-9][0-9] ' --since 10m --group
     """
-    from .logs import logs_args, logs_document, parse_logs, print_logs
+    from .logs import logs_document, logs_request, parse_logs, print_logs
 
-    key = name.lower() if name.lower() == "supervisor" else remote.check_id(name)
-    if not 0 < lines <= 10_000:
-        raise UsageError("-n must be between 1 and 10000")
+    request = logs_request(name, lines, grep, since)
     settings: RunSettings = ctx.obj
 
     def report(results: Sequence[HostResult]) -> int:
         if settings.as_json:
-            sys.stdout.write(logs_document(results) + "\n")
+            sys.stdout.write(logs_document(results, grouped=group) + "\n")
+        elif group:
+            from .loggroup import group_results, print_groups
+
+            print_groups(group_results(results))
         else:
             print_logs(results)
         return exit_code(summarize(results))
 
-    _run(ctx, "logs", Job("logs", logs_args(key, lines), parse=parse_logs), report)
+    _run(ctx, "logs", Job("logs", request.args(), parse=parse_logs), report)
 
 
 @app.command()

@@ -107,6 +107,8 @@ def test_logs_from_several_hosts_prefixed_in_inventory_order(fleet: Lab) -> None
     assert code == 0
     assert [(h["host"], h["lines"]) for h in doc["hosts"]] == [("h01", ["line 9", "line 10"]),
                                                                ("h02", ["line 9", "line 10"])]
+    grouped = fleet.fleet("-l", "h03:h01:h02", "logs", "is", "-n", "2", "--group")  # identical: one block
+    assert (grouped.returncode, grouped.stdout) == (0, "-" * 12 + "\nh[01-03] (3)\n" + "-" * 12 + "\nline 9\nline 10\n")
 
 
 def test_a_held_component_leaves_its_host_ok_until_started(fleet: Lab) -> None:
