@@ -192,21 +192,40 @@ def _live(settings: RunSettings, command: str, body: Callable[..., int]) -> None
 @app.command()
 def exporter(ctx: typer.Context,
              listen: Annotated[str, typer.Option("--listen", metavar="ADDR",
-                                                 help="HOST:PORT, [V6]:PORT or :PORT to serve /metrics on.")
-                               ] = "127.0.0.1:9464",
+                                                 help="HOST:PORT, [V6]:PORT or :PORT to serve /metrics, the live "
+                                                      "page (/) and /healthz on.")] = "127.0.0.1:9464",
              interval: Annotated[float, typer.Option("--interval", metavar="S",
-                                                     help="Seconds between polls of every host.")] = 15.0) -> None:
-    """A Prometheus exporter: every host's status at /metrics, polled every --interval (a scrape never waits)."""
+                                                     help="Seconds between polls of every host.")] = 15.0,
+             notify: Annotated[str | None, typer.Option(
+                 "--notify", metavar="URL", help="POST a JSON document (Slack-compatible \"text\") for each change "
+                                                 "logged: a host's result, a component's state.")] = None,
+             notify_interval: Annotated[str, typer.Option(
+                 "--notify-interval", metavar="D", help="Flap damping: at most one notification per host and "
+                                                        "subject per D (e.g. 30s, 5m); the next says how many were "
+                                                        "held back.")] = "5m",
+             ) -> None:
+    """A Prometheus exporter and a live page: every host's status polled every --interval (a scrape never waits).
+
+    SIGHUP re-reads the inventory (a bad one is logged and the hosts polled stay as they were).
+    """
     from ..agent.metrics_http import bind
+    from ..units import parse_duration
     from .exporter import serve
+    from .notify import check_url
     from .poller import check_interval
 
     settings: RunSettings = ctx.obj
     every = check_interval(interval)
+    url = check_url(notify) if notify is not None else None
+    try:
+        damping = parse_duration(notify_interval)
+    except ValueError as exc:
+        raise UsageError(f"--notify-interval: {exc}") from None
     settings.deadline_for("status")  # a bad --timeout is refused before the port is taken
     sock = bind(listen)              # in use, not allowed, not an address: exit 5 before any host
     try:
-        _live(settings, "exporter", lambda fleet, targets, timeout: serve(fleet, targets, sock, every, timeout))
+        _live(settings, "exporter", lambda fleet, targets, timeout: serve(
+            fleet, targets, sock, every, timeout, reload=settings.targets, notify=url, notify_interval=damping))
     finally:
         sock.close()
 
