@@ -70,8 +70,10 @@ def check_url(url: str) -> str:
 
 
 def _slack(text: str) -> str:
-    """Slack's three escapes (its markup uses <, > and &); control characters as the terminal shows them."""
-    return render_untrusted(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """What Slack's markup would act on escaped: `<` (links, @-mentions) and `&` (entities); `>` only
+    quotes at the start of a line, which `text` never has, so "ok -> failed" stays readable
+    for the receivers that are not Slack. Control characters as the terminal shows them."""
+    return render_untrusted(text).replace("&", "&amp;").replace("<", "&lt;")
 
 
 def document(send: Send[Change]) -> dict[str, Any]:

@@ -92,7 +92,7 @@ def test_notification_document_is_slack_compatible() -> None:
     assert doc == {"source": "imageserving-fleet exporter", "host": "is07", "component": "ps", "event": "state",
                    "state": "FATAL", "previous_state": "BACKOFF", "message": "not RUNNING: ps <FATAL> & co",
                    "time": "T", "suppressed": 3,
-                   "text": "imageserving-fleet exporter: is07: ps BACKOFF -&gt; FATAL (not RUNNING: ps &lt;FATAL&gt; "
+                   "text": "imageserving-fleet exporter: is07: ps BACKOFF -> FATAL (not RUNNING: ps &lt;FATAL> "
                            "&amp; co) [3 earlier changes held back]"}
     assert document(Send(Change("h", None, "failed", None), 0))["event"] == "result"
 
