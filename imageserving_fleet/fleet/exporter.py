@@ -107,9 +107,11 @@ class Exporter:
         self.stats = Stats()
         self._lock = threading.Lock()
         self._snapshot: dict[str, bytes] = {fmt: render([], fmt).removesuffix(_EOF) for fmt in FORMATS}
-        self._page, self._json = b"", b""
+        self._hosts: list[HostResult] = []       # the last round's answers, for the live page
+        self._round_wall = time.time()
+        self._live: tuple[int, bytes, bytes] | None = None   # (round, page, JSON), rendered when first asked
+        self._live_lock = threading.Lock()
         self.render_s = 0.0                      # the last snapshot's rendering time (bench)
-        self._render_page(latest=[], wall=time.time())
 
     def on_result(self, result: HostResult, _at: float) -> None:
         with self._lock:
@@ -143,25 +145,32 @@ class Exporter:
             self.rounds += 1
             self.stats.polls += 1
             self.stats.last_poll_wall, self.stats.last_poll_mono = wall, time.monotonic()
+            self._hosts, self._round_wall = latest, wall
             first = self.rounds == 1
-        self._render_page(latest, wall)
         self.render_s = time.perf_counter() - started
         if first:
             self.log(f"first poll done: {summarize(latest).line()}")
 
-    def _render_page(self, latest: list[HostResult], wall: float) -> None:
+    def _rendered_live(self) -> tuple[int, bytes, bytes]:
+        """The live page and its JSON for the last round, rendered by the first request that asks for
+        them (nobody looking costs nothing; several looking cost one rendering per round)."""
         from .reports.html import Live, fragments, render_html
         from .reports.model import build_report, to_document
 
-        typed = [r if r.status is None or not isinstance(r.status, dict) else replace(r, status=agent_status(r.status))
-                 for r in latest]  # the fan-out may hand a status as the host sent it (agent_status)
-        report = build_report(typed, datetime.fromtimestamp(wall, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
-        live = Live(interval=self.interval, hosts=len(self.names), round=self.rounds)
-        page = render_html(report, live).encode()
-        doc = to_document(report) | {"command": "exporter", "round": live.round, "interval": self.interval,
-                                     "html": fragments(report)}
-        with self._lock:
-            self._page, self._json = page, json.dumps(doc).encode()
+        with self._live_lock:
+            with self._lock:
+                latest, wall, rounds = self._hosts, self._round_wall, self.rounds
+                if self._live is not None and self._live[0] == rounds:
+                    return self._live
+            # the fan-out may hand a status as the host sent it (agent_status types it)
+            typed = [replace(r, status=agent_status(r.status)) if isinstance(r.status, dict) else r for r in latest]
+            report = build_report(typed, datetime.fromtimestamp(wall, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+            live = Live(interval=self.interval, hosts=len(self.names), round=rounds)
+            page = render_html(report, live).encode()
+            doc = to_document(report) | {"command": "exporter", "round": rounds, "interval": self.interval,
+                                         "html": fragments(report)}
+            self._live = (rounds, page, json.dumps(doc).encode())
+            return self._live
 
     def count_reload(self, ok: bool) -> None:
         with self._lock:
@@ -187,12 +196,12 @@ class Exporter:
         return hosts + own  # the hosts' part without its # EOF: one document
 
     def page(self) -> Page:
-        with self._lock:
-            return Page(200, "text/html; charset=utf-8", self._page, etag=f'"{self.rounds}"')
+        rounds, page, _ = self._rendered_live()
+        return Page(200, "text/html; charset=utf-8", page, etag=f'"p{rounds}"')
 
     def snapshot_json(self) -> Page:
-        with self._lock:
-            return Page(200, "application/json", self._json, etag=f'"{self.rounds}"')
+        rounds, _, doc = self._rendered_live()
+        return Page(200, "application/json", doc, etag=f'"{rounds}"')
 
     def healthz(self) -> Page:
         """200 while rounds complete; 503 before the first and when the last is too old (a stalled poller)."""

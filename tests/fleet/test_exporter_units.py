@@ -43,7 +43,8 @@ def test_live_page_json_and_healthz() -> None:
     assert health.status == 200 and health.body.startswith(b"ok: last poll ended")
     page = exp.page()
     text = page.body.decode()
-    assert page.etag == '"1"' and page.content_type.startswith("text/html")
+    assert page.etag == '"p1"' and page.content_type.startswith("text/html")
+    assert exp.page().body is page.body  # rendered once per round, when first asked
     assert "connect-src 'self'" in html.unescape(text) and text.count("<script>") == 2 and 'data-live-interval="2' in text
     assert "Live: 2 hosts polled every 2 s" in text and "b&lt;i&gt;" in text and "<i>" not in text
     doc = json.loads(exp.snapshot_json().body)
