@@ -263,6 +263,17 @@ def test_promtool_accepts_the_agent_and_the_exporter(lab: Lab, exporter: str) ->
     assert "# TYPE imageserving_host_result stateset" in body
 
 
+def test_the_shipped_alert_rules_are_valid_and_name_only_metrics_that_exist(exporter: Exporter) -> None:
+    if not os.access(PROMTOOL, os.X_OK):
+        pytest.skip("promtool is not installed (apt-get install -y prometheus)")
+    rules = Path(__file__).resolve().parents[2] / "docs" / "prometheus" / "imageserving-rules.yml"
+    check = subprocess.run([PROMTOOL, "check", "rules", str(rules)], capture_output=True, text=True, timeout=30)
+    assert check.returncode == 0, check.stdout + check.stderr
+    served = http_get(exporter)[2]
+    for name in set(re.findall(r"\b(imageserving_[a-z_]+)", rules.read_text())):
+        assert f"\n{name}" in served or f"\n{name}{{" in served, name
+
+
 def test_a_hanging_host_never_holds_up_a_scrape(lab: Lab, exporter: str) -> None:
     # `hang` accepts TCP and says nothing: every round it is outstanding until --timeout (4 s),
     # scrapes meanwhile answer from the last snapshot, and it is reported down, never RUNNING.
