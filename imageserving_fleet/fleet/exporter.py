@@ -123,7 +123,7 @@ class Exporter:
                 self.stats.errors += 1
         line = describe_change(before, result)
         if line and (before is not None or result.result != "ok"):  # the first round: only what is wrong
-            self.log(render_untrusted(line))
+            self.log(line)  # it holds a host's reason: make_log escapes what it writes
             if self.notifier is not None:
                 for change in changes(before, result, now_iso()):
                     self.notifier.submit(change)
@@ -258,7 +258,7 @@ def make_log(stream: TextIO = sys.stderr) -> Callable[[str], None]:
 
     def log(line: str) -> None:
         stamp = "" if journald else datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ ")
-        stream.write(f"{stamp}{line}\n")
+        stream.write(f"{stamp}{render_untrusted(line)}\n")
         stream.flush()
 
     return log

@@ -49,17 +49,22 @@ def group_results(results: Sequence[HostResult]) -> list[Group]:
     return [Group(tuple(hosts), lines, result, reason) for (result, reason, lines), hosts in members.items()]
 
 
-def print_groups(groups: Sequence[Group], out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> None:
-    """Each answer once under its hosts (stdout); failures one line per reason (stderr)."""
+def print_groups(groups: Sequence[Group], out: TextIO = sys.stdout, err: TextIO = sys.stderr,
+                 *, raw: bool = False) -> None:
+    """Each answer once under its hosts (stdout); failures one line per reason (stderr).
+
+    Lines are a host's text, shown escaped unless `raw` (`logs --raw`); reasons are escaped always.
+    """
+    shown = (lambda line: line) if raw else render_untrusted
     for g in groups:
         head = f"{g.folded} ({len(g.hosts)})"
         if g.result != Result.OK:
-            err.write(f"{head} | {g.result}: {render_untrusted(g.reason)}\n")
+            err.write(f"{head} | {g.result}: {render_untrusted(g.reason, tabs=False)}\n")
             continue
         if not g.lines:
             head += ": no lines"
         rule = "-" * min(len(head), 80)
         out.write(f"{rule}\n{head}\n{rule}\n")
         for line in g.lines:
-            out.write(render_untrusted(line) + "\n")
+            out.write(shown(line) + "\n")
     out.flush()
