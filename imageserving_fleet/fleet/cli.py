@@ -331,7 +331,7 @@ def logs(ctx: typer.Context,
                                                   help="Only lines matching this regular expression (Python's), "
                                                        "filtered on the host.")] = None,
          since: Annotated[str | None, typer.Option("--since", metavar="D",
-                                                   help="Only lines of the last D (90s, 10m, 2h), filtered on "
+                                                   help="Only lines of the last D (90s, 10m, 2h, 1d), filtered on "
                                                         "the host.")] = None,
          group: Annotated[bool, typer.Option("--group", help="Each distinct output once, under the hosts that "
                                                              "gave it (is[01-03,07]), as clush -b does.")] = False,

@@ -24,7 +24,8 @@ from .results import AGENT_MISSING, HostResult, Result, fleet_document
 
 MAX_LINES = 10_000
 MAX_PATTERN = 1000           # characters of --grep: a pattern, not a file
-LOG_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")  # NAME in ID:NAME (a key of `logs:`)
+# NAME in ID:NAME, a key of the component's `logs:` (the agent's own rule: no ':' or '/', no shell meaning)
+LOG_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,31}\Z")
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ def check_log_name(text: str) -> str:
     cid = check_id(cid)
     if not sep:
         return cid
+    name = name.lower()
     if not LOG_NAME_RE.match(name):
         raise UsageError(f"invalid log name {name!r} in {text!r}: expected a key of the component's `logs:` "
                          "(letters, digits, ., - and _)")
@@ -69,14 +71,18 @@ def check_grep(pattern: str) -> str:
 
 
 def check_since(text: str) -> str:
-    """Takes --since; returns it, or raises UsageError when it is not a duration above 0."""
+    """Takes --since (90s, 10m, 2h, 1d: the agent's units); returns it, or raises UsageError unless a duration above 0."""
+    value = text.strip()
     try:
-        seconds = parse_duration(text)
+        if value[-1:] == "d" and value[:-1].replace(".", "", 1).isdigit():
+            seconds = float(value[:-1]) * 86400
+        else:
+            seconds = parse_duration(value)
     except ValueError:
         seconds = 0.0
     if not seconds > 0:
-        raise UsageError(f"--since: expected a duration such as 90s, 10m or 2h, got {text!r}")
-    return text.strip()
+        raise UsageError(f"--since: expected a duration such as 90s, 10m, 2h or 1d, got {text!r}")
+    return value
 
 
 def logs_request(name: str, lines: int = 20, grep: str | None = None, since: str | None = None) -> LogsRequest:

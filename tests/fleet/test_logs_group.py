@@ -26,6 +26,8 @@ from imageserving_fleet.fleet.target import FleetOptions, make_target
     (("is:access", 100, r" 5\d\d ", "10m"), ("logs", "is:access", "-n", "100", "--grep", r" 5\d\d ", "--since", "10m")),
     (("ps", 1, "", None), ("logs", "ps", "-n", "1", "--grep", "")),
     (("ps", 1, None, " 2h "), ("logs", "ps", "-n", "1", "--since", "2h")),
+    (("ps", 1, None, "1d"), ("logs", "ps", "-n", "1", "--since", "1d")),
+    (("Is:Access", 1), ("logs", "is:access", "-n", "1")),
 ])
 def test_request_to_agent_args(args: tuple, agent_args: tuple[str, ...]) -> None:  # type: ignore[type-arg]
     assert logs_request(*args).args() == agent_args
@@ -42,7 +44,10 @@ def test_request_to_agent_args(args: tuple, agent_args: tuple[str, ...]) -> None
     (("is", 5, "(unclosed"), "--grep: not a regular expression: '(unclosed': missing ), unterminated subpattern"),
     (("is", 5, "*x"), "--grep: not a regular expression"),
     (("is", 5, "a" * 1001), "--grep: the pattern is 1001 characters long"),
-    (("is", 5, None, "soon"), "--since: expected a duration such as 90s, 10m or 2h, got 'soon'"),
+    (("is", 5, None, "soon"), "--since: expected a duration such as 90s, 10m, 2h or 1d, got 'soon'"),
+    (("is", 5, None, "d"), "--since: expected a duration"),
+    (("is", 5, None, ""), "--since: expected a duration"),
+    (("is:" + "a" * 33,), "invalid log name"),
     (("is", 5, None, "0"), "--since: expected a duration"),
     (("is", 5, None, "-5m"), "--since: expected a duration"),
     (("is", 5, None, "nanm"), "--since: expected a duration"),
