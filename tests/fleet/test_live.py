@@ -341,9 +341,9 @@ def chromium(url: str, profile: Path, *args: str) -> subprocess.CompletedProcess
 def test_the_live_page_in_chromium_refreshes_its_rows_in_place(exporter: Exporter, tmp_path: Path) -> None:
     url = exporter.base + "#sort=host&dir=desc"
     shot = tmp_path / "exporter-live-page.png"   # the artifact: look at it when the page changes
-    chromium(url, tmp_path / "profile-shot", "--window-size=1280,640", "--hide-scrollbars", f"--screenshot={shot}")
+    dom = chromium(url, tmp_path / "profile", "--window-size=1280,640", "--hide-scrollbars", f"--screenshot={shot}",
+                   "--dump-dom").stdout         # both after the same 5 s of virtual time
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
-    dom = chromium(url, tmp_path / "profile-dom", "--dump-dom").stdout
     # the live script fetched /snapshot.json (its CSP allows only its own origin) and put the rows in
     # place at least once; report.js re-indexed them and kept the sort the address asks for
     renders = re.search(r'data-live-renders="(\d+)"', dom)
@@ -383,7 +383,9 @@ def test_sighup_rereads_the_inventory_and_a_killed_supervisor_reaches_notify(
     wait_for(lambda: "SIGHUP: inventory not re-read, still polling the same 5 host(s): " in log_text(lab),
              what="the bad inventory logged")
     assert 'imageserving_exporter_inventory_reloads_total{outcome="error"} 1.0' in http_get(exporter)[2]
-    lab.add_host("h4")
+    h4 = lab.add_host("h4")  # one quiet component: quick to start, and to clean up after the kill
+    Path(h4["imageserving_config"]).write_text(yaml.safe_dump({"components": {"is": {
+        "command": ["/bin/sleep", "3600"], "ready": None, "start_delay": "100ms", "stop_timeout": "2s"}}}))
     assert agent(lab, "h4", "start").returncode == 0
     lab.inventory()                                     # now with h4
     exporter.proc.send_signal(signal.SIGHUP)
