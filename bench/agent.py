@@ -283,7 +283,7 @@ class Ours:
 
     def _request(self, ids: list[str]) -> dict[str, Any]:
         if self._home_obj is None:
-            from imageserving_fleet.agent.home import Home
+            from imageserving_fleet.home import Home
 
             self._home_obj = Home(str(self.home))
         from imageserving_fleet.agent.client import request

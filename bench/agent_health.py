@@ -37,7 +37,7 @@ PROGS = REPO / "tests" / "agent" / "progs.py"
 sys.path.insert(0, str(REPO))
 
 from imageserving_fleet.agent import client  # noqa: E402
-from imageserving_fleet.agent.home import Home  # noqa: E402
+from imageserving_fleet.home import Home  # noqa: E402
 
 T0 = time.monotonic()
 

@@ -132,7 +132,6 @@ def measure(n: int, homes: int, forks: int, supervisor_seconds: float, rounds: i
     from fleet import Fleet as BenchFleet
     from rich.console import Console
 
-    from imageserving_fleet.agent.metrics_http import MetricsServer, bind
     from imageserving_fleet.fleet.exporter import Exporter
     from imageserving_fleet.fleet.inventory import load_inventory
     from imageserving_fleet.fleet.poller import STATUS_JOB
@@ -140,6 +139,7 @@ def measure(n: int, homes: int, forks: int, supervisor_seconds: float, rounds: i
     from imageserving_fleet.fleet.ssh import Connector
     from imageserving_fleet.fleet.target import FleetOptions, make_target
     from imageserving_fleet.fleet.watch import WatchState, columns, view
+    from imageserving_fleet.metrics_http import MetricsServer, bind
     from tests.fleet.fleetlab import free_port
 
     out: dict[str, Any] = {"hosts": n, "homes": homes, "forks": forks, "loadavg_before": os.getloadavg()}

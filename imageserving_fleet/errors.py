@@ -7,16 +7,32 @@
     │   ├── NotRunningError            no supervisor answers on the socket
     │   ├── NoAnswerError              it is there but did not answer in time (status exit 4)
     │   └── ComponentError             a component failed to start or stop (exit 1)
+    ├── RequestError                   protocol: a control request the supervisor refuses; its
+    │                                  `code` is the exit code of the error reply
+    ├── SchemaError                    schema: a status document that is not schema 1 (a lying or
+    │                                  broken agent); also a ValueError
     ├── MissingDependencyError         the controller's environment lacks a module it needs (fleet exit 1)
     ├── InventoryError                 bad inventory: file, line (fleet exit 1)
     │   ├── InventoryVariableError     a host variable the fleet cannot use: host, variable (fleet exit 1)
     │   └── PatternError               bad or empty --limit pattern (fleet exit 1)
     ├── ClusterError                   --cluster: no scheduler there, no dask installed (fleet exit 1)
+    ├── StreamLocalRefused             fleet/ssh/streamlocal: sshd would not open the channel to the
+    │                                  supervisor's socket (the fleet runs the agent instead)
+    ├── Refused                        fleet/deploy/plan: this host cannot take the agent as asked
+    │                                  (the host's result is failed)
+    ├── WheelhouseError                fleet/deploy/wheelhouse: no wheels for a platform (pip's reason)
+    ├── ReportInputError               fleet/reports/model: `report merge` got no schema-1 report
+    ├── HistoryError                   fleet/reports/history: the history file cannot be used
     └── HostError                      one host's failure; never ends a fleet run
         ├── UnreachableError           could not run the agent there: reason is a `Reason`
-        └── OutputTooLargeError        the host was reached, but what it wrote is past the bound
+        ├── OutputTooLargeError        the host was reached, but what it wrote is past the bound
+        ├── StepFailed                 fleet/deploy/install: a deploy step failed; reason names it
+        └── TransferFailed             fleet/deploy/transfer: a file did not arrive, or arrived different
 
-Functions raise these; they never return error strings. Stdlib only: the status client imports it.
+Functions raise these; they never return error strings. Exceptions that only carry control
+within one module stay private (`_Name`) and out of this drawing. A class defined elsewhere
+names its module first; tests/test_errors.py holds this drawing to the code. Stdlib only: the
+status client imports it.
 """
 
 from __future__ import annotations

@@ -18,7 +18,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric, StateSetMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -26,8 +25,10 @@ from prometheus_client.exposition import generate_latest as _text
 from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_CONTENT_TYPE
 from prometheus_client.openmetrics.exposition import generate_latest as _openmetrics
 
-from .fleet.results import Result
-from .schema import STATES, AgentStatus
+from .componentstate import STATES, State
+from .schema import AgentStatus
+from .timefmt import parse_stamp
+from .verdict import Result
 
 PROMETHEUS, OPENMETRICS = "prometheus", "openmetrics"
 FORMATS = (PROMETHEUS, OPENMETRICS)
@@ -46,7 +47,7 @@ class HostSample:
     @property
     def up(self) -> bool:
         """The host was reached (its agent answered, even if to say the supervisor is down)."""
-        return self.result not in ("unreachable", "skipped")
+        return self.result not in (Result.UNREACHABLE, Result.SKIPPED)
 
 
 class _Families:
@@ -85,14 +86,14 @@ class _Families:
         now = _time_of(status, wall)
         sup = status.supervisor
         self.agent_info.add_metric(prefix + [status.agent_version or "unknown"], 1)
-        self.supervisor_up.add_metric(prefix, 1 if sup.state == "RUNNING" else 0)
-        if sup.state == "RUNNING" and sup.uptime_s is not None:
+        self.supervisor_up.add_metric(prefix, 1 if sup.state == State.RUNNING else 0)
+        if sup.state == State.RUNNING and sup.uptime_s is not None:
             self.supervisor_start.add_metric(prefix, round(now - sup.uptime_s))
         if sup.rss_bytes is not None:
             self.supervisor_rss.add_metric(prefix, sup.rss_bytes)
         for c in status.components:
             labels = prefix + [c.id]
-            running = c.state == "RUNNING"
+            running = c.state == State.RUNNING
             self.up.add_metric(labels, 1 if running else 0)
             self.state.add_metric(labels, {s: s == c.state for s in STATES})
             if c.uptime_s is not None and c.pid is not None:
@@ -122,7 +123,7 @@ def healthy(running: bool, health: str | None) -> int:
 def _time_of(status: AgentStatus, wall: float) -> float:
     """The document's own time (the host's clock, which its uptimes count on), else `wall`."""
     try:
-        return datetime.strptime(status.time, "%Y-%m-%dT%H:%M:%S%z").timestamp()
+        return parse_stamp(status.time)
     except (TypeError, ValueError):
         return wall
 

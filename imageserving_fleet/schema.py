@@ -11,15 +11,17 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .componentstate import STATES, State, is_down, is_held
+from .errors import ImageServingError
+
 SCHEMA = 1
 COMPONENT_IDS = ("ps", "is", "svg")  # the fleet's table columns; an agent may run others
 # What a component id may be: the agent's config refuses others, the fleet checks a command-line
 # id against it before it goes near a remote shell.
 COMPONENT_ID_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}\Z")  # \Z: "$" would let "ps\n" through
-STATES = ("STOPPED", "STARTING", "RUNNING", "BACKOFF", "STOPPING", "EXITED", "FATAL")
 
 
-class SchemaError(ValueError):
+class SchemaError(ImageServingError, ValueError):
     """A status document is not schema-1 JSON (a lying or broken agent)."""
 
 
@@ -29,7 +31,7 @@ class ComponentStatus:
 
     id: str
     description: str = ""
-    state: str = "STOPPED"
+    state: str = State.STOPPED
     pid: int | None = None
     uptime_s: float | None = None
     rss_bytes: int | None = None
@@ -47,7 +49,7 @@ class ComponentStatus:
 class SupervisorStatus:
     """The Server Supervisor itself."""
 
-    state: str = "STOPPED"
+    state: str = State.STOPPED
     pid: int | None = None
     uptime_s: float | None = None
     rss_bytes: int | None = None
@@ -76,19 +78,14 @@ class AgentStatus:
     def component(self, cid: str) -> ComponentStatus | None:
         return next((c for c in self.components if c.id == cid), None)
 
-    @property
-    def all_running(self) -> bool:
-        return self.supervisor.state == "RUNNING" and all(c.state == "RUNNING" for c in self.components)
+    def down(self, named: bool = False) -> list[ComponentStatus]:
+        """The components that count as down (componentstate.is_down); named: the status named them."""
+        return [c for c in self.components if is_down(c.state, c.held, named)]
 
     @property
     def held(self) -> list[str]:
-        """Ids of the components the operator holds down."""
-        return [c.id for c in self.components if c.held]
-
-    @property
-    def not_running(self) -> list[str]:
-        """Ids of the components that are neither RUNNING nor held down (what makes a host degraded)."""
-        return [c.id for c in self.components if c.state != "RUNNING" and not c.held]
+        """Ids of the components the operator holds down, not running (no fault of the host)."""
+        return [c.id for c in self.components if is_held(c.state, c.held)]
 
     def to_dict(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -122,7 +119,7 @@ def _component(d: Any, i: int) -> ComponentStatus:
     where = f"components[{i}]"
     if not isinstance(d, dict) or not isinstance(d.get("id"), str):
         raise SchemaError(f"{where}: expected an object with an id")
-    state = d.get("state", "STOPPED")
+    state = d.get("state", State.STOPPED)
     if state not in STATES:
         raise SchemaError(f"{where}.state: unknown state {state!r:.40}")
     return ComponentStatus(

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
-from imageserving_fleet.agent.metrics_http import parse_listen
 from imageserving_fleet.errors import UsageError
 from imageserving_fleet.fleet.exporter import describe_change
 from imageserving_fleet.fleet.poller import check_interval
@@ -25,6 +24,7 @@ from imageserving_fleet.metrics import (
     negotiate,
     render,
 )
+from imageserving_fleet.metrics_http import parse_listen
 from imageserving_fleet.schema import parse_status
 
 

@@ -132,7 +132,7 @@ def test_parsed_fields() -> None:
     )
     assert status.component("svg") is not None and status.component("svg").restarts == 3  # type: ignore[union-attr]
     assert status.component("nope") is None
-    assert not status.all_running
+    assert status.down()
 
 
 def test_supervisor_down() -> None:
@@ -140,15 +140,17 @@ def test_supervisor_down() -> None:
     assert status.supervisor == SupervisorStatus("STOPPED")
     assert status.components == ()
     assert status.message == "Server Supervisor is not running"
-    assert not status.all_running
 
 
-def test_all_running() -> None:
+def test_down_follows_the_one_rule() -> None:
     d = copy.deepcopy(DOC)
     for c in d["components"]:
         c["state"] = "RUNNING"
-    assert parse_status(d).all_running
-    assert not parse_status({**d, "supervisor": {"state": "STOPPED"}}).all_running
+    assert parse_status(d).down() == [] and parse_status(d).held == []
+    d["components"][0].update(state="STOPPED", held=True)
+    held = parse_status(d)
+    first = held.components[0]
+    assert held.down() == [] and held.held == [first.id] and held.down(named=True) == [first]
 
 
 def test_minimal_document_gets_defaults() -> None:
@@ -334,5 +336,5 @@ def test_health_hold_socket_and_digest_fields_are_read() -> None:
     assert (first.health, first.health_failures, first.last_health_error, first.restart_reason) == (
         "unhealthy", 2, "http: 503", "unhealthy: http: 503")
     assert status.held == [doc["components"][1]["id"]]
-    assert doc["components"][1]["id"] not in status.not_running
+    assert doc["components"][1]["id"] not in [c.id for c in status.down()]
     assert parse_status(status.to_dict()) == status

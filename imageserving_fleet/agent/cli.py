@@ -11,9 +11,9 @@ import typer
 
 from .. import __version__
 from ..errors import ConfigError, ImageServingError, SupervisorError, UsageError
+from ..home import Home
 from . import control
 from .config import AgentConfig, load_config, resolve_path
-from .home import Home
 from .render import emit
 
 app = typer.Typer(
@@ -169,7 +169,7 @@ def logs(ctx: typer.Context,
             key = _ids(s, [key])[0]
         except ConfigError:
             pass  # a broken config must not hide the logs that explain it
-    path = s.home.log("Supervisor" if key == "supervisor" else key)
+    path = s.home.supervisor_log if key == "supervisor" else s.home.log(key)
     if not os.path.exists(path):
         raise UsageError(f"no log yet: {path}")
     sys.stdout.write("".join(_tail(path, lines)))
@@ -240,7 +240,7 @@ def metrics(ctx: typer.Context,
         sys.stdout.buffer.write(text)
         sys.stdout.flush()
         return
-    from ..fleet.reports.atomic import write_atomic
+    from ..atomic import write_atomic
 
     try:
         write_atomic(output, text.decode())

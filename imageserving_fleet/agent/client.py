@@ -11,15 +11,14 @@ import socket
 TYPE_CHECKING = False  # not `from typing`: importing typing costs the status path 8 ms
 
 from ..errors import NoAnswerError, NotRunningError, SupervisorError
-from .home import MAX_SOCKET_PATH, Home
+from ..home import MAX_SOCKET_PATH, Home
+from ..protocol import ANSWER_TIMEOUT, MAX_REPLY
 
 if TYPE_CHECKING:
     from typing import Any
 
-MAX_REPLY = 16 * 2**20
 
-
-def request(home: Home, payload: dict[str, Any], timeout: float | None = 10.0) -> dict[str, Any]:
+def request(home: Home, payload: dict[str, Any], timeout: float | None = ANSWER_TIMEOUT) -> dict[str, Any]:
     """Takes a request; returns the supervisor's reply, or raises NotRunningError / NoAnswerError."""
     path = home.socket
     if len(path.encode()) > MAX_SOCKET_PATH:

@@ -268,7 +268,7 @@ class _Validator:
         listen = self.mapping(value, path, {"listen"}).get("listen")
         if listen is None:
             return None
-        from .metrics_http import parse_listen  # stdlib only; prometheus_client comes with the listener
+        from ..metrics_http import parse_listen  # stdlib only; prometheus_client comes with the listener
 
         text = self.text(listen, path + ("listen",))
         try:

@@ -12,12 +12,13 @@ import time
 
 TYPE_CHECKING = False  # not `from typing`: importing typing costs the status path 8 ms
 
+from ..componentstate import State, down_message, is_down
 from ..errors import ComponentError, NotRunningError, SupervisorError, UsageError
-from . import client
-from .home import Home
+from ..home import Home
 
 # The LSB exit codes live in protocol.py, shared with the control server (an error reply's code is one).
-from .protocol import BAD_ARGS, BAD_CONFIG, FAILED, NO_ANSWER, NOT_RUNNING, OK, SUPERVISOR_DOWN  # noqa: F401
+from ..protocol import ANSWER_TIMEOUT, BAD_ARGS, BAD_CONFIG, FAILED, NO_ANSWER, NOT_RUNNING, OK, SUPERVISOR_DOWN  # noqa: F401
+from . import client
 
 START_TIMEOUT = 30.0  # seconds for a new supervisor to take its lock and open its socket
 
@@ -45,13 +46,13 @@ class Outcome:
 
 def down_status(message: str = "Server Supervisor is not running") -> dict[str, Any]:
     import socket
-    from datetime import UTC, datetime  # here: only a supervisor that is down needs a clock
 
     from .. import __version__
+    from ..timefmt import utc_stamp  # here: only a supervisor that is down needs a clock
 
     return {"schema": 1, "host": socket.gethostname(), "agent_version": __version__,
-            "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "supervisor": {"state": "STOPPED"}, "components": [], "message": message}
+            "time": utc_stamp(),
+            "supervisor": {"state": State.STOPPED.value}, "components": [], "message": message}
 
 
 def normalize_ids(ids: list[str], valid: tuple[str, ...] | None) -> list[str]:
@@ -64,7 +65,7 @@ def normalize_ids(ids: list[str], valid: tuple[str, ...] | None) -> list[str]:
     return out
 
 
-def status(home: Home, ids: list[str], timeout: float = 10.0) -> Outcome:
+def status(home: Home, ids: list[str], timeout: float = ANSWER_TIMEOUT) -> Outcome:
     """Asks the supervisor for the status of some or all components; exit 0/1/3/4 as LSB says."""
     try:
         reply = client.request(home, {"cmd": "status", "ids": ids}, timeout=timeout)
@@ -75,10 +76,9 @@ def status(home: Home, ids: list[str], timeout: float = 10.0) -> Outcome:
     if reply.get("status") != "ok":
         return Outcome(int(reply.get("code", BAD_ARGS)), str(reply.get("reason", "error")))
     doc = reply["result"]
-    # A component the operator holds down fails only a status that names it (SPEC §2).
-    down = [c["id"] for c in doc["components"] if c["state"] != "RUNNING" and (ids or not c.get("held"))]
+    down = [c["id"] for c in doc["components"] if is_down(c["state"], bool(c.get("held")), bool(ids))]
     if down:
-        return Outcome(FAILED, f"not RUNNING: {', '.join(down)}", doc)
+        return Outcome(FAILED, down_message(down), doc)
     return Outcome(OK, "", doc)
 
 
@@ -89,14 +89,12 @@ def write_config_json(home: Home, config: AgentConfig, unique: bool = False) -> 
     """
     import json
 
+    from ..atomic import write_atomic
     from .config import to_dict
 
     home.prepare()
     path = os.path.join(home.run, f"reload-{os.getpid()}.json" if unique else "config.json")
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w") as fh:
-        json.dump(to_dict(config), fh)
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(to_dict(config)), durable=False)  # read back at once: no crash to outlive
     return path
 
 
@@ -112,7 +110,7 @@ def _launch(home: Home, config: AgentConfig) -> str:
 
     read_fd, write_fd = os.pipe()
     argv = daemon_argv(home, write_config_json(home, config)) + ["--notify-fd", str(write_fd)]
-    with open(home.log("Supervisor"), "ab") as errlog:
+    with open(home.supervisor_log, "ab") as errlog:
         subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errlog,
                          pass_fds=(write_fd,), start_new_session=True, close_fds=True)
     os.close(write_fd)
@@ -123,7 +121,7 @@ def _launch(home: Home, config: AgentConfig) -> str:
             left = end - time.monotonic()
             if left <= 0 or not select.select([read_fd], [], [], left)[0]:
                 raise ComponentError(f"the Server Supervisor did not start within {START_TIMEOUT:g}s;"
-                                     f" see {home.log('Supervisor')}")
+                                     f" see {home.supervisor_log}")
             chunk = os.read(read_fd, 4096)
             if not chunk:
                 break
@@ -132,7 +130,7 @@ def _launch(home: Home, config: AgentConfig) -> str:
         os.close(read_fd)
     text = line.decode(errors="replace").strip()
     if not text:
-        raise ComponentError(f"the Server Supervisor exited at start; see {home.log('Supervisor')}")
+        raise ComponentError(f"the Server Supervisor exited at start; see {home.supervisor_log}")
     if text.startswith("ERROR "):
         raise ComponentError(f"the Server Supervisor could not start: {text[6:]}")
     return text
@@ -177,7 +175,7 @@ def start(home: Home, config: AgentConfig | None, ids: list[str] | None = None) 
 def stop(home: Home, ids: list[str] | None = None) -> Outcome:
     """Stops components in reverse order; without ids, the supervisor too (and waits for it to exit)."""
     try:
-        pid = int(client.request(home, {"cmd": "ping"}, timeout=10.0)["pid"])
+        pid = int(client.request(home, {"cmd": "ping"}, timeout=ANSWER_TIMEOUT)["pid"])
     except NotRunningError:
         return Outcome(OK, "already stopped: Server Supervisor is not running", down_status())
     out = _wait_reply(home, {"cmd": "stop", "ids": ids or [], "shutdown": not ids})
@@ -193,7 +191,7 @@ def stop(home: Home, ids: list[str] | None = None) -> Outcome:
 def running_config(home: Home) -> str | None:
     """The configuration file the running supervisor was started (or last reloaded) with, if it runs."""
     try:
-        reply = client.request(home, {"cmd": "ping"}, timeout=10.0)
+        reply = client.request(home, {"cmd": "ping"}, timeout=ANSWER_TIMEOUT)
     except NotRunningError:
         return None
     path = reply.get("config")

@@ -19,9 +19,9 @@ from collections import defaultdict
 import psutil
 
 from ..errors import ConfigError, UsageError
+from ..home import MAX_SOCKET_PATH, Home
 from . import procs
 from .config import AgentConfig, from_dict, load_config
-from .home import MAX_SOCKET_PATH, Home
 from .logfiles import EventLog
 from .supervisor import Supervisor
 
@@ -120,7 +120,7 @@ def serve(home: Home, config_path: str, notify_fd: int | None = None, as_json: b
     except (ConfigError, OSError, ValueError, KeyError, TypeError) as exc:
         _notify(notify_fd, f"ERROR {exc}")
         return EXIT_CONFIG
-    log = EventLog(home.log("Supervisor"), config.log_max_bytes, config.log_backups)
+    log = EventLog(home.supervisor_log, config.log_max_bytes, config.log_backups)
     try:
         stop_leftovers(home, config, log)
         listener = listen(home)
@@ -132,7 +132,7 @@ def serve(home: Home, config_path: str, notify_fd: int | None = None, as_json: b
         return 1
     supervisor = Supervisor(config, home, listener)
     if metrics is not None:  # its own thread, asking the control socket as any client: never blocks the loop
-        from .metrics_http import serve_supervisor
+        from .metrics_listener import serve_supervisor
 
         serve_supervisor(metrics, home)
         log.line(f"serving metrics on http://{config.metrics_listen}/metrics")
@@ -159,7 +159,7 @@ def _metrics_socket(config: AgentConfig) -> socket.socket | None:
     port in use fails the start with a clear message instead of a supervisor without its metrics."""
     if not config.metrics_listen:
         return None
-    from .metrics_http import bind
+    from ..metrics_http import bind
 
     try:
         return bind(config.metrics_listen)

@@ -3,7 +3,8 @@
 The new file arrives on stdin. It is written next to the destination, validated there by this
 host's own agent exactly as `config check` does (its own ${VAR} environment, its own Python), and
 only then installed: the previous file is kept as `<dest>.prev` and the new one renamed over the
-destination, so the destination is always one whole file, old or new. A refused file is removed
+destination, so the destination is always one whole file, old or new. Not atomic.write_atomic:
+the staged file keeps a name of its own (`<dest>.pushed-PID`) that a refusal names. A refused file is removed
 and the old one stays. Then the running supervisor reloads it.
 """
 
@@ -13,10 +14,11 @@ import os
 import shutil
 from typing import BinaryIO
 
+from ..atomic import sync_dir
 from ..errors import ConfigError
+from ..home import Home
 from .config import MAX_CONFIG_BYTES, SYSTEM_CONFIG, load_config
 from .control import SUPERVISOR_DOWN, Outcome, down_status, reload
-from .home import Home
 
 
 def destination(explicit: str | None) -> str:
@@ -49,7 +51,7 @@ def install(home: Home, dest: str, source: BinaryIO, apply: bool = True) -> Outc
             shutil.copy2(dest, f"{previous}.tmp")
             os.replace(f"{previous}.tmp", previous)
         os.replace(staged, dest)
-        _sync_dir(directory)
+        sync_dir(directory)
     except OSError as exc:
         raise ConfigError(f"cannot install the pushed configuration: {exc.strerror or exc}", path=dest) from None
     finally:
@@ -67,15 +69,3 @@ def install(home: Home, dest: str, source: BinaryIO, apply: bool = True) -> Outc
         out.status = {**out.status, "install": {"path": dest, "previous": previous}}
     return out
 
-
-def _sync_dir(directory: str) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

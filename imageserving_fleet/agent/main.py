@@ -41,8 +41,8 @@ def _fast_status(args: list[str]) -> int | None:
     if not rest or rest[0] != "status" or not all(_plain_id(a) for a in rest[1:]):
         return None
     del config  # the running supervisor has its own; only the full path reads a file
+    from ..home import Home
     from . import control
-    from .home import Home
     from .render import emit
 
     ids = [a.lower() for a in rest[1:]]

@@ -21,6 +21,7 @@ from typing import Any
 
 import psutil
 
+from ..atomic import write_atomic
 from .config import ComponentConfig
 
 TAG = "IMAGESERVING_SUPERVISED"
@@ -224,11 +225,8 @@ def describe_status(status: int) -> tuple[str, bool]:
 def save_children(path: str, children: Iterable[Child]) -> None:
     """Records pid and create time of each running component, atomically."""
     data = [{"id": c.id, "pid": c.pid, "create_time": c.create_time} for c in children]
-    tmp = path + ".tmp"
     try:
-        with open(tmp, "w") as fh:
-            fh.write(json.dumps(data))
-        os.replace(tmp, path)
+        write_atomic(path, json.dumps(data), durable=False)  # each spawn writes it: no fsync in the loop
     except OSError:
         pass  # best effort: the environment tag finds them too
 

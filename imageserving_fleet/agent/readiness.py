@@ -28,7 +28,7 @@ INTERVAL = 0.1        # seconds between readiness checks of a starting component
 COMMAND_TIMEOUT = 10.0
 
 
-class CheckFailed(Exception):
+class _CheckFailed(Exception):
     """One check said no; str() is what an operator reads in last_health_error."""
 
 
@@ -39,18 +39,18 @@ class Verdict:
 
 
 def probe_tcp(host: str, port: int, timeout: float = PROBE_TIMEOUT) -> None:
-    """Connects once; raises CheckFailed when the port does not accept."""
+    """Connects once; raises _CheckFailed when the port does not accept."""
     try:
         with socket.create_connection((host, port), timeout=timeout):
             return
     except TimeoutError:
-        raise CheckFailed(f"tcp {host}:{port}: no connection within {timeout:g}s") from None
+        raise _CheckFailed(f"tcp {host}:{port}: no connection within {timeout:g}s") from None
     except OSError as exc:
-        raise CheckFailed(f"tcp {host}:{port}: {exc.strerror or exc}") from None
+        raise _CheckFailed(f"tcp {host}:{port}: {exc.strerror or exc}") from None
 
 
 def probe_http(url: str, timeout: float = PROBE_TIMEOUT) -> None:
-    """GETs the URL; a 2xx or 3xx answer passes, anything else raises CheckFailed."""
+    """GETs the URL; a 2xx or 3xx answer passes, anything else raises _CheckFailed."""
     parts = urlsplit(url)
     host = parts.hostname or "127.0.0.1"
     port = parts.port or (443 if parts.scheme == "https" else 80)
@@ -75,14 +75,14 @@ def probe_http(url: str, timeout: float = PROBE_TIMEOUT) -> None:
                     break
                 head += chunk
     except TimeoutError:
-        raise CheckFailed(f"http {url}: no answer within {timeout:g}s") from None
+        raise _CheckFailed(f"http {url}: no answer within {timeout:g}s") from None
     except OSError as exc:
-        raise CheckFailed(f"http {url}: {exc.strerror or exc}") from None
+        raise _CheckFailed(f"http {url}: {exc.strerror or exc}") from None
     fields = head.split(b"\r\n", 1)[0].split()
     if len(fields) >= 2 and fields[0].startswith(b"HTTP/") and fields[1][:1] in (b"2", b"3"):
         return
     status = b" ".join(fields[1:3]).decode(errors="replace") if fields else "no status line"
-    raise CheckFailed(f"http {url}: {status}")
+    raise _CheckFailed(f"http {url}: {status}")
 
 
 class Check:
@@ -110,7 +110,7 @@ class Check:
         try:
             probe_tcp(c.host, c.port, self.timeout) if c.kind == "tcp" else probe_http(c.url, self.timeout)
             verdict = Verdict(True)
-        except CheckFailed as exc:
+        except _CheckFailed as exc:
             verdict = Verdict(False, str(exc))
         self._verdict = verdict
         if self._wake is not None:

@@ -10,14 +10,14 @@ TYPE_CHECKING = False  # not `from typing`: importing typing costs the status pa
 if TYPE_CHECKING:
     from typing import Any
 
+from ..componentstate import TONE
 from ..units import format_duration, format_size
 
-_COLORS = {"RUNNING": "32", "STARTING": "33", "BACKOFF": "33", "STOPPING": "33",
-           "FATAL": "31;1", "EXITED": "31", "STOPPED": "2"}
+_COLORS = {"ok": "32", "busy": "33", "off": "2", "bad": "31", "fatal": "31;1"}  # ANSI, by componentstate.TONE
 
 
 def _color(state: str, enabled: bool) -> str:
-    return f"\033[{_COLORS.get(state, '0')}m{state}\033[0m" if enabled else state
+    return f"\033[{_COLORS.get(TONE.get(state, ''), '0')}m{state}\033[0m" if enabled else state
 
 
 def status_table(doc: dict[str, Any], color: bool | None = None) -> str:

@@ -17,8 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..protocol import BAD_ARGS, MAX_REQUEST, NO_ANSWER, RequestError, error
 from .logfiles import EventLog
-from .protocol import BAD_ARGS, MAX_REQUEST, NO_ANSWER, RequestError, error
 
 CLIENT_IDLE = 5.0  # seconds a control client may take to send its request
 _SO_PEERCRED = getattr(socket, "SO_PEERCRED", 17)

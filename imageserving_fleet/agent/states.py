@@ -19,23 +19,10 @@ clears `held`, so neither a reload nor a health check brings it back.
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, replace
 
+from ..componentstate import State
 from .config import ComponentConfig
-
-
-class State(enum.StrEnum):
-    """supervisord's state names, which operators already know."""
-
-    STOPPED = "STOPPED"
-    STARTING = "STARTING"
-    RUNNING = "RUNNING"
-    BACKOFF = "BACKOFF"
-    STOPPING = "STOPPING"
-    EXITED = "EXITED"
-    FATAL = "FATAL"
-
 
 S = State
 TRANSITIONS: dict[State, frozenset[State]] = {

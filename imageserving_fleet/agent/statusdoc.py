@@ -9,10 +9,10 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Iterable
-from datetime import UTC, datetime
 
 from .. import __version__
 from ..schema import AgentStatus, ComponentStatus, SupervisorStatus
+from ..timefmt import utc_stamp
 from .config import ComponentConfig
 from .states import ACTIVE, Proc, State
 
@@ -37,8 +37,8 @@ def status_doc(components: Iterable[ComponentStatus], *, started: float, now: fl
     """The whole document; the wall clock is read here only for the `time` a person reads."""
     return AgentStatus(
         host=socket.gethostname(), agent_version=__version__,
-        time=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        supervisor=SupervisorStatus(state="RUNNING", pid=os.getpid(), uptime_s=round(now - started, 1),
+        time=utc_stamp(),
+        supervisor=SupervisorStatus(state=State.RUNNING, pid=os.getpid(), uptime_s=round(now - started, 1),
                                     rss_bytes=rss, socket=socket_path, config_digest=config_digest),
         components=tuple(components),
     )

@@ -19,13 +19,13 @@ import time
 from typing import Any
 
 from .. import __version__
+from ..home import Home
+from ..protocol import FAILED, error, ok
 from ..units import format_size
 from . import commands, procs, readiness, statusdoc
 from .config import AgentConfig, ComponentConfig, digest
-from .home import Home
 from .logfiles import EventLog, LogFile
 from .operations import SETTLED_DOWN, Operation
-from .protocol import FAILED, error, ok
 from .reload import Reload, diff
 from .server import Client, ControlServer
 from .states import (
@@ -71,7 +71,7 @@ class Supervisor:
         self.outputs: dict[int, str] = {}                 # output pipe fd -> component
         self.logs = {c.id: LogFile(home.log(c.id), config.log_max_bytes, config.log_backups)
                      for c in config.components}
-        self.events = EventLog(home.log("Supervisor"), config.log_max_bytes, config.log_backups)
+        self.events = EventLog(home.supervisor_log, config.log_max_bytes, config.log_backups)
         self.checks = readiness.Checks(wake=self.wake)
         self.sampler = procs.RssSampler()
         self.mem_strikes: dict[str, int] = {}

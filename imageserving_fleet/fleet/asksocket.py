@@ -4,12 +4,13 @@
     SocketAsker.learned(target, result, command) -> HostResult   (after the agent ran)
 
 The status goes through a `direct-streamlocal@openssh.com` channel (ssh/streamlocal.py) to the
-control socket, in the supervisor's own JSON line protocol; the reply becomes exactly the
-(exit code, stdout, stderr) `imageserving status --json` would have printed (agent/control.py's
-status() and render.emit()), and results.classify judges it, so a host's verdict does not depend
-on the way it was asked. `"via"` in the result says which way it was: "socket" or "exec".
+control socket, in the supervisor's own JSON line protocol (protocol.py); the reply is judged as
+the agent's own output would be: the typed status, the one rule of which components are down
+(componentstate.py, which the agent's status applies too) and results.verdict, so a host's
+verdict does not depend on the way it was asked. `"via"` in the result says which way it was:
+"socket" or "exec".
 
-The socket path: under an absolute `imageserving_home` (agent/home.py says where); otherwise the
+The socket path: under an absolute `imageserving_home` (home.py says where); otherwise the
 path the host's last exec answer gave (`supervisor.socket`), kept in a small per-host cache; else
 there is no path and the agent is run. `None` from ask() means "run the agent": no path, a
 become target (its socket is not the login user's), the channel refused (sshd's
@@ -31,17 +32,19 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from ..agent.home import MAX_SOCKET_PATH, Home
+from ..atomic import write_atomic
+from ..componentstate import down_message
 from ..errors import Reason, UnreachableError
-from .results import HostResult, classify
+from ..home import MAX_SOCKET_PATH, Home
+from ..protocol import ANSWER_TIMEOUT, BAD_ARGS, FAILED, MAX_REPLY, NO_ANSWER, OK
+from ..schema import SchemaError
+from .results import HostResult, agent_error, bad_output, last_line, status_of, verdict
 from .ssh.streamlocal import StreamLocalRefused
 from .target import Target
 
 log = logging.getLogger(__name__)
 
-MAX_REPLY = 16 * 2**20          # the agent client's own limit
-NO_ANSWER, BAD_ARGS = 4, 2       # the agent's exit codes (agent/control.py) for the same cases
-ANSWER_TIMEOUT = 10.0           # the agent client waits this long for the supervisor too
+UNREADABLE = "unreadable reply from the Server Supervisor"  # the agent's client says the same
 
 
 # ------------------------------------------------------------------ pure parts
@@ -54,39 +57,37 @@ def request_line(ids: Sequence[str]) -> bytes:
     return json.dumps({"cmd": "status", "ids": list(ids)}).encode() + b"\n"
 
 
-def agent_output(reply: bytes, ids: Sequence[str] = ()) -> tuple[int, bytes, bytes]:
-    """Takes the supervisor's reply line; returns what `imageserving status --json` prints for it.
+def reply_result(host: str, reply: bytes, ids: Sequence[str], elapsed: float) -> HostResult:
+    """Takes the supervisor's reply line; returns the verdict `imageserving status --json` would lead to.
 
-    Mirrors control.status() and render.emit(): 0 and the document when all is RUNNING, 1 and the
-    document with "not RUNNING: ..." otherwise, the reply's code and reason for an error reply, 4
-    and "unreadable reply" for anything else.
+    As the agent's status does: the components down by componentstate's rule (a held one only when
+    named) fail it with "not RUNNING: ...", also written into the document when it has no message;
+    an error reply is the agent's error with the reply's code; an unreadable reply is exit 4.
     """
-    unreadable = (NO_ANSWER, b"", b"imageserving: unreadable reply from the Server Supervisor\n")
     try:
-        doc = json.loads(reply)
+        envelope = json.loads(reply)
     except (ValueError, RecursionError):
-        return unreadable
-    if not isinstance(doc, dict):
-        return unreadable
-    if doc.get("status") != "ok":
+        envelope = None
+    if not isinstance(envelope, dict):
+        return agent_error(host, NO_ANSWER, UNREADABLE, elapsed)
+    if envelope.get("status") != "ok":
         try:
-            code = int(doc.get("code", BAD_ARGS))
+            code = int(envelope.get("code", BAD_ARGS))
         except (TypeError, ValueError):
-            return unreadable
-        return code, b"", f"imageserving: {doc.get('reason', 'error')}\n".encode()
-    status = doc.get("result")
+            return agent_error(host, NO_ANSWER, UNREADABLE, elapsed)
+        return agent_error(host, code, last_line(str(envelope.get("reason", "error"))), elapsed)
+    raw = envelope.get("result")
     try:
-        # A component the operator holds down fails only a status that names it (SPEC §2).
-        down = [c["id"] for c in status["components"]  # type: ignore[index]
-                if c["state"] != "RUNNING" and (ids or not c.get("held"))]
-    except (TypeError, KeyError):
-        return unreadable
+        doc = status_of(raw, reply.decode(errors="replace"))
+    except (SchemaError, RecursionError) as exc:
+        return bad_output(host, exc, json.dumps(raw), elapsed)
+    down = [c.id for c in doc.down(named=bool(ids))]
     if not down:
-        return 0, json.dumps(status).encode() + b"\n", b""
-    message = f"not RUNNING: {', '.join(map(str, down))}"
-    if not status.get("message"):  # type: ignore[union-attr]
-        status = {**status, "message": message}  # type: ignore[dict-item]
-    return 1, json.dumps(status).encode() + b"\n", f"imageserving: {message}\n".encode()
+        return verdict(host, "status", OK, doc, "", elapsed)
+    message = down_message(down)
+    if not doc.message:
+        doc = dataclasses.replace(doc, message=message, source={**doc.document(), "message": message})
+    return verdict(host, "status", FAILED, doc, message, elapsed)
 
 
 def cache_key(target: Target) -> str:
@@ -104,7 +105,7 @@ def usable_socket(path: Any) -> str | None:
 
 
 def home_socket(target: Target) -> str | None:
-    """The socket under an absolute imageserving_home, as the agent computes it (agent/home.py)."""
+    """The socket under an absolute imageserving_home, as the agent computes it (home.py)."""
     if target.home and target.home.startswith("/"):
         return usable_socket(Home(posixpath.normpath(target.home)).socket)
     return None
@@ -124,7 +125,7 @@ def cache_dir() -> str:
 class SocketCache:
     """Per host, the socket path its agent last reported: one small JSON file per host.
 
-    A file per host, written atomically (temp file + rename), so runs at once never lose each
+    A file per host, written atomically (atomic.py: temp file + rename), so runs at once never lose each
     other's entries; anything unreadable is ignored (the host is asked by exec and rewritten).
     """
 
@@ -153,20 +154,13 @@ class SocketCache:
             if self._memo.get(key) == path:
                 return
             self._memo[key] = path
-        final = os.path.join(self.dir, key + ".json")
-        tmp = f"{final}.{os.getpid()}.{threading.get_ident()}.tmp"
+        entry = {"socket": path, "host": target.hostname, "port": target.port, "user": target.user,
+                 "home": target.home}
         try:
             os.makedirs(self.dir, mode=0o700, exist_ok=True)
-            with open(tmp, "w") as fh:
-                json.dump({"socket": path, "host": target.hostname, "port": target.port,
-                           "user": target.user, "home": target.home}, fh)
-            os.replace(tmp, final)
+            write_atomic(os.path.join(self.dir, key + ".json"), json.dumps(entry), durable=False)
         except OSError as exc:  # a read-only home costs only the exec next time
             log.debug("socket cache %s: %s", self.dir, exc)
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
 
 
 # ------------------------------------------------------------------ asking
@@ -213,8 +207,8 @@ class SocketAsker:
             if deadline <= answer_by:  # the host's deadline came first, as it would for the agent's run
                 raise UnreachableError(target.name, Reason.TIMEOUT, "the Server Supervisor did not answer "
                                        "on its socket within --timeout") from None
-            code, out, err = NO_ANSWER, b"", (f"imageserving: no answer from the Server Supervisor "
-                                              f"within {ANSWER_TIMEOUT:g}s\n").encode()
+            res = agent_error(target.name, NO_ANSWER, f"no answer from the Server Supervisor within "
+                              f"{ANSWER_TIMEOUT:g}s", time.monotonic() - started)
         except Exception as exc:  # the channel broke under us (EOFError, OSError, SSHException)
             if not getattr(session, "alive", False):
                 raise UnreachableError(target.name, Reason.CONNECTION_LOST, f"{type(exc).__name__}: {exc}") from None
@@ -224,10 +218,9 @@ class SocketAsker:
             if reply is None:  # closed without a word: let the agent tell what is wrong
                 log.debug("%s: the supervisor closed %s without answering; asking the agent", target.name, path)
                 return None
-            code, out, err = agent_output(reply, status_ids(job_args))
+            res = reply_result(target.name, reply, status_ids(job_args), time.monotonic() - started)
         with self._lock:
             self._refused.pop(target.name, None)
-        res = classify(target.name, "status", code, out, err, time.monotonic() - started)
         return dataclasses.replace(res, extra={**res.extra, "via": "socket"})
 
     def learned(self, target: Target, result: HostResult, command: str = "status") -> HostResult:

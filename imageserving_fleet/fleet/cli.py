@@ -208,7 +208,7 @@ def exporter(ctx: typer.Context,
 
     SIGHUP re-reads the inventory (a bad one is logged and the hosts polled stay as they were).
     """
-    from ..agent.metrics_http import bind
+    from ..metrics_http import bind
     from ..units import parse_duration
     from .exporter import serve
     from .notify import check_url

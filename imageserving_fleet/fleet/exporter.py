@@ -30,11 +30,11 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from ..agent.metrics_http import MetricsServer, Page
 from ..metrics import FORMATS, HostSample, fleet_families, render
+from ..metrics_http import MetricsServer, Page
+from ..timefmt import utc_stamp
 from .notify import Change, Notifier, now_iso
 from .poller import Poller, agent_status
 from .results import HostResult, Result, summarize
@@ -164,7 +164,7 @@ class Exporter:
                     return self._live
             # the fan-out may hand a status as the host sent it (agent_status types it)
             typed = [replace(r, status=agent_status(r.status)) if isinstance(r.status, dict) else r for r in latest]
-            report = build_report(typed, datetime.fromtimestamp(wall, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+            report = build_report(typed, utc_stamp(wall))
             live = Live(interval=self.interval, hosts=len(self.names), round=rounds)
             page = render_html(report, live).encode()
             doc = to_document(report) | {"command": "exporter", "round": rounds, "interval": self.interval,
@@ -257,7 +257,7 @@ def make_log(stream: TextIO = sys.stderr) -> Callable[[str], None]:
     journald = "JOURNAL_STREAM" in os.environ
 
     def log(line: str) -> None:
-        stamp = "" if journald else datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ ")
+        stamp = "" if journald else utc_stamp() + " "
         stream.write(f"{stamp}{render_untrusted(line)}\n")
         stream.flush()
 

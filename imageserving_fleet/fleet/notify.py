@@ -24,13 +24,13 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 from .. import __version__
 from ..damping import Gate, Send, due, next_due, offer
 from ..errors import UsageError
+from ..timefmt import utc_stamp
 from .untrusted import render_untrusted
 
 DEFAULT_MIN_INTERVAL = 300.0   # seconds: as the agent's notify.min_interval
@@ -183,4 +183,4 @@ class Notifier:
 
 
 def now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return utc_stamp()

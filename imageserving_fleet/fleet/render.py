@@ -8,14 +8,14 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from ..componentstate import TONE
 from ..schema import COMPONENT_IDS, ComponentStatus
 from ..units import format_duration, format_size
 from .results import HostResult, Result, config_digests, summarize
 
 RESULT_STYLE = {Result.OK: "green", Result.DEGRADED: "yellow", Result.FAILED: "red",
                 Result.UNREACHABLE: "magenta", Result.SKIPPED: "dim"}
-STATE_STYLE = {"RUNNING": "green", "STARTING": "yellow", "BACKOFF": "yellow", "STOPPING": "yellow",
-               "FATAL": "bold red", "EXITED": "red", "STOPPED": "dim"}
+TONE_STYLE = {"ok": "green", "busy": "yellow", "off": "dim", "bad": "red", "fatal": "bold red"}  # by componentstate.TONE
 
 
 def component_ids(results: Sequence[HostResult]) -> list[str]:
@@ -33,7 +33,7 @@ def component_cell(comp: ComponentStatus | None) -> Text:
     """One component's table cell: state, uptime, memory, restarts, held or unhealthy."""
     if comp is None:
         return Text("-", style="dim")
-    text = Text(comp.state, style=STATE_STYLE.get(comp.state, ""))
+    text = Text(comp.state, style=TONE_STYLE.get(TONE.get(comp.state, ""), ""))
     if comp.uptime_s is not None:
         text.append(f" {format_duration(comp.uptime_s)}")
     if comp.rss_bytes is not None:

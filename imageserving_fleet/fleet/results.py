@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import enum
 import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..componentstate import State
 from ..schema import AgentStatus, ComponentStatus, SchemaError, parse_status
+from ..verdict import Result
 from .remote import AGENT_MISSING_EXIT as AGENT_MISSING
-
-
-class Result(enum.StrEnum):
-    """The verdict for one host, worst last."""
-
-    OK = "ok"
-    DEGRADED = "degraded"
-    FAILED = "failed"
-    UNREACHABLE = "unreachable"
-    SKIPPED = "skipped"
 
 
 @dataclass(frozen=True)
@@ -89,10 +80,30 @@ def exit_code(summary: Summary) -> int:
 _SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
-def _last_line(text: str) -> str:
+def last_line(text: str) -> str:
+    """The last non-empty line of what the agent wrote on stderr, without its `imageserving: `."""
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
     line = lines[-1] if lines else ""
     return line.removeprefix("imageserving: ")[:300]
+
+
+def status_of(raw: Any, text: str) -> AgentStatus:
+    """Decoded JSON and the text it came from -> the typed status; raises SchemaError or RecursionError."""
+    if _SURROGATE.search(text):  # "\udc80" decodes to a str no UTF-8 writer can print
+        raw = json.loads(json.dumps(raw, ensure_ascii=False).encode("utf-8", "replace"))
+    return parse_status(raw)
+
+
+def bad_output(host: str, exc: Exception, text: str, elapsed: float) -> HostResult:
+    """What the agent printed is not a status document (bad JSON, or not schema 1)."""
+    kind = "bad status" if isinstance(exc, SchemaError) else "bad JSON"
+    return HostResult(host, Result.FAILED, f"{kind}: {str(exc)[:200]}; output began {text[:60]!r}", elapsed_s=elapsed)
+
+
+def agent_error(host: str, exit_status: int, message: str, elapsed: float) -> HostResult:
+    """The agent ended without a status document: its exit code and what it said."""
+    return HostResult(host, Result.FAILED, f"agent error (exit {exit_status})" + (f": {message}" if message else ""),
+                      elapsed_s=elapsed)
 
 
 def classify(host: str, command: str, exit_status: int, stdout: bytes, stderr: bytes,
@@ -100,29 +111,28 @@ def classify(host: str, command: str, exit_status: int, stdout: bytes, stderr: b
     """Takes what the agent did on a host; returns the verdict (never raises on lying output)."""
     err = stderr.decode(errors="replace")
     if exit_status == AGENT_MISSING:
-        return HostResult(host, Result.UNREACHABLE, f"agent missing: {_last_line(err) or 'imageserving not found'}",
+        return HostResult(host, Result.UNREACHABLE, f"agent missing: {last_line(err) or 'imageserving not found'}",
                           elapsed_s=elapsed)
     doc: AgentStatus | None = None
     text = stdout.decode(errors="replace").strip()
     if text:
         try:
-            raw = json.loads(text)
-            if _SURROGATE.search(text):  # "\udc80" decodes to a str no UTF-8 writer can print
-                raw = json.loads(json.dumps(raw, ensure_ascii=False).encode("utf-8", "replace"))
-            doc = parse_status(raw)
+            doc = status_of(json.loads(text), text)
         except (ValueError, RecursionError) as exc:  # JSONDecodeError and SchemaError are ValueErrors;
             # RecursionError: JSON nested a few thousand levels deep, which no agent writes
-            kind = "bad status" if isinstance(exc, SchemaError) else "bad JSON"
-            return HostResult(host, Result.FAILED, f"{kind}: {str(exc)[:200]}; output began {text[:60]!r}",
-                              elapsed_s=elapsed)
-    message = _last_line(err)
+            return bad_output(host, exc, text, elapsed)
+    message = last_line(err)
     if doc is None:
-        return HostResult(host, Result.FAILED, f"agent error (exit {exit_status})" + (f": {message}" if message else ""),
-                          elapsed_s=elapsed)
+        return agent_error(host, exit_status, message, elapsed)
+    return verdict(host, command, exit_status, doc, message, elapsed)
+
+
+def verdict(host: str, command: str, exit_status: int, doc: AgentStatus, message: str, elapsed: float) -> HostResult:
+    """Takes a command's exit code, the status document it printed and its last error line; returns the verdict."""
     # A component the operator holds down (`stop ID`) is no fault of the host (SPEC §3).
-    held = [c.id for c in doc.components if c.held and c.state != "RUNNING"]
-    down = [c for c in doc.components if c.state != "RUNNING" and c.id not in held]
-    supervisor_up = doc.supervisor.state == "RUNNING"
+    held = doc.held
+    down = doc.down()
+    supervisor_up = doc.supervisor.state == State.RUNNING
     held_note = f"held down: {', '.join(held)}" if held else ""
     if command == "stop":
         if exit_status == 0:

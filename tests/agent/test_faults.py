@@ -33,7 +33,7 @@ PROMPT = 2.5  # seconds: an answer, not a wait for the 5 s idle-client timeout (
 def timed_status(agent: Agent, *args: str) -> tuple[float, subprocess.CompletedProcess[str]]:
     """The supervisor's own answer time (in-process, no interpreter start-up), then the real CLI."""
     from imageserving_fleet.agent import client
-    from imageserving_fleet.agent.home import Home
+    from imageserving_fleet.home import Home
 
     started = time.monotonic()
     reply = client.request(Home(str(agent.home.resolve())), {"cmd": "status"}, timeout=10)
@@ -253,11 +253,11 @@ def test_sigstop_of_a_component(agent: Agent) -> None:
 # Wall-clock reads allowed in the agent and the fleet: timestamps a person reads, nothing else.
 WALL_CLOCK_OK = {("agent/statusdoc.py", "status_doc"), ("agent/control.py", "down_status"), ("agent/logfiles.py", "stamp"),
                  # metrics: Unix start times for Prometheus; the exporter's log stamps; the watch view's clock
-                 ("agent/cli.py", "metrics"), ("agent/metrics_http.py", "supervisor_snapshot"),
-                 ("agent/metrics_http.py", "snapshot"), ("fleet/exporter.py", "on_round"), ("fleet/exporter.py", "make_log"),
+                 ("agent/cli.py", "metrics"), ("agent/metrics_listener.py", "supervisor_snapshot"),
+                 ("agent/metrics_listener.py", "snapshot"), ("fleet/exporter.py", "on_round"), ("fleet/exporter.py", "make_log"),
                  ("fleet/exporter.py", "log"), ("fleet/watch.py", "watch"),
-                 # the live page's "last poll" before the first one; a notification's "time"
-                 ("fleet/exporter.py", "__init__"), ("fleet/notify.py", "now_iso")}
+                 # the live page's "last poll" before the first one
+                 ("fleet/exporter.py", "__init__")}
 
 
 def _wall_clock_calls() -> list[tuple[str, str, int]]:

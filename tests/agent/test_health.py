@@ -19,7 +19,7 @@ from datetime import datetime
 import psutil
 
 from imageserving_fleet.agent import client
-from imageserving_fleet.agent.home import Home
+from imageserving_fleet.home import Home
 
 from .conftest import Agent, component, config, free_port, prog, wait_for
 

@@ -12,13 +12,13 @@ from imageserving_fleet.errors import Reason, UnreachableError
 from imageserving_fleet.fleet.asksocket import (
     SocketAsker,
     SocketCache,
-    agent_output,
     cache_key,
     home_socket,
+    reply_result,
     status_ids,
     usable_socket,
 )
-from imageserving_fleet.fleet.results import Result, classify
+from imageserving_fleet.fleet.results import Result
 from imageserving_fleet.fleet.ssh.pool import Pool, backoff_delay
 from imageserving_fleet.fleet.target import FleetOptions, Target, make_target
 
@@ -32,28 +32,38 @@ def _line(obj: Any) -> bytes:
     return json.dumps(obj).encode() + b"\n"
 
 
-@pytest.mark.parametrize(("reply", "code", "verdict", "reason"), [
-    (_line({"status": "ok", "result": UP}), 0, Result.OK, ""),
-    (_line({"status": "ok", "result": DOC}), 1, Result.DEGRADED, "not RUNNING: ps BACKOFF"),
-    (_line({"status": "error", "code": 2, "reason": "unknown component 'x'; valid ids: is"}), 2,
+HELD = {**DOC, "components": [{"id": "is", "state": "RUNNING"}, {"id": "ps", "state": "STOPPED", "held": True}]}
+UNREADABLE = "agent error (exit 4): unreadable reply from the Server Supervisor"
+
+
+@pytest.mark.parametrize(("reply", "ids", "verdict", "reason"), [
+    (_line({"status": "ok", "result": UP}), [], Result.OK, ""),
+    (_line({"status": "ok", "result": DOC}), [], Result.DEGRADED, "not RUNNING: ps BACKOFF"),
+    (_line({"status": "ok", "result": HELD}), [], Result.OK, "held down: ps"),
+    (_line({"status": "ok", "result": HELD}), ["ps"], Result.OK, "held down: ps"),  # as the fleet judges exec
+    (_line({"status": "error", "code": 2, "reason": "unknown component 'x'; valid ids: is"}), [],
      Result.FAILED, "agent error (exit 2): unknown component 'x'; valid ids: is"),
-    (_line({"status": "error", "code": 4, "reason": "permission denied: not the supervisor's user"}), 4,
+    (_line({"status": "error", "code": 4, "reason": "permission denied: not the supervisor's user"}), [],
      Result.FAILED, "agent error (exit 4): permission denied: not the supervisor's user"),
-    (b"garbage\n", 4, Result.FAILED, "agent error (exit 4): unreadable reply from the Server Supervisor"),
-    (_line([1]), 4, Result.FAILED, "agent error (exit 4): unreadable reply from the Server Supervisor"),
-    (_line({"status": "ok", "result": {"components": 3}}), 4, Result.FAILED,
-     "agent error (exit 4): unreadable reply from the Server Supervisor"),
+    (_line({"status": "error", "code": "x"}), [], Result.FAILED, UNREADABLE),
+    (b"garbage\n", [], Result.FAILED, UNREADABLE),
+    (_line([1]), [], Result.FAILED, UNREADABLE),
+    (_line({"status": "ok", "result": {"components": 3}}), [], Result.FAILED,
+     "bad status: unsupported status schema None (expected 1); output began '{\"components\": 3}'"),
 ])
-def test_a_reply_becomes_what_the_agent_would_print(reply: bytes, code: int, verdict: Result, reason: str) -> None:
-    got = agent_output(reply)
-    assert got[0] == code
-    res = classify("h", "status", *got, 0.0)
+def test_a_reply_gets_the_verdict_the_agent_would_lead_to(reply: bytes, ids: list[str], verdict: Result,
+                                                         reason: str) -> None:
+    res = reply_result("h", reply, ids, 0.0)
     assert (res.result, res.reason) == (verdict, reason)
 
 
-def test_degraded_document_carries_the_message_like_the_agent() -> None:
-    _, out, err = agent_output(_line({"status": "ok", "result": DOC}))
-    assert json.loads(out)["message"] == "not RUNNING: ps" and err == b"imageserving: not RUNNING: ps\n"
+@pytest.mark.parametrize(("result", "ids", "message"), [
+    (DOC, [], "not RUNNING: ps"), (UP, [], ""), (HELD, [], ""), (HELD, ["ps"], "not RUNNING: ps"),
+    ({**DOC, "message": "its own"}, [], "its own")])
+def test_the_document_carries_the_message_like_the_agent(result: dict[str, Any], ids: list[str], message: str) -> None:
+    res = reply_result("h", _line({"status": "ok", "result": result}), ids, 0.0)
+    assert res.status is not None and res.status.message == message
+    assert res.to_dict()["status"]["message"] == message
 
 
 @pytest.mark.parametrize(("args", "ids"), [

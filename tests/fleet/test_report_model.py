@@ -7,7 +7,6 @@ import csv
 import html
 import io
 import json
-import os
 import sqlite3
 import threading
 from pathlib import Path
@@ -17,7 +16,6 @@ import pytest
 
 from imageserving_fleet.errors import UsageError
 from imageserving_fleet.fleet.reports import history as history_mod
-from imageserving_fleet.fleet.reports.atomic import write_atomic
 from imageserving_fleet.fleet.reports.command import make_request
 from imageserving_fleet.fleet.reports.formats import md, render, render_csv, render_md
 from imageserving_fleet.fleet.reports.history import History, HistoryError
@@ -392,28 +390,6 @@ def test_history_survives_many_writers_at_once(tmp_path: Path) -> None:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert conn.execute("SELECT count(*) FROM runs").fetchone()[0] == 80
         assert conn.execute("SELECT count(*) FROM host_results WHERE host='shared'").fetchone()[0] == 80
-
-
-# ------------------------------------------------------------------ atomic
-def test_write_atomic_keeps_the_mode_and_leaves_no_temp_file(tmp_path: Path) -> None:
-    target = tmp_path / "r.html"
-    write_atomic(target, "one")
-    umask = os.umask(0)
-    os.umask(umask)
-    assert target.read_text() == "one" and target.stat().st_mode & 0o777 == 0o666 & ~umask
-    target.chmod(0o640)
-    write_atomic(target, "two")
-    assert target.read_text() == "two" and target.stat().st_mode & 0o777 == 0o640
-    assert [p.name for p in tmp_path.iterdir()] == ["r.html"]
-
-
-def test_write_atomic_leaves_the_old_file_on_failure(tmp_path: Path) -> None:
-    target = tmp_path / "r.html"
-    target.write_text("old")
-
-    with pytest.raises(Exception):  # noqa: B017 - whatever the write raised
-        write_atomic(target, "\ud800")  # not encodable: the write fails half way
-    assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["r.html"]
 
 
 @pytest.mark.parametrize("labels", [("2",), ("1/x",), ("1/2", "1/3"), ("0/99999999",), ("/", "a/b")])

@@ -19,12 +19,12 @@ from typing import Any
 import pytest
 
 from imageserving_fleet.agent import control
-from imageserving_fleet.agent.home import Home
 from imageserving_fleet.fleet.asksocket import SocketAsker, SocketCache, cache_key
 from imageserving_fleet.fleet.results import HostResult, Result
 from imageserving_fleet.fleet.runner import Fleet, Job
 from imageserving_fleet.fleet.ssh import Connector
 from imageserving_fleet.fleet.target import FleetOptions, Target, make_target
+from imageserving_fleet.home import Home
 from tests.sshd import SshServer, sshd_available
 
 from .fleetlab import agent_wrapper

@@ -21,10 +21,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from imageserving_fleet.agent.config import parse_config
-from imageserving_fleet.agent.home import Home
-from imageserving_fleet.agent.protocol import MAX_REQUEST
 from imageserving_fleet.agent.server import Client
 from imageserving_fleet.agent.supervisor import Supervisor
+from imageserving_fleet.home import Home
+from imageserving_fleet.protocol import MAX_REQUEST
 
 from .strategies import DEEP, FAST, TEXT, json_values, nested
 

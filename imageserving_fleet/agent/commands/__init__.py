@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..protocol import BAD_ARGS, RequestError
+from ...protocol import BAD_ARGS, RequestError
 from . import ping, reload, restart, start, status, stop
 
 if TYPE_CHECKING:

@@ -6,7 +6,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from ... import __version__
-from ..protocol import ok
+from ...protocol import ok
 
 if TYPE_CHECKING:
     from ..server import Client

@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from ...protocol import BAD_ARGS, BAD_CONFIG, RequestError
 from ..config import from_dict
-from ..protocol import BAD_ARGS, BAD_CONFIG, RequestError
 
 if TYPE_CHECKING:
     from ..server import Client

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+from ...protocol import BAD_ARGS, RequestError
 from ..operations import Operation
-from ..protocol import BAD_ARGS, RequestError
 
 if TYPE_CHECKING:
     from ..server import Client

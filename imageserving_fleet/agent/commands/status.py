@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..protocol import ok
+from ...protocol import ok
 
 if TYPE_CHECKING:
     from ..server import Client

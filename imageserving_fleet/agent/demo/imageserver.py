@@ -47,7 +47,7 @@ CACHE_MAX_ENTRIES = 4096
 STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
 
 
-class RequestError(ValueError):
+class _BadRequest(ValueError):
     """A request the server refuses; its message goes back to the client after ``ERR``."""
 
 
@@ -207,20 +207,20 @@ class LineHandler(socketserver.StreamRequestHandler):
 
 
 def parse_render(rest: str, max_text: int, noun: str = "name") -> tuple[int, int, str]:
-    """Parse ``<width> <height> <text...>`` (the text may contain spaces) or raise RequestError."""
+    """Parse ``<width> <height> <text...>`` (the text may contain spaces) or raise ValueError (a private _BadRequest)."""
     parts = rest.split(maxsplit=2)
     if len(parts) < 3:
-        raise RequestError(f"usage: RENDER <width> <height> <{noun}>")
+        raise _BadRequest(f"usage: RENDER <width> <height> <{noun}>")
     sides = []
     for label, value in zip(("width", "height"), parts[:2], strict=True):
         if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= MAX_SIDE:
-            raise RequestError(f"{label} must be an integer from 1 to {MAX_SIDE}, not {value[:16]!r}")
+            raise _BadRequest(f"{label} must be an integer from 1 to {MAX_SIDE}, not {value[:16]!r}")
         sides.append(int(value))
     text = parts[2].strip()
     if len(text) > max_text:
-        raise RequestError(f"{noun} longer than {max_text} characters")
+        raise _BadRequest(f"{noun} longer than {max_text} characters")
     if not text.isprintable():
-        raise RequestError(f"{noun} contains control characters")
+        raise _BadRequest(f"{noun} contains control characters")
     return sides[0], sides[1], text
 
 
@@ -240,7 +240,7 @@ def answer_line(
         try:
             width, height, name = parse_render(rest, max_text, noun)
             body = render(width, height, name)
-        except RequestError as exc:
+        except _BadRequest as exc:
             return f"ERR {exc}\n".encode()
         return b"OK %d\n" % len(body) + body
     if not word:

@@ -33,7 +33,6 @@ from imageserving_fleet.agent.demo.imageserver import (
     HOST,
     MAX_LINE,
     DrainingTCPServer,
-    RequestError,
     block_stop_signals,
     listen_or_exit,
     log,
@@ -69,7 +68,7 @@ INDEX_HTML = """<!doctype html>
 """
 
 
-class HttpError(Exception):
+class _HttpError(Exception):
     """A request that ends in an error status; the message is the plain-text body."""
 
     def __init__(self, status: int, message: str) -> None:
@@ -88,11 +87,11 @@ class Backend:
         return f"{self.label} on {HOST}:{self.port}"
 
     def ping(self) -> None:
-        """Return when the backend answers PING with PONG; raise HttpError(502) otherwise."""
+        """Return when the backend answers PING with PONG; raise _HttpError(502) otherwise."""
         self._ask("PING", PING_TIMEOUT)
 
     def render(self, width: int, height: int, text: str) -> bytes:
-        """Return the body the backend renders for ``text``; raise HttpError(502) on any failure."""
+        """Return the body the backend renders for ``text``; raise _HttpError(502) on any failure."""
         return self._ask(f"RENDER {width} {height} {text}", RENDER_TIMEOUT)
 
     def _ask(self, request: str, timeout: float) -> bytes:
@@ -107,14 +106,14 @@ class Backend:
                     if word == "PONG":
                         return b""
                     if word == "ERR":
-                        raise HttpError(502, f"{self!r} refused the request: {rest}")
+                        raise _HttpError(502, f"{self!r} refused the request: {rest}")
                     if word != "OK" or not rest.isdigit():
-                        raise HttpError(502, f"{self!r} sent an unexpected reply: {header[:80]!r}")
+                        raise _HttpError(502, f"{self!r} sent an unexpected reply: {header[:80]!r}")
                     body = reply.read(int(rest))
         except OSError as exc:
-            raise HttpError(502, f"{self!r}: {exc.strerror or exc}") from None
+            raise _HttpError(502, f"{self!r}: {exc.strerror or exc}") from None
         if len(body) != int(rest):
-            raise HttpError(502, f"{self!r} closed the connection after {len(body)} of {rest} bytes")
+            raise _HttpError(502, f"{self!r} closed the connection after {len(body)} of {rest} bytes")
         return body
 
 
@@ -135,11 +134,11 @@ def image_request(path: str, prefix: str, query: dict[str, list[str]]) -> tuple[
     hei = _side(lowered, "hei", "")
     wid, hei = wid or hei or str(DEFAULT_SIDE), hei or wid or str(DEFAULT_SIDE)
     if not name.strip():
-        raise HttpError(404, "no image name in the URL")
+        raise _HttpError(404, "no image name in the URL")
     try:
         return parse_render(f"{wid} {hei} {name}", svgserver.MAX_TEXT)
-    except RequestError as exc:
-        raise HttpError(400, str(exc)) from None
+    except ValueError as exc:  # parse_render refuses with a ValueError
+        raise _HttpError(400, str(exc)) from None
 
 
 class PlatformServer(DrainingTCPServer, http.server.HTTPServer):
@@ -175,7 +174,7 @@ class PlatformHandler(http.server.BaseHTTPRequestHandler):
         started = time.monotonic()
         try:
             status, content_type, body = self._route()
-        except HttpError as exc:
+        except _HttpError as exc:
             status, content_type, body = exc.status, "text/plain; charset=utf-8", f"{exc}\n".encode()
         except UnicodeDecodeError:
             status, content_type, body = 400, "text/plain; charset=utf-8", b"URL is not UTF-8\n"
@@ -211,14 +210,14 @@ class PlatformHandler(http.server.BaseHTTPRequestHandler):
         if path.startswith("/is/content/") and path.endswith(".svg"):
             width, height, text = image_request(path[: -len(".svg")], "/is/content/", query)
             return 200, "image/svg+xml", self.server.svg.render(width, height, text)
-        raise HttpError(404, f"not found: {path} (see / for the endpoints)")
+        raise _HttpError(404, f"not found: {path} (see / for the endpoints)")
 
     def _health(self) -> tuple[int, str, bytes]:
         problems = []
         for backend in (self.server.image, self.server.svg):
             try:
                 backend.ping()
-            except HttpError as exc:
+            except _HttpError as exc:
                 problems.append(str(exc))
         if problems:
             return 503, "text/plain; charset=utf-8", ("\n".join(problems) + "\n").encode()

@@ -19,6 +19,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ...errors import ImageServingError
 from .facts import HostFacts
 
 VERSION_DIR_RE = re.compile(r"^[0-9][A-Za-z0-9.+!_-]*-[0-9a-f]{12}(\.[0-9]+)?$")
@@ -27,7 +28,7 @@ _UNIT_SAFE = re.compile(r"^/[A-Za-z0-9_./@+-]*$")
 AGENT = "imageserving"
 
 
-class Refused(ValueError):
+class Refused(ImageServingError):
     """This host cannot be deployed to as asked; the message says why and what to do."""
 
 

@@ -151,7 +151,7 @@ def _run_phase(fleet: Fleet, step: Step, targets: Sequence[Target], earlier: Map
 
 
 def _refusals_failed(step: Step) -> Step:
-    """The step, with a plan's refusal (a ValueError, not a HostError) as the host's failure."""
+    """The step, with a plan's refusal (it names no host: not a HostError) as the host's failure."""
     def guarded(target: Target, session: Session, deadline: float, stdin: bytes | None) -> HostResult:
         try:
             return step(target, session, deadline, stdin)

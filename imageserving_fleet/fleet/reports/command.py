@@ -13,16 +13,16 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
+from ...atomic import write_atomic
 from ...errors import UsageError
+from ...timefmt import utc_stamp
 from ..requirements import require
 from ..results import EXIT_BEFORE_HOSTS, EXIT_INTERRUPTED
 from ..runner import Job
 from ..session import Progress, RunSettings
-from .atomic import write_atomic
 from .formats import FORMATS, render
 from .model import DEFAULT_TITLE, Report, ReportInputError, build_report, from_document, merge, quiet_summary
 from .slices import Slice, parse_slice, select_slice
@@ -73,7 +73,7 @@ def make_request(*, fmt: str | None, output: str | None, history: str | None = N
 
 def _now() -> tuple[float, str]:
     wall = time.time()
-    return wall, datetime.fromtimestamp(wall, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return wall, utc_stamp(wall)
 
 
 def run_report(settings: RunSettings, request: ReportRequest, progress: Progress,

@@ -18,8 +18,9 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
+from ...componentstate import SEVERITY as STATE_SEVERITY
 from ...units import format_duration, format_size
-from .model import SEVERITY, STATE_SEVERITY, Report
+from .model import SEVERITY, Report
 from .trends import sparkline
 
 SPARK_W, SPARK_H = 64.0, 16.0

@@ -26,7 +26,6 @@ from .trends import Trend
 
 DEFAULT_TITLE = "Image Serving fleet"
 SEVERITY = {Result.OK: 0, Result.SKIPPED: 1, Result.DEGRADED: 2, Result.FAILED: 3, Result.UNREACHABLE: 4}
-STATE_SEVERITY = {"RUNNING": 0, "STARTING": 1, "STOPPING": 2, "BACKOFF": 3, "STOPPED": 4, "EXITED": 5, "FATAL": 6}
 _SLICE_LABEL = re.compile(r"([0-9]{1,6})/([0-9]{1,6})")  # K/N as written by --slice
 MAX_SLICES = 10_000
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")

@@ -11,13 +11,14 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ...protocol import MAX_REPLY
+
 if TYPE_CHECKING:
     import paramiko
 
 # What one command may write, stdout and stderr together, before the host is given up as lying:
-# a status document is a few kB. The one home of this limit; the fan-out uses it as it is.
-MAX_OUTPUT = 16 * 2**20
-
+# the agent prints one reply of its supervisor at most (protocol.py holds the bound).
+MAX_OUTPUT = MAX_REPLY
 
 
 @dataclass(frozen=True)

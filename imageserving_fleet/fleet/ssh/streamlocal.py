@@ -18,10 +18,12 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from ...errors import ImageServingError
+
 KIND = "direct-streamlocal@openssh.com"
 
 
-class StreamLocalRefused(Exception):
+class StreamLocalRefused(ImageServingError):
     """The server would not open the channel (forwarding off, or its connect() to the socket failed)."""
 
     def __init__(self, path: str, code: int, text: str) -> None:

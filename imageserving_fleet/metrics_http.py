@@ -1,10 +1,9 @@
-"""A small HTTP listener for `/metrics`, used by the supervisor (`supervisor.metrics.listen`) and
-by the fleet exporter (which adds its own `pages`: the live page, /snapshot.json, /healthz).
+"""A small HTTP listener for `/metrics`, shared by the supervisor (`supervisor.metrics.listen`,
+agent/metrics_listener.py) and the fleet exporter (which adds its own `pages`: the live page,
+/snapshot.json, /healthz).
 
 It runs in its own daemon thread and only ever serves what a `snapshot(fmt)` callable returns, so
-a slow or silent scraper can hold up nothing but itself (each connection has a 5 s deadline). The
-supervisor's snapshot asks the supervisor over its own control socket, exactly as `imageserving
-status` does: the selector loop answers it like any other client and is never blocked by HTTP.
+a slow or silent scraper can hold up nothing but itself (each connection has a 5 s deadline).
 
 Stdlib only at import time (config.py imports parse_listen); the metrics module, and with it
 prometheus_client, is loaded only when a listener is started.
@@ -19,7 +18,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from ..errors import UsageError
+from .errors import UsageError
 
 DEFAULT_LISTEN = "127.0.0.1:9464"
 CLIENT_TIMEOUT = 5.0        # seconds a scraper may take to send its request and read the answer
@@ -98,7 +97,7 @@ class _Handler(BaseHTTPRequestHandler):
         if path != "/metrics":
             self._send(404, "text/plain; charset=utf-8", b"not found: try /metrics\n", body)
             return
-        from ..metrics import CONTENT_TYPES, negotiate
+        from .metrics import CONTENT_TYPES, negotiate
 
         fmt = negotiate(self.headers.get("Accept"))
         try:
@@ -187,25 +186,3 @@ class MetricsServer:
             pass
         self._thread.join(5)
         self._sock.close()
-
-
-def supervisor_snapshot(home: Any) -> Snapshot:
-    """The supervisor's snapshot: its own status, asked over its control socket, as metrics."""
-    import time
-
-    from ..metrics import agent_families, render
-    from ..schema import parse_status
-    from .client import request
-
-    def snapshot(fmt: str) -> bytes:
-        reply = request(home, {"cmd": "status", "ids": []}, timeout=CLIENT_TIMEOUT)
-        if reply.get("status") != "ok":
-            raise RuntimeError(str(reply.get("reason") or "status refused"))
-        return render(agent_families(parse_status(reply["result"]), time.time()), fmt)
-
-    return snapshot
-
-
-def serve_supervisor(sock: socket.socket, home: Any) -> MetricsServer:
-    """Starts the supervisor's /metrics listener on a bound socket (see daemon.serve)."""
-    return MetricsServer(sock, supervisor_snapshot(home)).start()

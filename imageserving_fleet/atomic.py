@@ -1,4 +1,6 @@
-"""Write a file so that a reader (a web server, a browser, a mail script) never sees half of it."""
+"""Write a file so that a reader (a web server, a browser, a supervisor, a mail script) never sees
+half of it: reports, `imageserving metrics -o`, the config handed to the supervisor, the record
+of its children, the fleet's socket cache."""
 
 from __future__ import annotations
 
@@ -29,24 +31,33 @@ def _umask() -> int:
     return umask
 
 
-def write_atomic(path: str | os.PathLike[str], text: str) -> None:
-    """Writes text to a temporary file in the target's directory, syncs it, then renames it over
-    the target (os.replace: atomic on POSIX). On any error the target is left as it was."""
+def write_atomic(path: str | os.PathLike[str], data: str | bytes, *, durable: bool = True) -> None:
+    """Writes data (text as UTF-8) to a temporary file in the target's directory, then renames it
+    over the target (os.replace: atomic on POSIX). On any error the target is left as it was.
+
+    The file keeps the target's mode, or gets what the umask allows when new. durable: sync the
+    file and its directory first, so the new content survives a crash (a cache needs not)."""
     target = Path(path)
     directory = target.parent if str(target.parent) else Path(".")
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data.encode() if isinstance(data, str) else data)
             fh.flush()
             os.fchmod(fh.fileno(), _mode_for(target))
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    # The rename itself survives a crash only once the directory is synced too.
+    if durable:
+        sync_dir(directory)
+
+
+def sync_dir(directory: str | os.PathLike[str]) -> None:
+    """A rename survives a crash only once its directory is synced too; best effort."""
     with contextlib.suppress(OSError):
         dfd = os.open(directory, os.O_RDONLY)
         try:

@@ -5,11 +5,14 @@
               {"status": "error", "reason": "what went wrong", "code": <exit code>}
 
 An error's `code` is the exit code the `imageserving` command ends with (LSB init-script rules),
-named here once for the server and for control.py. Stdlib only and no dataclasses: the status
+named here once for both ends: the agent's server, client and control.py, and the fleet, which
+asks the same socket over SSH (fleet/asksocket.py). Stdlib only and no dataclasses: the status
 client imports this.
 """
 
 from __future__ import annotations
+
+from .errors import ImageServingError
 
 TYPE_CHECKING = False  # not `from typing`: importing typing costs the status path 8 ms
 
@@ -26,9 +29,13 @@ BAD_CONFIG = 6          # invalid configuration (config check, start, reload)
 SUPERVISOR_DOWN = 7     # restart ID, start ID: no supervisor to ask
 
 MAX_REQUEST = 64 * 1024   # one request line; more is refused (and the peer dropped)
+# One reply line at most; a status document is a few kB. The one home of this bound: it is also
+# what the fleet lets a command on a host write (fleet/ssh/base.py), as the agent prints a reply.
+MAX_REPLY = 16 * 2**20
+ANSWER_TIMEOUT = 10.0     # seconds a client waits for the supervisor's answer to a quick request (status, ping)
 
 
-class RequestError(Exception):
+class RequestError(ImageServingError):
     """A request that cannot be served; becomes an error reply with this code."""
 
     def __init__(self, code: int, reason: str) -> None:
