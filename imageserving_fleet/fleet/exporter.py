@@ -180,7 +180,7 @@ class Exporter:
                 self.stats.reload_errors += 1
 
     def set_targets(self, targets: Sequence[Target]) -> None:
-        """Serves these hosts from now on: a host no longer in the inventory leaves every output."""
+        """Serves these hosts: one no longer in the inventory leaves every output when the next round ends."""
         with self._lock:
             self.names = [t.name for t in targets]
             self.latest = {n: r for n, r in self.latest.items() if n in self.names}
