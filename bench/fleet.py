@@ -688,18 +688,19 @@ def _kept_probe(spec: dict[str, Any]) -> int:
     the hosts' CPU is tree_cpu() of sshd and the supervisors, as in measure().
     """
     sys.path.insert(0, str(REPO))
+    from imageserving_fleet.fleet.commands.run import _raise_fd_limit
+    from imageserving_fleet.fleet.context import Command, resolve
+    from imageserving_fleet.fleet.jobs import STATUS
+    from imageserving_fleet.fleet.options import Options
     from imageserving_fleet.fleet.runner import Fleet as Fan
-    from imageserving_fleet.fleet.runner import Job
-    from imageserving_fleet.fleet.session import RunSettings, _raise_fd_limit
     from imageserving_fleet.fleet.ssh import Connector
-    from imageserving_fleet.fleet.target import FleetOptions
 
-    settings = RunSettings(inventories=[spec["inventory"]], forks=spec["forks"],
-                           options=FleetOptions(ssh_config=spec["ssh_config"]))
-    targets = settings.targets()
+    ctx = resolve(Options(inventory=(spec["inventory"],), forks=spec["forks"], ssh_config=spec["ssh_config"]),
+                  {}, Command.STATUS)
+    targets = list(ctx.targets)
     n = len(targets)
     _raise_fd_limit(n)
-    job = Job("status", ("status", "--json"))
+    job = STATUS
     roots = spec["roots"]
 
     def poll(fan: Fan) -> dict[str, Any]:
@@ -708,10 +709,10 @@ def _kept_probe(spec: dict[str, Any]) -> int:
         wall, ctl, host = time.perf_counter() - t0, time.process_time() - c0, tree_cpu(roots) - h0
         return {"wall_s": wall, "ctl_ms": ctl / n * 1000, "host_ms": host / n * 1000,
                 "ok": sum(1 for r in res if r.result.value == "ok"),
-                "socket": sum(1 for r in res if r.extra.get("via") == "socket")}
+                "socket": sum(1 for r in res if r.via == "socket")}
 
     def fan(keep: bool) -> Fan:
-        return Fan(Connector(settings.options), forks=settings.forks, timeout=120, keep_sessions=keep)
+        return Fan(Connector(ctx.ssh), forks=ctx.forks, timeout=120, keep_sessions=keep)
 
     out: dict[str, Any] = {"n": n, "new": [], "repoll": []}
     for i in range(spec["new_reps"] + 1):  # the first is a warm-up: imports, paramiko, page cache
@@ -1124,7 +1125,7 @@ NOTES = """
   slip between samples). sshd and the agents are the "remote" side and are not counted, but they share the
   2 cores with the controller.
 - **File descriptors**: every tool starts with `RLIMIT_NOFILE` soft {soft} (a stock default; hard {hard}).
-  imageserving-fleet lifts its soft limit to the hard one at start (session.py `_raise_fd_limit`).
+  imageserving-fleet lifts its soft limit to the hard one at start (commands/run.py `_raise_fd_limit`).
 - **What bounds the figures**: on 2 shared cores the run is CPU-bound. Per host, sshd's fork + re-exec +
   key exchange, the remote shell and the agent's Python start-up (~50 ms of CPU, the same for every tool)
   and the controller's own key exchange all compete for the same 2 cores, so the wall time of the fastest
@@ -1146,7 +1147,7 @@ NOTES = """
   machine (2026-11-27 03:25 UTC, under load from other sessions): wall median 25.9 s → 20.3 s (each pair
   faster: 19.7→16.9, 26.1→20.3, 25.9→23.9), controller CPU 4.70 s → 3.26 s, peak RSS 90 → 71 MiB,
   peak fds 503 → 53.
-- The soft RLIMIT_NOFILE is lifted to the hard limit at start (session.py `_raise_fd_limit`, already
+- The soft RLIMIT_NOFILE is lifted to the hard limit at start (commands/run.py `_raise_fd_limit`, already
   there); with the change above a 500-host run needs ~forks + 3 fds anyway.
 """
 

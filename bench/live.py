@@ -134,7 +134,7 @@ def measure(n: int, homes: int, forks: int, supervisor_seconds: float, rounds: i
 
     from imageserving_fleet.fleet.exporter import Exporter
     from imageserving_fleet.fleet.inventory import load_inventory
-    from imageserving_fleet.fleet.poller import STATUS_JOB
+    from imageserving_fleet.fleet.jobs import STATUS as STATUS_JOB
     from imageserving_fleet.fleet.runner import Fleet
     from imageserving_fleet.fleet.ssh import Connector
     from imageserving_fleet.fleet.target import FleetOptions, make_target

@@ -1,7 +1,7 @@
 """Ask a host's Server Supervisor for its status over the SSH connection: no shell, no process.
 
     SocketAsker(cache).ask(target, job, session, deadline, started) -> HostResult | None
-    SocketAsker.learned(target, result, command) -> HostResult   (after the agent ran)
+    SocketAsker.learned(target, result, kind) -> HostResult   (after the agent ran)
 
 The status goes through a `direct-streamlocal@openssh.com` channel (ssh/streamlocal.py) to the
 control socket, in the supervisor's own JSON line protocol (protocol.py); the reply is judged as
@@ -38,7 +38,8 @@ from ..errors import Reason, UnreachableError
 from ..home import MAX_SOCKET_PATH, Home
 from ..protocol import ANSWER_TIMEOUT, BAD_ARGS, FAILED, MAX_REPLY, NO_ANSWER, OK
 from ..schema import SchemaError
-from .results import HostResult, agent_error, bad_output, last_line, status_of, verdict
+from .jobs import Kind
+from .results import HostResult, Via, agent_error, bad_output, last_line, status_of, verdict
 from .ssh.streamlocal import StreamLocalRefused
 from .target import Target
 
@@ -221,9 +222,9 @@ class SocketAsker:
             res = reply_result(target.name, reply, status_ids(job_args), time.monotonic() - started)
         with self._lock:
             self._refused.pop(target.name, None)
-        return dataclasses.replace(res, extra={**res.extra, "via": "socket"})
+        return dataclasses.replace(res, via=Via.SOCKET)
 
-    def learned(self, target: Target, result: HostResult, command: str = "status") -> HostResult:
+    def learned(self, target: Target, result: HostResult, kind: Kind = Kind.STATUS) -> HostResult:
         """After the agent ran: keep the socket path it reported; note a policy refusal; say "exec".
 
         Any command's status document counts (a start's too), so the first status after a
@@ -237,9 +238,9 @@ class SocketAsker:
                     self._skip.add(target.name)
             if home_socket(target) is None:
                 self.cache.put(target, path)
-        if command != "status":
+        if kind is not Kind.STATUS:
             return result
-        return dataclasses.replace(result, extra={**result.extra, "via": "exec"})
+        return dataclasses.replace(result, via=Via.EXEC)
 
 
 def _exchange(chan: Any, request: bytes, deadline: float) -> bytes | None:

@@ -35,6 +35,7 @@ from typing import Any, TextIO
 from ..metrics import FORMATS, HostSample, fleet_families, render
 from ..metrics_http import MetricsServer, Page
 from ..timefmt import utc_stamp
+from .fanout import FanOut
 from .notify import Change, Notifier, now_iso
 from .poller import Poller, agent_status
 from .results import HostResult, Result, summarize
@@ -264,7 +265,7 @@ def make_log(stream: TextIO = sys.stderr) -> Callable[[str], None]:
     return log
 
 
-def reread(exporter: Exporter, poller: Poller, fleet: Any, reload: Callable[[], Sequence[Target]],
+def reread(exporter: Exporter, poller: Poller, fleet: FanOut, reload: Callable[[], Sequence[Target]],
            current: Sequence[Target], log: Callable[[str], None]) -> Sequence[Target]:
     """SIGHUP: re-reads the inventory; returns the targets now polled (the old ones when it fails)."""
     try:
@@ -288,7 +289,7 @@ def reread(exporter: Exporter, poller: Poller, fleet: Any, reload: Callable[[], 
     return targets
 
 
-def serve(fleet: Any, targets: Sequence[Target], sock: socket.socket, interval: float, timeout: float,
+def serve(fleet: FanOut, targets: Sequence[Target], sock: socket.socket, interval: float, timeout: float,
           log: Callable[[str], None] | None = None, *, reload: Callable[[], Sequence[Target]] | None = None,
           notify: str | None = None, notify_interval: float = 300.0) -> int:
     """Runs the exporter until SIGTERM or SIGINT (SIGHUP: `reload` the targets); returns the exit code (0)."""

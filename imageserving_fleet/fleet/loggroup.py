@@ -43,18 +43,19 @@ def group_results(results: Sequence[HostResult]) -> list[Group]:
     """Takes every host's logs result (inventory order); returns the groups, by their first host."""
     members: dict[tuple[Any, ...], list[str]] = {}
     for r in results:
-        key = ((Result.OK, "", tuple(r.extra.get("lines", ()))) if r.result == Result.OK
+        key = ((Result.OK, "", tuple(r.lines or ())) if r.result == Result.OK
                else (r.result, r.reason, ()))
         members.setdefault(key, []).append(r.host)
     return [Group(tuple(hosts), lines, result, reason) for (result, reason, lines), hosts in members.items()]
 
 
-def print_groups(groups: Sequence[Group], out: TextIO = sys.stdout, err: TextIO = sys.stderr,
+def print_groups(groups: Sequence[Group], out: TextIO | None = None, err: TextIO | None = None,
                  *, raw: bool = False) -> None:
     """Each answer once under its hosts (stdout); failures one line per reason (stderr).
 
     Lines are a host's text, shown escaped unless `raw` (`logs --raw`); reasons are escaped always.
     """
+    out, err = out or sys.stdout, err or sys.stderr  # at call time: whatever stdout is then
     shown = (lambda line: line) if raw else render_untrusted
     for g in groups:
         head = f"{g.folded} ({len(g.hosts)})"

@@ -37,9 +37,6 @@ class LogsRequest:
     grep: str | None = None    # a Python regular expression (the agent's dialect)
     since: str | None = None   # a duration: 90s, 10m, 2h
 
-    def args(self) -> tuple[str, ...]:
-        return logs_args(self.name, self.lines, self.grep, self.since)
-
 
 def check_log_name(text: str) -> str:
     """Takes `supervisor`, `ID` or `ID:NAME`; returns it with the id lower-cased, or raises UsageError."""
@@ -93,16 +90,6 @@ def logs_request(name: str, lines: int = 20, grep: str | None = None, since: str
                        None if since is None else check_since(since))
 
 
-def logs_args(name: str, lines: int, grep: str | None = None, since: str | None = None) -> tuple[str, ...]:
-    """The agent's arguments (quoted for the remote shell by remote.agent_command)."""
-    args: tuple[str, ...] = ("logs", name, "-n", str(lines))
-    if grep is not None:
-        args += ("--grep", grep)
-    if since is not None:
-        args += ("--since", since)
-    return args
-
-
 def parse_logs(host: str, exit_status: int, stdout: bytes, stderr: bytes, elapsed: float) -> HostResult:
     """Takes what `imageserving logs` did on a host; returns its lines (ok) or why not (failed)."""
     err = [ln.strip() for ln in stderr.decode(errors="replace").splitlines() if ln.strip()]
@@ -114,7 +101,7 @@ def parse_logs(host: str, exit_status: int, stdout: bytes, stderr: bytes, elapse
         return HostResult(host, Result.FAILED, f"logs failed (exit {exit_status})" + (f": {last}" if last else ""),
                           elapsed_s=elapsed)
     lines = stdout.decode(errors="replace").splitlines()[-MAX_LINES:]
-    return HostResult(host, Result.OK, "", elapsed_s=elapsed, extra={"lines": lines})
+    return HostResult(host, Result.OK, "", elapsed_s=elapsed, lines=tuple(lines))
 
 
 def print_logs(results: Sequence[HostResult], out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> None:
@@ -124,7 +111,7 @@ def print_logs(results: Sequence[HostResult], out: TextIO = sys.stdout, err: Tex
         if r.result != Result.OK:
             err.write(f"{r.host.ljust(width)} | {r.result}: {r.reason}\n")
             continue
-        for line in r.extra.get("lines", []):
+        for line in r.lines or ():
             out.write(f"{r.host.ljust(width)} | {line}\n")
     out.flush()
 

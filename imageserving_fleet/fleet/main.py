@@ -5,16 +5,13 @@ from __future__ import annotations
 import sys
 
 from ..argv import hoist
+from .options import hoisted
 from .results import EXIT_BEFORE_HOSTS
-
-GLOBAL_WITH_VALUE = ("-i", "--inventory", "-l", "--limit", "-f", "--forks", "--timeout", "--connect-timeout",
-                     "-u", "--user", "--private-key", "--ssh-config", "--host-key-policy",
-                     "--cluster")
-GLOBAL_FLAGS = ("--json", "-b", "--become", "-K", "--ask-become-pass", "-q", "--quiet", "-v", "--verbose")
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = hoist(list(sys.argv[1:] if argv is None else argv), GLOBAL_WITH_VALUE, GLOBAL_FLAGS)
+    with_value, flags = hoisted()  # every global option, from its one declaration (options.py)
+    args = hoist(list(sys.argv[1:] if argv is None else argv), with_value, flags)
     try:
         from .cli import run
     except ImportError as exc:  # a broken environment: say so once, with the fix, before anything else

@@ -7,8 +7,7 @@ host holds up only itself. Each answer is handed on as soon as it arrives (`on_r
 the monotonic time it came), and each round's end too (`on_round`, and `on_round_s` with how long
 the round took). `set_targets` swaps the hosts polled from the next round on (SIGHUP).
 
-It needs only an object with `run(targets, job, timeout=None)` and an `on_result` attribute (the
-fan-out's `Fleet`, or anything that stands in for it).
+It runs on any fan-out (fanout.FanOut: the in-process Fleet or a cluster's).
 """
 
 from __future__ import annotations
@@ -20,11 +19,11 @@ from typing import Any
 
 from ..errors import UsageError
 from ..schema import AgentStatus, SchemaError, parse_status
+from .fanout import FanOut, Interrupted
+from .jobs import STATUS, Job
 from .results import HostResult, Result
-from .runner import Interrupted, Job
 from .target import Target
 
-STATUS_JOB = Job("status", ("status", "--json"))
 MAX_INTERVAL = 86400.0
 
 
@@ -48,9 +47,9 @@ def agent_status(status: Any) -> AgentStatus | None:
 class Poller:
     """Polls `targets` every `interval` seconds from a thread of its own until stop()."""
 
-    def __init__(self, fleet: Any, targets: Sequence[Target], interval: float, timeout: float,
+    def __init__(self, fleet: FanOut, targets: Sequence[Target], interval: float, timeout: float,
                  on_result: Callable[[HostResult, float], None],
-                 on_round: Callable[[list[HostResult]], None] | None = None, job: Job = STATUS_JOB,
+                 on_round: Callable[[list[HostResult]], None] | None = None, job: Job = STATUS,
                  on_round_s: Callable[[float], None] | None = None) -> None:
         self.fleet, self.targets, self.interval, self.timeout, self.job = fleet, list(targets), interval, timeout, job
         self._on_result, self._on_round, self._on_round_s = on_result, on_round, on_round_s

@@ -1,8 +1,17 @@
-"""Turn fleet results into what a person reads: a rich table and the recap line."""
+"""Turn fleet results into what a person (or a script, --json) reads: tables, the recap, the bar.
+
+    print_outcome(console, outcome)   a command's results: JSON, the status table, logs, deploy's table
+    print_hosts(console, rows)        `hosts`
+    progress_bar(console, total)      on a terminal only: (told of each host done, takes it down)
+    batch_printer(console, quiet)     a rolling run's batches as they begin
+    out, err                          the consoles: stdout (wide in a pipe), stderr (unwrapped)
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+import sys
+from collections.abc import Callable, Sequence
 
 from rich.console import Console
 from rich.table import Table
@@ -11,8 +20,17 @@ from rich.text import Text
 from ..componentstate import TONE
 from ..schema import COMPONENT_IDS, ComponentStatus
 from ..units import format_duration, format_size
-from .results import HostResult, Result, config_digests, summarize
+from .commands.hosts import COLUMNS, HostRow, hosts_document
+from .commands.run import Outcome
+from .context import Command
+from .results import HostResult, Result, config_digests, fleet_document, summarize
+from .rolling import OnBatch
 
+# A pipe or cron mail has no width: give the table room rather than cutting states to "RUN…".
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+# Errors unwrapped (soft_wrap): a log or cron mail must read `got 'notaport'` on one line, and a
+# terminal wraps long lines itself.
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 RESULT_STYLE = {Result.OK: "green", Result.DEGRADED: "yellow", Result.FAILED: "red",
                 Result.UNREACHABLE: "magenta", Result.SKIPPED: "dim"}
 TONE_STYLE = {"ok": "green", "busy": "yellow", "off": "dim", "bad": "red", "fatal": "bold red"}  # by componentstate.TONE
@@ -61,8 +79,8 @@ def results_table(results: Sequence[HostResult], title: str | None = None) -> Ta
     table.add_column("reason", overflow="fold")
     for r in results:
         reason = r.reason
-        if "agent_version" in r.extra:
-            reason = f"agent {r.extra['agent_version']}" + (f"; {reason}" if reason else "")
+        if r.agent_version is not None:
+            reason = f"agent {r.agent_version}" + (f"; {reason}" if reason else "")
         config = []
         if digests:
             d = digests.get(r.host, "-")
@@ -88,3 +106,94 @@ def recap(results: Sequence[HostResult]) -> Text:
             text.append(" ")
         text.append(f"{key}={value}", style=style if value and key != "hosts" else ("bold" if key == "hosts" else ""))
     return text
+
+
+def print_outcome(console: Console, outcome: Outcome, *, as_json: bool = False, quiet: bool = False,
+                  group: bool = False) -> None:
+    """A run's results as its command shows them (--quiet: only the hosts not ok, nothing if none;
+    `group`: logs --group, each distinct output once under its hosts)."""
+    results, command = outcome.results, outcome.command
+    wrong = [r for r in results if r.result != Result.OK]
+    if as_json:
+        if command is Command.LOGS:
+            from .logs import logs_document
+
+            sys.stdout.write(logs_document(results, grouped=group) + "\n")
+        else:
+            sys.stdout.write(json.dumps(fleet_document(command.value, results)) + "\n")
+    elif command is Command.LOGS and group:
+        from .loggroup import group_results, print_groups
+
+        print_groups(group_results(results))
+    elif command is Command.LOGS:
+        from .logs import print_logs
+
+        print_logs(results)
+    elif command is Command.DEPLOY:
+        if not quiet or wrong:
+            print_deploy(console, wrong if quiet else results)
+    elif not quiet or wrong:
+        print_results(console, wrong if quiet else list(results))
+
+
+def print_hosts(console: Console, rows: Sequence[HostRow], *, as_json: bool = False) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(hosts_document(list(rows))) + "\n")
+        return
+    table = Table(header_style="bold")
+    for col in COLUMNS:
+        table.add_column(col, overflow="fold")
+    for row in rows:
+        cells = row.to_dict()
+        table.add_row(*(str(cells[c]) if cells[c] not in (None, False) else "-" for c in COLUMNS))
+    console.print(table)
+    console.print(f"{len(rows)} host(s)")
+
+
+def progress_bar(console: Console, total: int) -> tuple[Callable[[HostResult], None] | None, Callable[[], None]]:
+    """A bar on `console` when it is a terminal and there are hosts to count: (advance, stop)."""
+    if not console.file.isatty() or total < 2:  # not console.is_terminal: FORCE_COLOR must not put it in a pipe
+        return None, lambda: None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   console=console, transient=True)
+    task = bar.add_task("hosts", total=total)
+    bar.start()
+
+    def advance(res: HostResult) -> None:
+        bar.update(task, advance=1, description=f"{res.host}: {res.result}")
+
+    return advance, bar.stop
+
+
+def batch_printer(console: Console, quiet: bool) -> OnBatch:
+    """`batch 1/3: a, b` as each batch of a rolling run begins (not for one batch, nor when quiet)."""
+    def on_batch(i: int, n: int, names: list[str]) -> None:
+        if not quiet and n > 1:
+            console.print(f"batch {i}/{n}: {', '.join(names)}")
+
+    return on_batch
+
+
+def print_deploy(console: Console, results: Sequence[HostResult]) -> None:
+    """What a person reads after a deploy: host, result, what was done, how files went, the agent's path."""
+    if results:
+        table = Table(header_style="bold")
+        for col in ("host", "result", "action", "version", "transfer", "imageserving_command", "reason"):
+            table.add_column(col, overflow="fold", no_wrap=col in ("host", "result"))
+        for r in results:
+            d = r.deployed
+            table.add_row(Text(r.host), Text(str(r.result), style=RESULT_STYLE[r.result]),
+                          Text(d.action if d else "-"), Text(d.version if d else "-"),
+                          Text((d.transfer if d else None) or "-"),
+                          Text(d.imageserving_command if d else "-"), Text(r.reason))
+        console.print(table)
+    console.print(recap(results))
+    commands = sorted({r.deployed.imageserving_command for r in results if r.deployed is not None})
+    if len(commands) == 1:
+        console.print(f"imageserving_command: {commands[0]}", markup=False, highlight=False)
+        console.print("(the default for these hosts: status, start, stop and restart use it without setting it)",
+                      style="dim")
+    elif commands:
+        console.print("imageserving_command: per host, as in the table (each is that host's default)", style="dim")

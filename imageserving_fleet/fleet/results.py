@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import enum
 import json
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ..componentstate import State
@@ -14,23 +15,74 @@ from ..verdict import Result
 from .remote import AGENT_MISSING_EXIT as AGENT_MISSING
 
 
+class Via(enum.StrEnum):
+    """How a status was asked: over the supervisor's socket, or by running the agent."""
+
+    SOCKET = "socket"
+    EXEC = "exec"
+
+
+@dataclass(frozen=True)
+class Deployed:
+    """What a deploy did on a host (its --json fields, in this order)."""
+
+    action: str
+    version: str
+    imageserving_command: str
+    venv: str
+    uploaded: int
+    transfer: str | None
+    sftp_error: str | None = None   # why the files went piped; in the JSON only when set
+    systemd: bool = False           # "systemd": "enabled" in the JSON only when true
+
+    def fields(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"action": self.action, "version": self.version,
+                               "imageserving_command": self.imageserving_command, "venv": self.venv,
+                               "uploaded": self.uploaded, "transfer": self.transfer}
+        if self.sftp_error:
+            doc["sftp_error"] = self.sftp_error
+        if self.systemd:
+            doc["systemd"] = "enabled"
+        return doc
+
+
 @dataclass(frozen=True)
 class HostResult:
-    """One host's outcome: the verdict, why, the agent's status (typed), how long it took."""
+    """One host's outcome: the verdict, why, the agent's status (typed), how long it took.
+
+    The optional fields are what some commands add to a host's --json entry (after the five
+    every entry has, in this order): `agent_version` (ping), `lines` (logs), `via` (status),
+    `deployed` (deploy), `worker` when `clustered` (a --cluster run: the worker's address, or None
+    when no worker ran the host).
+    """
 
     host: str
     result: Result
     reason: str = ""
     status: AgentStatus | None = None
     elapsed_s: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
+    agent_version: str | None = None
+    lines: tuple[str, ...] | None = None
+    via: Via | None = None
+    deployed: Deployed | None = None
+    worker: str | None = None
+    clustered: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """The host's entry in the --json document; `status` is the document as the host sent it."""
         doc: dict[str, Any] = {"host": self.host, "result": str(self.result), "reason": self.reason,
                                "status": self.status.document() if self.status else None,
                                "elapsed_s": round(self.elapsed_s, 3)}
-        doc.update(self.extra)
+        if self.agent_version is not None:
+            doc["agent_version"] = self.agent_version
+        if self.lines is not None:
+            doc["lines"] = list(self.lines)
+        if self.via is not None:
+            doc["via"] = str(self.via)
+        if self.deployed is not None:
+            doc.update(self.deployed.fields())
+        if self.clustered:
+            doc["worker"] = self.worker
         return doc
 
     @property
@@ -182,4 +234,4 @@ def version_result(host: str, code: int, stdout: bytes, stderr: bytes, elapsed: 
         return HostResult(host, Result.FAILED, f"agent error (exit {code})" + (f": {err[-1][:200]}" if err else ""),
                           elapsed_s=elapsed)
     version = text.split()[1]
-    return HostResult(host, Result.OK, "", elapsed_s=elapsed, extra={"agent_version": version})
+    return HostResult(host, Result.OK, "", elapsed_s=elapsed, agent_version=version)

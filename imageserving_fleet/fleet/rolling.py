@@ -2,7 +2,7 @@
 
 Any per-host job runs batch after batch: the next batch starts only when this one's hosts report
 every component RUNNING (held-down ones aside), and the run stops when a batch's failures exceed
---max-fail-percentage. Batching is pure; the fan-out is whatever object has Fleet's `run()`.
+--max-fail-percentage. Batching is pure; the fan-out is any fanout.FanOut.
 """
 
 from __future__ import annotations
@@ -10,13 +10,34 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from ..errors import UsageError
+from .fanout import FanOut, Interrupted
+from .jobs import STATUS, Job, Kind
 from .results import HostResult, Result
-from .runner import Fleet, Interrupted, Job
 from .target import Target
 
 HEALTH_POLL = 0.5  # seconds between status polls of a batch that is not all RUNNING yet
+
+
+# Told of each batch as it begins: (its number from 1, how many batches, its hosts)
+OnBatch = Callable[[int, int, list[str]], None]
+VERBS = {Kind.RESTART: "restart", Kind.RELOAD: "reload", Kind.CONFIG_PUSH: "config push"}
+
+
+@dataclass(frozen=True)
+class Rolling:
+    """--serial and --max-fail-percentage, checked (UsageError, exit 5) before any host is contacted."""
+
+    serial: str | None = None
+    max_fail_percentage: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.max_fail_percentage <= 100:
+            raise UsageError("--max-fail-percentage must be between 0 and 100")
+        if self.serial is not None:
+            parse_serial(self.serial)
 
 
 def parse_serial(text: str) -> tuple[int, bool]:
@@ -46,25 +67,18 @@ def too_many_failures(batch: Sequence[HostResult], max_fail_percentage: float) -
     return bool(batch) and failed * 100.0 / len(batch) > max_fail_percentage
 
 
-def rolling_restart(fleet: Fleet, targets: Sequence[Target], component: str | None, serial: str | None,
-                    max_fail_percentage: float, on_batch: Callable[[int, int, list[str]], None] | None = None
-                    ) -> list[HostResult]:
-    """Restarts batch after batch; the next starts only when this one reports everything RUNNING."""
-    job = Job("restart", ("restart", *([component] if component else []), "--json"))
-    return rolling(fleet, targets, job, serial, max_fail_percentage, on_batch)
-
-
-def rolling(fleet: Fleet, targets: Sequence[Target], job: Job, serial: str | None, max_fail_percentage: float,
-            on_batch: Callable[[int, int, list[str]], None] | None = None, verb: str = "restart"
-            ) -> list[HostResult]:
+def rolling(fleet: FanOut, targets: Sequence[Target], job: Job, how: Rolling,
+            on_batch: OnBatch | None = None) -> list[HostResult]:
     """Runs `job` batch after batch; the next starts only when this one reports everything RUNNING.
 
     On Ctrl-C raises Interrupted with every host accounted for: earlier batches as they ended, the
-    batch in flight done / interrupted mid-job / not begun, later batches skipped. `verb` names the
-    job in those reasons ("restart", "reload", "config push").
+    batch in flight done / interrupted mid-job / not begun, later batches skipped; the job's verb
+    ("restart", "reload", "config push") names it in those reasons.
     """
+    verb = VERBS[job.kind]
+    max_fail_percentage = how.max_fail_percentage
     by_name = {t.name: t for t in targets}
-    plan = batches([t.name for t in targets], serial)
+    plan = batches([t.name for t in targets], how.serial)
     results: dict[str, HostResult] = {}
     current: list[str] = []
     restarted: dict[str, HostResult] = {}  # the batch in flight, once its restart command returned
@@ -121,7 +135,7 @@ def _interrupted(name: str, restart: HostResult | None, partial: HostResult | No
     return restart
 
 
-def _wait_healthy(fleet: Fleet, targets: Sequence[Target], batch: list[HostResult], started: float
+def _wait_healthy(fleet: FanOut, targets: Sequence[Target], batch: list[HostResult], started: float
                   ) -> list[HostResult]:
     """Polls the batch's degraded hosts over their open connections until RUNNING or --timeout."""
     current = {r.host: r for r in batch}
@@ -134,7 +148,7 @@ def _wait_healthy(fleet: Fleet, targets: Sequence[Target], batch: list[HostResul
         time.sleep(min(HEALTH_POLL, left))
         counted, fleet.on_result = fleet.on_result, None  # polls are not hosts done: keep the bar's count
         try:
-            polled = fleet.run(waiting, Job("status", ("status", "--json")), timeout=max(1.0, left))
+            polled = fleet.run(waiting, STATUS, timeout=max(1.0, left))
         finally:
             fleet.on_result = counted
         for res in polled:

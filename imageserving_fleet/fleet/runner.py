@@ -14,18 +14,21 @@ lookup cannot be interrupted). Nothing a host does can hold the report past --ti
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import queue
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from types import TracebackType
 
 from ..errors import HostError, ImageServingError, OutputTooLargeError, UnreachableError
 from . import framing, remote
 from .asksocket import SocketAsker
+from .fanout import cut_short
+from .jobs import Job, Kind
+from .logs import parse_logs
 from .results import HostResult, Result, classify, version_result
 from .ssh import MAX_OUTPUT, Connecting, Session
 from .ssh.deadline import WATCHDOG, Alarm
@@ -36,38 +39,8 @@ from .target import Target
 # timeout itself: the worker's own message ("command did not finish within 5s") says more.
 _GRACE = 0.05
 
-# Per-host work other than an agent command (a deploy phase): (target, session, deadline, stdin
-# with the become password or None) -> the host's result. It raises HostError for a failure.
-Step = Callable[[Target, Session, float, "bytes | None"], HostResult]
-
-
-@dataclass(frozen=True)
-class Job:
-    """What to run: the agent arguments and the name of the command for classification.
-
-    With `step`, the host's work is that function instead of an agent command (`args` unused).
-    """
-
-    command: str               # "status", "start", "stop", "restart", "version", "deploy", "reload", "logs"...
-    args: tuple[str, ...]      # agent arguments, e.g. ("restart", "is", "--json")
-    step: Step | None = None
-    stdin: bytes | None = None  # fed to the agent (config push sends the file this way)
-    # How to read what the agent did, when it does not print a status document (logs); a
-    # module-level function (host, exit status, stdout, stderr, elapsed) -> HostResult.
-    parse: Callable[[str, int, bytes, bytes, float], HostResult] | None = None
-
-
-class Interrupted(Exception):
-    """Ctrl-C during a run; carries the results gathered so far (the others marked), and which
-    hosts were in the middle of their job (`running`): their work may be half done."""
-
-    def __init__(self, results: list[HostResult], running: frozenset[str] = frozenset()) -> None:
-        super().__init__("interrupted")
-        self.results, self.running = results, running
-
-
 class Fleet:
-    """Runs jobs on targets in parallel; owns its connector and one connection per host.
+    """Runs jobs on targets in parallel (a fanout.FanOut); owns its connector and one connection per host.
 
     Use it as a context manager (or call close()): leaving it ends every connection it opened.
     """
@@ -115,15 +88,14 @@ class Fleet:
         started = time.monotonic()
         try:
             session = self.session(target, deadline)
-            if job.command == "status" and job.step is None and job.parse is None:
+            if job.kind is Kind.STATUS:
                 asked = self.asker.ask(target, job.args, session, deadline, started)
                 if asked is not None:
                     return asked
             if job.step is not None:
                 stdin = (self.become_password + "\n").encode() if target.become and self.become_password else None
                 res = job.step(target, session, deadline, stdin)
-                return HostResult(res.host, res.result, res.reason, res.status,
-                                  res.elapsed_s + time.monotonic() - started, res.extra)
+                return dataclasses.replace(res, elapsed_s=res.elapsed_s + time.monotonic() - started)
             command, stdin = self.command_for(target, job)
             out = framing.run(session, command, stdin=stdin, timeout=max(0.01, deadline - time.monotonic()),
                               max_output=MAX_OUTPUT)
@@ -137,19 +109,19 @@ class Fleet:
         except ImageServingError as exc:
             return HostResult(target.name, Result.FAILED, str(exc), elapsed_s=time.monotonic() - started)
         elapsed = time.monotonic() - started
-        if job.parse is not None:
-            return job.parse(target.name, out.exit_code, out.stdout, out.stderr, elapsed)
-        if job.command == "version":
+        if job.kind is Kind.LOGS:
+            return parse_logs(target.name, out.exit_code, out.stdout, out.stderr, elapsed)
+        if job.kind is Kind.VERSION:
             return version_result(target.name, out.exit_code, out.stdout, out.stderr, elapsed)
-        res = classify(target.name, job.command, out.exit_code, out.stdout, out.stderr, elapsed)
-        return self.asker.learned(target, res, job.command)
+        res = classify(target.name, job.kind.verdict, out.exit_code, out.stdout, out.stderr, elapsed)
+        return self.asker.learned(target, res, job.kind)
 
     # ---------------------------------------------------------------- many
     def run(self, targets: Sequence[Target], job: Job, timeout: float | None = None) -> list[HostResult]:
         """Runs the job on every target; returns results in the targets' order.
 
         At most `forks` hosts at once, each within `timeout` (default: the fleet's). Raises
-        Interrupted (with the partial results) on Ctrl-C.
+        fanout.Interrupted (with the partial results) on Ctrl-C.
         """
         limit = self.timeout if timeout is None else timeout
         done: queue.SimpleQueue[tuple[str, HostResult]] = queue.SimpleQueue()
@@ -188,15 +160,16 @@ class Fleet:
                 if self.on_result:
                     self.on_result(res)
         except KeyboardInterrupt:
-            for name, alarm in list(running.items()):
+            for name, alarm in running.items():
                 alarm.cancel()
                 self.forget(name)
-                results[name] = HostResult(name, Result.FAILED, "interrupted while running")
-                if self.on_result:
-                    self.on_result(results[name])
-            for target in pending:
-                results[target.name] = HostResult(target.name, Result.SKIPPED, "interrupted before it started")
-            raise Interrupted([results[t.name] for t in targets], frozenset(running)) from None
+
+            def record(res: HostResult) -> None:
+                results[res.host] = res
+                if self.on_result and res.result is Result.FAILED:  # a host cut mid-job has ended
+                    self.on_result(res)
+
+            raise cut_short(targets, results, list(running), record) from None
         return [results[t.name] for t in targets]
 
     def close(self) -> None:

@@ -35,11 +35,12 @@ from rich.text import Text
 from ..errors import UsageError
 from ..schema import ComponentStatus
 from ..units import format_duration
+from .fanout import FanOut
+from .jobs import status_job
 from .poller import Poller, agent_status
 from .render import RESULT_STYLE, component_cell, recap
 from .reports.model import SEVERITY
 from .results import HostResult, Result
-from .runner import Job
 from .target import Target
 
 DEFAULT_INTERVAL = 2.0
@@ -182,7 +183,7 @@ def check_terminal() -> None:
                          "in a script use `status` or `status --json`")
 
 
-def watch(fleet: Any, targets: Sequence[Target], ids: Sequence[str], interval: float, timeout: float,
+def watch(fleet: FanOut, targets: Sequence[Target], ids: Sequence[str], interval: float, timeout: float,
           console: Console | None = None) -> int:
     """Runs the live view until q, Ctrl-C, SIGTERM or SIGHUP; returns the exit code (0)."""
     import termios
@@ -195,7 +196,7 @@ def watch(fleet: Any, targets: Sequence[Target], ids: Sequence[str], interval: f
     answers: queue.SimpleQueue[tuple[HostResult, float]] = queue.SimpleQueue()
     state = WatchState([t.name for t in targets])
     poller = Poller(fleet, targets, interval, timeout, lambda res, at: answers.put((res, at)),
-                    job=Job("status", ("status", *ids, "--json")))
+                    job=status_job(ids))
     fd = sys.stdin.fileno()
     saved = termios.tcgetattr(fd)
     resized = [False]

@@ -15,9 +15,11 @@ from imageserving_fleet.fleet.cluster.address import ClusterAddress, Kind, parse
 from imageserving_fleet.fleet.cluster.placement import MAX_SHARD, place, resources_for, shard_size
 from imageserving_fleet.fleet.cluster.policy import POLICY, OnLostWorker, on_lost_worker
 from imageserving_fleet.fleet.cluster.shard import Secret, Shard
+from imageserving_fleet.fleet.context import Command, resolve
+from imageserving_fleet.fleet.jobs import STATUS
+from imageserving_fleet.fleet.jobs import Kind as JobKind
+from imageserving_fleet.fleet.options import Options
 from imageserving_fleet.fleet.results import Result
-from imageserving_fleet.fleet.runner import Job
-from imageserving_fleet.fleet.session import RunSettings
 from imageserving_fleet.fleet.target import FleetOptions, make_target
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,14 +76,15 @@ def test_placement_groups_by_resource_in_order_and_answers_the_unoffered() -> No
     assert resources_for("east") == {"east": 1} and resources_for(None) is None
 
 
-@pytest.mark.parametrize("command, policy", [
-    ("status", OnLostWorker.ASK_AGAIN), ("version", OnLostWorker.ASK_AGAIN), ("logs", OnLostWorker.ASK_AGAIN),
-    ("start", OnLostWorker.FAIL), ("stop", OnLostWorker.FAIL), ("restart", OnLostWorker.FAIL),
-    ("reload", OnLostWorker.FAIL), ("config", OnLostWorker.FAIL), ("anything-new", OnLostWorker.FAIL),
+@pytest.mark.parametrize("kind, policy", [
+    (JobKind.STATUS, OnLostWorker.ASK_AGAIN), (JobKind.VERSION, OnLostWorker.ASK_AGAIN), (JobKind.LOGS, OnLostWorker.ASK_AGAIN),
+    (JobKind.START, OnLostWorker.FAIL), (JobKind.STOP, OnLostWorker.FAIL), (JobKind.RESTART, OnLostWorker.FAIL),
+    (JobKind.RELOAD, OnLostWorker.FAIL), (JobKind.CONFIG_PUSH, OnLostWorker.FAIL), (JobKind.DEPLOY, OnLostWorker.FAIL),
 ])
-def test_lost_worker_policy_per_command(command: str, policy: OnLostWorker) -> None:
-    assert on_lost_worker(command) is policy
-    assert set(POLICY.values()) == set(OnLostWorker)
+def test_lost_worker_policy_per_kind(kind: JobKind, policy: OnLostWorker) -> None:
+    assert on_lost_worker(kind) is policy
+    assert set(POLICY) == set(JobKind)  # every kind has its entry: none falls through a default
+    assert policy is (OnLostWorker.ASK_AGAIN if kind.read_only else OnLostWorker.FAIL)
 
 
 @pytest.mark.parametrize("value, ok", [("east", True), ("dc-1.rack_2", True), ("1east", False), ("a b", False),
@@ -96,7 +99,7 @@ def test_imageserving_worker_must_be_a_resource_name(value: str, ok: bool) -> No
 
 def test_a_shard_never_shows_its_password_but_carries_it() -> None:
     secret = Secret("hunter2")
-    shard = Shard(0, tuple(_targets({"a": None})), FleetOptions(), Job("status", ("status",)), 30.0, 5, secret)
+    shard = Shard(0, tuple(_targets({"a": None})), FleetOptions(), STATUS, 30.0, 5, secret)
     assert "hunter2" not in repr(shard) + str(secret) + repr(secret) + repr(shard.become_password)
     copy = pickle.loads(pickle.dumps(shard))
     assert copy.become_password is not None and copy.become_password.reveal() == "hunter2"
@@ -105,14 +108,17 @@ def test_a_shard_never_shows_its_password_but_carries_it() -> None:
 def test_refusals_come_before_any_cluster_or_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     inventory = tmp_path / "hosts.yml"
     inventory.write_text("all:\n  hosts:\n    h1:\n      ansible_host: 127.0.0.1\n      ansible_become: true\n")
-    settings = RunSettings(inventories=[str(inventory)], cluster="tcp://127.0.0.1:1", ask_become_pass=True)
+    options = Options(inventory=(str(inventory),), cluster="tcp://127.0.0.1:1", ask_become_pass=True)
+
+    def never(_: str) -> str:
+        raise AssertionError("prompted before refusing")
+
     with pytest.raises(UsageError, match="only to a tls:// cluster"):
-        settings.fleet("status", settings.targets())
+        resolve(options, {}, Command.STATUS, prompt=never)
     with pytest.raises(UsageError, match="deploy does not run through --cluster"):
-        settings.fleet("deploy", settings.targets())
-    monkeypatch.setenv("IMAGESERVING_CLUSTER", "bogus")
+        resolve(options, {}, Command.DEPLOY, prompt=never)
     with pytest.raises(UsageError, match="--cluster 'bogus'"):
-        RunSettings(inventories=[str(inventory)]).fleet("status", [])
+        resolve(Options(inventory=(str(inventory),)), {"IMAGESERVING_CLUSTER": "bogus"}, Command.STATUS)
 
 
 def test_without_cluster_nothing_of_dask_is_imported(tmp_path: Path) -> None:
@@ -123,10 +129,10 @@ def test_without_cluster_nothing_of_dask_is_imported(tmp_path: Path) -> None:
         os.environ.pop("IMAGESERVING_CLUSTER", None)
         from imageserving_fleet.fleet import cli  # noqa: F401  everything a command imports
         from imageserving_fleet.fleet.cluster import address, connect, placement, policy, shard  # noqa: F401
-        from imageserving_fleet.fleet.session import RunSettings
-        settings = RunSettings(inventories=[{str(inventory)!r}])
-        fleet = settings.fleet("status", settings.targets())
-        fleet.close()
+        from imageserving_fleet.fleet.commands.run import open_fanout
+        from imageserving_fleet.fleet.context import Command, resolve
+        from imageserving_fleet.fleet.options import Options
+        open_fanout(resolve(Options(inventory=({str(inventory)!r},)), os.environ, Command.STATUS)).close()
         loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("dask", "distributed"))
         assert not loaded, loaded
     """)

@@ -16,8 +16,9 @@ import pytest
 import yaml
 
 from imageserving_fleet.fleet import rolling
+from imageserving_fleet.fleet.jobs import Job, Kind, action_job
 from imageserving_fleet.fleet.results import Result
-from imageserving_fleet.fleet.runner import Fleet, Job
+from imageserving_fleet.fleet.runner import Fleet
 from imageserving_fleet.fleet.ssh import Connector, Session
 from imageserving_fleet.fleet.target import FleetOptions, Target, make_target
 from tests.sshd import SshServer
@@ -56,7 +57,7 @@ def test_a_rolling_restart_connects_once_per_host(lab: Lab, fleet_options: Fleet
     connector = CountingConnector(fleet_options)
     fleet = Fleet(connector, forks=10, timeout=60)
     try:
-        assert {r.result for r in fleet.run(targets, Job("start", ("start", "--json")))} == {Result.OK}
+        assert {r.result for r in fleet.run(targets, action_job(Kind.START))} == {Result.OK}
         # h2's ps is down, and comes back only after the health gate has polled h2 twice: restarting
         # `is` there leaves the host degraded, so the gate must poll it before the next batch.
         h2 = hosts["h2"]
@@ -67,7 +68,7 @@ def test_a_rolling_restart_connects_once_per_host(lab: Lab, fleet_options: Fleet
         real_run = fleet.run
 
         def counting_run(ts: Any, job: Job, timeout: float | None = None) -> Any:
-            if job.command == "status":
+            if job.kind is Kind.STATUS:
                 polls.append([t.name for t in ts])
                 if len(polls) == 2:
                     subprocess.run([str(lab.agent), "--home", h2["imageserving_home"], "--config",
@@ -75,7 +76,7 @@ def test_a_rolling_restart_connects_once_per_host(lab: Lab, fleet_options: Fleet
             return real_run(ts, job, timeout)
 
         monkeypatch.setattr(fleet, "run", counting_run)
-        results = rolling.rolling_restart(fleet, targets, "is", "1", 0)
+        results = rolling.rolling(fleet, targets, action_job(Kind.RESTART, "is"), rolling.Rolling("1"))
         assert [r.result for r in results] == [Result.OK] * 3, results
         assert len(polls) >= 2 and all(p == ["h2"] for p in polls), polls  # h2 alone, until RUNNING
         assert sorted(connector.connects) == names  # start, 3 restarts and every poll: one connection each

@@ -374,12 +374,12 @@ def test_a_wheel_that_is_not_ours_is_refused_before_any_host(deployed: tuple[Lab
 def test_the_table_says_how_files_went() -> None:
     from rich.console import Console
 
-    from imageserving_fleet.fleet.deploy.render import print_deploy
-    from imageserving_fleet.fleet.results import HostResult, Result
+    from imageserving_fleet.fleet.render import print_deploy
+    from imageserving_fleet.fleet.results import Deployed, HostResult, Result
 
     console = Console(record=True, width=200)
-    print_deploy(console, [HostResult("h1", Result.OK, extra={"action": "installed", "transfer": "piped"}),
-                           HostResult("h2", Result.OK, extra={"action": "unchanged", "transfer": None})])
+    print_deploy(console, [HostResult("h1", Result.OK, deployed=Deployed("installed", "1", "/a", "/v", 2, "piped")),
+                           HostResult("h2", Result.OK, deployed=Deployed("unchanged", "1", "/a", "/v", 0, None))])
     text = console.export_text()
     assert "transfer" in text and "piped" in text
 

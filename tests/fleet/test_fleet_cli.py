@@ -59,20 +59,6 @@ def test_start_status_restart_one_component_stop(lab: Lab) -> None:
     assert all("not running" in h["reason"] for h in doc["hosts"])
 
 
-def test_status_of_one_component_and_a_degraded_host(lab: Lab) -> None:
-    lab.add_host("a")
-    lab.add_host("b")
-    assert lab.fleet_json("start")[0] == 0
-    # stop svg on b only, through the agent there: b is degraded, a ok
-    import subprocess
-
-    hv = lab.hosts["b"]
-    subprocess.run([hv["imageserving_command"], "--home", hv["imageserving_home"], "--config",
-                    hv["imageserving_config"], "restart", "svg"], check=True, capture_output=True)
-    code, doc = lab.fleet_json("status", "ps")
-    assert code == 0 and [c["id"] for c in doc["hosts"][0]["status"]["components"]] == ["ps"]
-
-
 def test_rolling_restart_goes_batch_by_batch(lab: Lab) -> None:
     names = ["r1", "r2", "r3", "r4"]
     for name in names:
@@ -91,19 +77,6 @@ def test_rolling_restart_goes_batch_by_batch(lab: Lab) -> None:
 
     # The second batch was stopped only after the first batch was up again.
     assert max(last_running("r1"), last_running("r2")) < min(stop_began("r3"), stop_began("r4"))
-
-
-def test_rolling_restart_stops_when_a_batch_fails(lab: Lab) -> None:
-    for name in ("f1", "f2", "f3"):
-        lab.add_host(name)
-    assert lab.fleet_json("start")[0] == 0
-    lab.hosts["f1"]["imageserving_config"] = str(lab.dir / "missing.yaml")  # its restart must fail
-    code, doc = lab.fleet_json("restart", "--serial", "1")
-    hosts = by_host(doc)
-    assert hosts["f1"]["result"] == "failed"
-    assert hosts["f2"]["result"] == "skipped" and hosts["f3"]["result"] == "skipped"
-    assert "max-fail-percentage" in hosts["f2"]["reason"]
-    assert code == 2
 
 
 def test_bad_hosts_each_get_their_reason_and_the_deadline_holds(lab: Lab, sshd: SshServer, tmp_path: Path) -> None:

@@ -308,17 +308,6 @@ def test_a_host_that_hangs_mid_poll_is_bounded_by_timeout_and_scrapes_go_on(lab:
     assert "h1: ok -> unreachable (" in log and "h1: unreachable -> ok" in log, log
 
 
-def test_exporter_bad_options_are_usage_errors(lab: Lab) -> None:
-    with silent_listener() as taken:
-        # (syntax errors of --listen and --interval: tests/test_metrics.py, without a process each)
-        cases = {("--listen", f"127.0.0.1:{taken}"): "Address already in use",
-                 ("--listen", "192.0.2.1:9464"): "cannot listen on 192.0.2.1:9464",  # not an address of ours
-                 ("--interval=-5",): "--interval must be"}
-        for args, message in cases.items():
-            proc = lab.fleet("exporter", *args, timeout=60)
-            assert proc.returncode == 5 and message in proc.stderr, (args, proc.returncode, proc.stderr)
-
-
 def test_report_openmetrics_once_for_cron(lab: Lab, tmp_path: Path) -> None:
     out = tmp_path / "fleet.prom"
     proc = lab.fleet("-l", "h1", "report", "--format", "prometheus", "-o", str(out))

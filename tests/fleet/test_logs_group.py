@@ -10,10 +10,11 @@ import json
 import pytest
 
 from imageserving_fleet.errors import Reason, UnreachableError, UsageError
+from imageserving_fleet.fleet.jobs import logs_job
 from imageserving_fleet.fleet.loggroup import Group, group_results, print_groups
-from imageserving_fleet.fleet.logs import logs_document, logs_request, parse_logs
+from imageserving_fleet.fleet.logs import logs_document, logs_request
 from imageserving_fleet.fleet.results import HostResult, Result
-from imageserving_fleet.fleet.runner import Fleet, Job
+from imageserving_fleet.fleet.runner import Fleet
 from imageserving_fleet.fleet.ssh import CommandResult
 from imageserving_fleet.fleet.ssh.mock import MockConnector, MockRequest
 from imageserving_fleet.fleet.target import FleetOptions, make_target
@@ -30,7 +31,8 @@ from imageserving_fleet.fleet.target import FleetOptions, make_target
     (("Is:Access", 1), ("logs", "is:access", "-n", "1")),
 ])
 def test_request_to_agent_args(args: tuple, agent_args: tuple[str, ...]) -> None:  # type: ignore[type-arg]
-    assert logs_request(*args).args() == agent_args
+    r = logs_request(*args)
+    assert logs_job(r.name, r.lines, r.grep, r.since).args == agent_args
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -63,7 +65,8 @@ ODD = {"is07": [b"2026-12-07T04:00:03Z ERROR is: disk full"], "is13": [b"2026-12
 HOSTS = [f"is{n:02d}" for n in range(1, 21)]   # is01 .. is20
 
 
-def _fleet_logs(request_args: tuple[str, ...]) -> tuple[list[HostResult], MockConnector]:
+def _fleet_logs(name: str, lines: int, grep: str | None = None, since: str | None = None
+                ) -> tuple[list[HostResult], MockConnector]:
     def handler(request: MockRequest) -> CommandResult:
         if request.host == "is20":
             raise UnreachableError(request.host, Reason.REFUSED, "connection refused")
@@ -74,13 +77,13 @@ def _fleet_logs(request_args: tuple[str, ...]) -> tuple[list[HostResult], MockCo
     connector = MockConnector(handler)
     targets = [make_target(n, {}, FleetOptions()) for n in HOSTS]
     with Fleet(connector, forks=8, timeout=60) as fleet:
-        results = fleet.run(targets, Job("logs", request_args, parse=parse_logs))
+        r = logs_request(name, lines, grep, since)
+        results = fleet.run(targets, logs_job(r.name, r.lines, r.grep, r.since))
     return results, connector
 
 
 def test_twenty_hosts_grouped_one_block_for_the_identical_ones() -> None:
-    request = logs_request("is", 50, "ERROR", "10m")
-    results, connector = _fleet_logs(request.args())
+    results, connector = _fleet_logs("is", 50, "ERROR", "10m")
     # --grep and --since reached every host's agent as arguments (filtered there), quoted once
     assert len(connector.requests) == 20
     assert all('"$a" logs is -n 50 --grep ERROR --since 10m)' in req.command for req in connector.requests)
@@ -99,7 +102,7 @@ def test_twenty_hosts_grouped_one_block_for_the_identical_ones() -> None:
 
 
 def test_grouped_json_keeps_every_host_and_adds_the_groups() -> None:
-    results, _ = _fleet_logs(logs_request("is", 5).args())
+    results, _ = _fleet_logs("is", 5)
     plain, grouped = json.loads(logs_document(results)), json.loads(logs_document(results, grouped=True))
     assert "groups" not in plain and grouped["hosts"] == plain["hosts"]        # per host: unchanged
     assert [h["host"] for h in plain["hosts"]] == HOSTS
@@ -109,11 +112,11 @@ def test_grouped_json_keeps_every_host_and_adds_the_groups() -> None:
 
 
 def test_groups_follow_the_first_host_in_inventory_order_and_failures_group_by_reason() -> None:
-    results = [HostResult("b2", Result.OK, extra={"lines": ["x"]}),
+    results = [HostResult("b2", Result.OK, lines=("x",)),
                HostResult("a1", Result.FAILED, "logs failed (exit 2): no log yet"),
-               HostResult("b1", Result.OK, extra={"lines": ["y"]}),
+               HostResult("b1", Result.OK, lines=("y",)),
                HostResult("a2", Result.FAILED, "logs failed (exit 2): no log yet"),
-               HostResult("b3", Result.OK, extra={"lines": ["x"]}),
+               HostResult("b3", Result.OK, lines=("x",)),
                HostResult("a3", Result.FAILED, "logs failed (exit 2): other")]
     assert group_results(results) == [
         Group(("b2", "b3"), ("x",)), Group(("a1", "a2"), (), Result.FAILED, "logs failed (exit 2): no log yet"),

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from imageserving_fleet.errors import UsageError
+from imageserving_fleet.fleet.commands.report import make_request
 from imageserving_fleet.fleet.reports import history as history_mod
-from imageserving_fleet.fleet.reports.command import make_request
 from imageserving_fleet.fleet.reports.formats import md, render, render_csv, render_md
 from imageserving_fleet.fleet.reports.history import History, HistoryError
 from imageserving_fleet.fleet.reports.html import _assets, render_html
@@ -400,7 +400,7 @@ def test_lying_slice_labels_in_merge_inputs_name_no_missing_slice(labels: tuple[
 
 
 def test_a_lone_surrogate_from_a_host_is_written_not_a_crash(tmp_path: Path) -> None:
-    from imageserving_fleet.fleet.reports.command import deliver
+    from imageserving_fleet.fleet.commands.report import deliver
 
     bad = HostResult("h\udc80", Result.FAILED, "agent error: \udc80")
     report = build_report([bad], "2026-11-27T00:00:00Z")

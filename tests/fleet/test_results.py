@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from imageserving_fleet.fleet.results import Result, classify, version_result
+from imageserving_fleet.fleet.results import HostResult, Result, Via, classify, version_result
 from imageserving_fleet.schema import AgentStatus
 
 
@@ -49,6 +49,20 @@ def test_the_status_is_typed_and_the_json_entry_is_what_the_host_sent() -> None:
 
 
 def test_version_result() -> None:
-    assert version_result("h", 0, b"imageserving 1.2.3\n", b"", 0.1).extra == {"agent_version": "1.2.3"}
+    assert version_result("h", 0, b"imageserving 1.2.3\n", b"", 0.1).agent_version == "1.2.3"
     assert version_result("h", 127, b"", b"", 0.1).result == Result.UNREACHABLE
     assert version_result("h", 0, b"something else", b"", 0.1).result == Result.FAILED
+
+
+@pytest.mark.parametrize("result, tail", [
+    (HostResult("h", Result.OK), ""),
+    (HostResult("h", Result.OK, via=Via.SOCKET), ', "via": "socket"'),
+    (HostResult("h", Result.OK, via=Via.EXEC, worker="tcp://w:1", clustered=True), ', "via": "exec", "worker": "tcp://w:1"'),
+    (HostResult("h", Result.SKIPPED, clustered=True), ', "worker": null'),
+    (HostResult("h", Result.OK, agent_version="1.2"), ', "agent_version": "1.2"'),
+    (HostResult("h", Result.OK, lines=("a", "b")), ', "lines": ["a", "b"]'),
+    (HostResult("h", Result.OK, worker="ignored"), ""),  # not a --cluster run: no "worker" key
+])
+def test_a_hosts_json_entry_byte_for_byte(result: HostResult, tail: str) -> None:
+    head = f'{{"host": "h", "result": "{result.result}", "reason": "", "status": null, "elapsed_s": 0.0'
+    assert json.dumps(result.to_dict()) == head + tail + "}"

@@ -14,13 +14,13 @@ import time
 import pytest
 
 from imageserving_fleet.errors import Reason, UnreachableError
+from imageserving_fleet.fleet.fanout import Interrupted
+from imageserving_fleet.fleet.jobs import STATUS, step_job
 from imageserving_fleet.fleet.results import Result
-from imageserving_fleet.fleet.runner import Fleet, Interrupted, Job
+from imageserving_fleet.fleet.runner import Fleet
 from imageserving_fleet.fleet.ssh import CommandResult
 from imageserving_fleet.fleet.ssh.mock import MockConnector, MockRequest
 from imageserving_fleet.fleet.target import FleetOptions, Target, make_target
-
-STATUS = Job("status", ("status", "--json"))
 
 
 def status_json(host: str, state: str = "RUNNING") -> bytes:
@@ -169,6 +169,6 @@ def test_a_step_job_runs_a_function_per_host_with_the_become_password() -> None:
     hosts = [make_target("a", {"ansible_become": True}, FleetOptions()), make_target("b", {}, FleetOptions())]
     connector = MockConnector(answer)
     with Fleet(connector, forks=2, timeout=60, become_password="pw") as fleet:
-        results = fleet.run(hosts, Job("deploy", (), step=step))
+        results = fleet.run(hosts, step_job(step))
     assert [r.reason for r in results] == ["stepped", "stepped"]
     assert seen == {"a": b"pw\n", "b": None} and len(connector.uploads) == 2

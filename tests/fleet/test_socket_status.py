@@ -20,8 +20,9 @@ import pytest
 
 from imageserving_fleet.agent import control
 from imageserving_fleet.fleet.asksocket import SocketAsker, SocketCache, cache_key
+from imageserving_fleet.fleet.jobs import status_job
 from imageserving_fleet.fleet.results import HostResult, Result
-from imageserving_fleet.fleet.runner import Fleet, Job
+from imageserving_fleet.fleet.runner import Fleet
 from imageserving_fleet.fleet.ssh import Connector
 from imageserving_fleet.fleet.target import FleetOptions, Target, make_target
 from imageserving_fleet.home import Home
@@ -29,7 +30,7 @@ from tests.sshd import SshServer, sshd_available
 
 from .fleetlab import agent_wrapper
 
-STATUS = Job("status", ("status", "--json"))
+STATUS = status_job()
 CONFIG = "components:\n  sl:\n    command: [sleep, '100000']\n    start_delay: 0s\n"
 
 
@@ -126,19 +127,19 @@ def test_status_starts_no_process_on_the_host_and_says_what_exec_says(
     before = up.count()
     res = _poll(_fleet(sshd, tmp_path), target)
     assert res.result == Result.OK, res
-    assert res.extra["via"] == "socket"
+    assert res.via == "socket"
     assert up.count() == before  # nothing ran on the host
     by_exec = _poll(_fleet(sshd, tmp_path, ExecOnly()), target)
-    assert by_exec.extra["via"] == "exec" and up.count() == before + 1
+    assert by_exec.via == "exec" and up.count() == before + 1
     _same(res, by_exec)
     # a component stopped: the same verdict and reason whichever way the host is asked
     assert control.stop(Home(str(up.home)), ["sl"]).code == 0  # the control socket: no CLI for it
     try:
         degraded = _poll(_fleet(sshd, tmp_path), target)
-        assert degraded.reason and degraded.extra["via"] == "socket", degraded  # held down since issue 12
+        assert degraded.reason and degraded.via == "socket", degraded  # held down since issue 12
         _same(degraded, _poll(_fleet(sshd, tmp_path, ExecOnly()), target))
         # an unknown component: the agent's usage error, both ways
-        job = Job("status", ("status", "nope", "--json"))
+        job = status_job(["nope"])
         fleet = _fleet(sshd, tmp_path)
         [bad] = fleet.run([target], job)
         fleet.close()
@@ -153,19 +154,19 @@ def test_a_home_that_is_not_absolute_is_asked_by_exec_once_then_over_the_socket(
     target = _target(sshd, up, absolute_home=False)
     before = up.count()
     first = _poll(_fleet(sshd, tmp_path), target)
-    assert (first.result, first.extra["via"]) == (Result.OK, "exec"), first
+    assert (first.result, first.via) == (Result.OK, "exec"), first
     entry = tmp_path / (cache_key(target) + ".json")
     assert json.loads(entry.read_text())["socket"] == str(up.home / "run" / "supervisor.sock")
     for _ in range(2):  # later runs, each with its own Fleet, read the cache
         again = _poll(_fleet(sshd, tmp_path), target)
-        assert (again.result, again.extra["via"]) == (Result.OK, "socket"), again
+        assert (again.result, again.via) == (Result.OK, "socket"), again
     assert up.count() == before + 1
 
     # a corrupt cache is ignored; a cached socket that is gone means exec; both are rewritten
     for broken in ("{not json", json.dumps({"socket": str(tmp_path / "gone.sock")})):
         entry.write_text(broken)
         res = _poll(_fleet(sshd, tmp_path), target)
-        assert (res.result, res.extra["via"]) == (Result.OK, "exec"), res
+        assert (res.result, res.via) == (Result.OK, "exec"), res
         assert json.loads(entry.read_text())["socket"] == str(up.home / "run" / "supervisor.sock")
 
 
@@ -173,7 +174,7 @@ def test_a_supervisor_that_is_down_is_failed_not_running(sshd: SshServer, hosts:
                                                         tmp_path: Path) -> None:
     res = _poll(_fleet(sshd, tmp_path), _target(sshd, hosts["down"]))
     assert res.result == Result.FAILED and res.reason == "Server Supervisor is not running", res
-    assert res.extra["via"] == "exec"
+    assert res.via == "exec"
 
 
 @pytest.fixture(scope="module", params=["AllowStreamLocalForwarding no", "DisableForwarding yes"])
@@ -193,7 +194,7 @@ def test_sshd_that_refuses_forwarding_gets_exec_and_the_same_result(
     try:
         for _ in range(2):  # the second poll, on the kept connection, does not try the channel again
             [res] = fleet.run([target], STATUS)
-            assert (res.result, res.extra["via"]) == (Result.OK, "exec"), res
+            assert (res.result, res.via) == (Result.OK, "exec"), res
         assert fleet.asker.socket_path(target) is None
     finally:
         fleet.close()
@@ -234,13 +235,13 @@ def test_kept_connection_is_reused_and_a_lost_one_reconnected(sshd: SshServer, h
     try:
         for _ in range(3):
             [res] = fleet.run([target], STATUS)
-            assert (res.result, res.extra["via"]) == (Result.OK, "socket"), res
+            assert (res.result, res.via) == (Result.OK, "socket"), res
         assert len(connects) == 1
         session = fleet.pool.get(target, time.monotonic() + 30)
         assert session.transport.sock.gettimeout() == 5.0  # quiet reader thread while idle
         session.abort()  # the connection is lost (as when sshd restarts)
         [res] = fleet.run([target], STATUS)
-        assert (res.result, res.extra["via"]) == (Result.OK, "socket"), res
+        assert (res.result, res.via) == (Result.OK, "socket"), res
         assert len(connects) == 2
     finally:
         fleet.close()

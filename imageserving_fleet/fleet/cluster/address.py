@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 from ...errors import UsageError
 
-ENV = "IMAGESERVING_CLUSTER"
 MAX_LOCAL_WORKERS = 256
 _HOST_PORT = re.compile(r"^(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(?P<port>[0-9]{1,5})$")
 

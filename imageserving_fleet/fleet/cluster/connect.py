@@ -1,42 +1,29 @@
-"""From the run's settings to a ClusterFleet: the checks that come before any host or worker.
+"""From a run context with a cluster address to a ClusterFleet; dask is imported only here.
 
-Imported only when --cluster (or IMAGESERVING_CLUSTER) is set; dask itself only at the end,
-once every refusal that needs no cluster has had its say.
+The refusals that need no cluster (deploy, a password to a plain tcp:// scheduler) were made
+when the context was resolved (context.py); this one says what is missing when dask is.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ...errors import ClusterError, UsageError
+from ...errors import ClusterError
 from ..results import HostResult
-from ..target import Target
-from .address import ClusterAddress
 
 if TYPE_CHECKING:
-    from ..session import RunSettings
+    from ..context import RunContext
     from .fanout import ClusterFleet
 
-NOT_THROUGH_A_CLUSTER = ("deploy",)  # the wheels are on this machine: deploy runs from here
 
-
-def cluster_fleet(settings: RunSettings, address: ClusterAddress, command: str, targets: Sequence[Target],
-                  on_result: Callable[[HostResult], None] | None) -> ClusterFleet:
-    """Takes the run's settings and cluster; returns a ClusterFleet, or raises UsageError/ClusterError."""
-    if command in NOT_THROUGH_A_CLUSTER:
-        raise UsageError(f"{command} does not run through --cluster (it sends files from this machine); "
-                         "run it without --cluster")
-    wants_password = any(t.become for t in targets) and (
-        settings.ask_become_pass or bool(os.environ.get("IMAGESERVING_BECOME_PASS")))
-    if wants_password and not address.encrypted:
-        raise UsageError(f"a become password is sent only to a tls:// cluster, and --cluster is {address}: "
-                         "use tls:// (README: the cluster section), or drop -K/IMAGESERVING_BECOME_PASS")
+def cluster_fleet(ctx: RunContext, on_result: Callable[[HostResult], None] | None = None) -> ClusterFleet:
+    """Takes a run context whose `cluster` is set; returns its ClusterFleet, or raises ClusterError."""
+    assert ctx.cluster is not None
     try:
         from .fanout import ClusterFleet
     except ImportError as exc:
         raise ClusterError(f"--cluster needs dask distributed ({exc.name or exc} is missing): "
                            "pip install 'imageserving-fleet[cluster]'") from None
-    return ClusterFleet(address, settings.options, forks=settings.forks, timeout=settings.deadline_for(command),
-                        become_password=settings.become_password(targets), on_result=on_result)
+    return ClusterFleet(ctx.cluster, ctx.ssh, forks=ctx.forks, timeout=ctx.timeout,
+                        become_password=ctx.become_password, on_result=on_result)

@@ -4,8 +4,8 @@ The controller reads the inventory, places the hosts (placement.py), sends shard
 and merges what comes back, shard by shard as they finish, through the same on_result the
 progress bar listens to. It never talks SSH itself: its own cost per host is a share of one
 task's round trip. What happens to the hosts of a worker lost mid-run is the command's policy
-(policy.py). Ctrl-C cancels the shards not finished and raises runner.Interrupted with the
-partial results, as the in-process fan-out does.
+(policy.py). Ctrl-C cancels the shards not finished and raises fanout.Interrupted with the
+partial results, as the in-process fan-out does (both are fanout.FanOut).
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ from distributed.client import FutureCancelledError
 from distributed.scheduler import KilledWorker
 
 from ...errors import ClusterError
+from ..fanout import cut_short
+from ..jobs import Job
 from ..results import HostResult, Result
-from ..runner import Interrupted, Job
 from ..target import FleetOptions, Target
 from .address import ClusterAddress, Kind
 from .placement import no_worker_reason, place, resources_for, shard_size
@@ -118,7 +119,7 @@ class ClusterFleet:
         def finish(res: HostResult) -> None:
             if res.host in results:
                 return
-            results[res.host] = res if "worker" in res.extra else replace(res, extra={**res.extra, "worker": None})
+            results[res.host] = res if res.clustered else replace(res, clustered=True)  # worker: null
             if self.on_result:
                 self.on_result(res)
 
@@ -130,7 +131,7 @@ class ClusterFleet:
         placement = place(targets, offered, shard_size(len(targets), workers, self.forks))
         for res in placement.unplaceable:
             finish(res)
-        policy = on_lost_worker(job.command)
+        policy = on_lost_worker(job.kind)
         # A shard's hosts all start at once (a shard is at most --forks hosts), so once a worker takes
         # it, it answers within --timeout. A worker that is alive but stuck would hold the run forever:
         # past this, the shards still out are answered here (a hung worker is not a lost one to dask).
@@ -143,7 +144,7 @@ class ClusterFleet:
         finished: queue.SimpleQueue[Future] = queue.SimpleQueue()  # fed from the client's event loop
 
         def submit(shard: Shard, resource: str | None, attempt: int) -> None:
-            key = f"{KEY_PREFIX}-{job.command}-{run_id}-{shard.index}-{attempt}"
+            key = f"{KEY_PREFIX}-{job.kind.value}-{run_id}-{shard.index}-{attempt}"
             future = client.submit(run_shard, shard, key=key, resources=resources_for(resource), pure=False)
             outstanding[future] = (shard, resource, attempt)
             future.add_done_callback(finished.put)
@@ -176,10 +177,7 @@ class ClusterFleet:
                 if outstanding and time.monotonic() >= run_deadline:
                     self._overdue(outstanding, policy, waves * (limit + SHARD_GRACE), finish)
         except KeyboardInterrupt:
-            running = self._interrupt(outstanding, finish)
-            for t in targets:
-                results.setdefault(t.name, HostResult(t.name, Result.SKIPPED, "interrupted before it started"))
-            raise Interrupted([results[t.name] for t in targets], running) from None
+            raise cut_short(targets, results, self._interrupt(outstanding), finish) from None
         finally:
             self._clear(claims)
         return [results[t.name] for t in targets]
@@ -233,25 +231,18 @@ class ClusterFleet:
                                                              "state unknown"))
         outstanding.clear()
 
-    def _interrupt(self, outstanding: dict[Future, tuple[Shard, str | None, int]],
-                   finish: Callable[[HostResult], None]) -> frozenset[str]:
-        """Ctrl-C: cancels every outstanding shard; a shard a worker had begun counts as interrupted."""
+    def _interrupt(self, outstanding: dict[Future, tuple[Shard, str | None, int]]) -> list[str]:
+        """Ctrl-C: cancels every outstanding shard; returns the hosts of those a worker had begun."""
         client = self.client()
         try:
             running = {key for keys in client.processing().values() for key in keys}
         except Exception:
             running = {future.key for future in outstanding}
         client.cancel(list(outstanding))
-        begun: set[str] = set()
-        for future, (shard, _, _) in outstanding.items():
-            for t in shard.targets:
-                if future.key in running:
-                    begun.add(t.name)
-                    finish(HostResult(t.name, Result.FAILED, "interrupted while running"))
-                else:
-                    finish(HostResult(t.name, Result.SKIPPED, "interrupted before it started"))
+        begun = [t.name for future, (shard, _, _) in outstanding.items() if future.key in running
+                 for t in shard.targets]
         outstanding.clear()
-        return frozenset(begun)
+        return begun
 
     def _clear(self, claims: list[str]) -> None:
         """Drops the run's claims from the scheduler (a set Event stays there until cleared)."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import enum
 
+from ..jobs import Kind
+
 WORKER_LOST = "worker lost; state unknown"
 ASK_AGAIN_LIMIT = 3  # shards of a read-only command are asked at most this many times in all
 
@@ -19,19 +21,20 @@ class OnLostWorker(enum.Enum):
     FAIL = "fail: worker lost; state unknown"
 
 
-# Keyed by Job.command (what the agent is asked). Anything not listed is an action: FAIL.
-POLICY: dict[str, OnLostWorker] = {
-    "status": OnLostWorker.ASK_AGAIN,    # status, report, the health gate of a rolling restart
-    "version": OnLostWorker.ASK_AGAIN,   # ping
-    "logs": OnLostWorker.ASK_AGAIN,
-    "start": OnLostWorker.FAIL,
-    "stop": OnLostWorker.FAIL,
-    "restart": OnLostWorker.FAIL,
-    "reload": OnLostWorker.FAIL,
-    "config": OnLostWorker.FAIL,         # config push
+# Every kind of job, by what the agent is asked.
+POLICY: dict[Kind, OnLostWorker] = {
+    Kind.STATUS: OnLostWorker.ASK_AGAIN,     # status, report, the health gate of a rolling restart
+    Kind.VERSION: OnLostWorker.ASK_AGAIN,    # ping
+    Kind.LOGS: OnLostWorker.ASK_AGAIN,
+    Kind.START: OnLostWorker.FAIL,
+    Kind.STOP: OnLostWorker.FAIL,
+    Kind.RESTART: OnLostWorker.FAIL,
+    Kind.RELOAD: OnLostWorker.FAIL,
+    Kind.CONFIG_PUSH: OnLostWorker.FAIL,
+    Kind.DEPLOY: OnLostWorker.FAIL,          # never through a cluster (connect.py), listed for completeness
 }
 
 
-def on_lost_worker(command: str) -> OnLostWorker:
-    """Takes a job's command; returns what to do with its hosts when their worker dies."""
-    return POLICY.get(command, OnLostWorker.FAIL)
+def on_lost_worker(kind: Kind) -> OnLostWorker:
+    """Takes a job's kind; returns what to do with its hosts when their worker dies."""
+    return POLICY[kind]

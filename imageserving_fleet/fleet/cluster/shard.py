@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from ..jobs import Job
 from ..results import HostResult, Result
-from ..runner import Fleet, Job
+from ..runner import Fleet
 from ..target import FleetOptions, Target
 from .policy import WORKER_LOST
 
@@ -54,7 +55,7 @@ class Shard:
     claim: str | None = None
 
     def __repr__(self) -> str:  # what a worker's log may show of a task: no targets' details, no secret
-        return f"Shard({self.index}, {self.job.command}, {len(self.targets)} hosts)"
+        return f"Shard({self.index}, {self.job.kind.value}, {len(self.targets)} hosts)"
 
 
 def worker_lost(targets: tuple[Target, ...] | list[Target]) -> list[HostResult]:
@@ -74,7 +75,7 @@ def run_shard(shard: Shard) -> list[HostResult]:
     with Fleet(Connector(shard.options), forks=max(1, min(shard.forks, len(shard.targets))),
                timeout=shard.timeout, become_password=password, keep_sessions=False) as fleet:
         results = fleet.run(shard.targets, shard.job)
-    return [replace(r, extra={**r.extra, "worker": worker}) for r in results]
+    return [replace(r, worker=worker, clustered=True) for r in results]
 
 
 def _first_attempt(claim: str) -> bool:

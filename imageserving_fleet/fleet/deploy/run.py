@@ -15,10 +15,11 @@ from importlib import resources
 from pathlib import Path
 
 from ...errors import HostError, InventoryError
+from ..fanout import Interrupted
+from ..jobs import Step, step_job
 from ..remote import AGENT_MISSING_EXIT
-from ..results import HostResult, Result
-from ..runner import Fleet, Interrupted, Job, Step
-from ..session import RunSettings
+from ..results import Deployed, HostResult, Result
+from ..runner import Fleet
 from ..ssh import Session
 from ..target import Target
 from . import install
@@ -64,15 +65,6 @@ def interpreters(hosts: Sequence[tuple[str, Mapping[str, object]]]) -> dict[str,
             found[name] = value.strip()
             break
     return found
-
-
-def inventory_interpreters(settings: RunSettings) -> dict[str, str]:
-    """interpreters() of the hosts the run's inventory and --limit select."""
-    from ..inventory import select
-
-    inventory = settings.load()
-    hosts = select(inventory, settings.limit) if settings.limit else list(inventory.hosts)
-    return interpreters([(h.name, h.vars) for h in hosts])
 
 
 def deploy(fleet: Fleet, targets: Sequence[Target], job: DeployJob,
@@ -141,7 +133,7 @@ def _run_phase(fleet: Fleet, step: Step, targets: Sequence[Target], earlier: Map
         return []
     counted, fleet.on_result = fleet.on_result, on_result
     try:
-        return fleet.run(targets, Job("deploy", (), step=_refusals_failed(step)))
+        return fleet.run(targets, step_job(_refusals_failed(step)))
     except Interrupted as exc:
         done = {r.host: r for r in exc.results}
         merged = {**earlier, **done}
@@ -211,18 +203,15 @@ def _install(target: Target, session: Session, deadline: float, stdin: bytes | N
             raise install.StepFailed(target.name, exc.reason, f"{exc.detail}; the agent there before is unchanged"
                                      ) from None
         raise
-    extra = {"action": str(plan.action), "version": plan.version, "imageserving_command": plan.agent,
-             "venv": plan.version_dir, "uploaded": len(plan.uploads),
-             "transfer": str(sent.method) if sent else None}
-    if sent and sent.sftp_error:
-        extra["sftp_error"] = sent.sftp_error  # why the files went piped
-    if plan.systemd:
-        extra["systemd"] = "enabled"
+    deployed = Deployed(action=str(plan.action), version=plan.version, imageserving_command=plan.agent,
+                        venv=plan.version_dir, uploaded=len(plan.uploads),
+                        transfer=str(sent.method) if sent else None,
+                        sftp_error=sent.sftp_error if sent else None, systemd=plan.systemd)
     note = ""
     if target.agent_command and target.agent_command not in (plan.agent, target.venv.rstrip("/") + "/bin/imageserving"):
         note = (f"imageserving_command is set to {target.agent_command} for this host: commands run that, not "
                 "the agent deployed here")
-    return HostResult(target.name, Result.OK, note, extra=extra)
+    return HostResult(target.name, Result.OK, note, deployed=deployed)
 
 
 def _quietly(session: Session, command: str, deadline: float, stdin: bytes | None) -> None:

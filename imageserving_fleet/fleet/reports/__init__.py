@@ -7,5 +7,5 @@
     html.py      the self-contained HTML page (Jinja2, autoescaped)
     history.py   the SQLite history of runs (WAL, migrations, pruning)
     atomic.py    write a file so a reader never sees half of it
-    command.py   the shell: run the fleet, record, render, write, decide the exit code
+    (the command itself, running the fleet and writing the report, is fleet/commands/report.py)
 """

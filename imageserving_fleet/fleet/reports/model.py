@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ...errors import ImageServingError
@@ -185,8 +185,8 @@ def from_document(doc: Any, source: str = "report") -> Report:
                 raise bad(f"hosts[{i}].status: {exc}") from None
         elapsed = _num(entry.get("elapsed_s")) or 0.0
         worker = entry.get("worker")  # which cluster worker asked it (§8): kept through a merge
-        hosts.append(HostResult(entry["host"], result, str(entry.get("reason") or ""), status, elapsed,
-                                extra={"worker": worker} if isinstance(worker, str) else {}))
+        res = HostResult(entry["host"], result, str(entry.get("reason") or ""), status, elapsed)
+        hosts.append(replace(res, worker=worker, clustered=True) if isinstance(worker, str) else res)
         for cid, t in (entry.get("trends") or {}).items() if isinstance(entry.get("trends"), dict) else ():
             if isinstance(t, dict):
                 trends[(entry["host"], str(cid))] = Trend.from_dict(t)

@@ -12,21 +12,23 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TextIO
 
 from ...atomic import write_atomic
 from ...errors import UsageError
 from ...timefmt import utc_stamp
+from ..context import RunContext
+from ..fanout import FanOut
+from ..jobs import STATUS
+from ..reports.formats import FORMATS, render
+from ..reports.model import DEFAULT_TITLE, Report, ReportInputError, build_report, from_document, merge, quiet_summary
+from ..reports.slices import Slice, parse_slice, select_slice
+from ..reports.trends import trend
 from ..requirements import require
 from ..results import EXIT_BEFORE_HOSTS, EXIT_INTERRUPTED
-from ..runner import Job
-from ..session import Progress, RunSettings
-from .formats import FORMATS, render
-from .model import DEFAULT_TITLE, Report, ReportInputError, build_report, from_document, merge, quiet_summary
-from .slices import Slice, parse_slice, select_slice
-from .trends import trend
+from .run import execute
 
 DEFAULT_WINDOW = 24        # runs the sparklines and restart counts cover (2 hours at */5)
 EXTENSIONS = {".html": "html", ".htm": "html", ".json": "json", ".csv": "csv", ".md": "md", ".markdown": "md",
@@ -76,19 +78,25 @@ def _now() -> tuple[float, str]:
     return wall, utc_stamp(wall)
 
 
-def run_report(settings: RunSettings, request: ReportRequest, progress: Progress,
+def sliced(ctx: RunContext, request: ReportRequest) -> RunContext:
+    """The context with only the hosts of the request's --slice (all of them without one)."""
+    return replace(ctx, targets=tuple(select_slice(list(ctx.targets), request.slice, lambda t: t.name)))
+
+
+def run_report(ctx: RunContext, fanout: FanOut, request: ReportRequest,
                stdout: TextIO = sys.stdout, stderr: TextIO = sys.stderr) -> int:
-    """Runs a fleet status, records it, writes the report; returns the exit code."""
-    targets = select_slice(settings.targets(), request.slice, lambda t: t.name)
+    """Runs a fleet status on the context's hosts (see sliced()), records it, writes the report;
+    returns the exit code. jinja2 and the history file are checked before any host is contacted."""
     if request.fmt == "html":
-        require(["jinja2"])  # before any host is contacted
+        require(["jinja2"])
     history = None
     if request.history:
-        from .history import History
+        from ..reports.history import History
 
-        history = History(request.history)  # a bad file stops us before any host is contacted
+        history = History(request.history)
     try:
-        results, interrupted = settings.run("report", targets, Job("status", ("status", "--json")), progress)
+        outcome = execute(ctx, fanout, STATUS)
+        results, interrupted = list(outcome.results), outcome.interrupted
         started_at, generated = _now()
         slice_label = str(request.slice) if request.slice and request.slice.n > 1 else None
         trends, runs = {}, 0

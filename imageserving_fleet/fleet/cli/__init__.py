@@ -1,0 +1,226 @@
+"""The `imageserving-fleet` commands (Typer): each parses, resolves the run context, calls one
+library command (fleet/commands/), renders (render.py). `run()` maps errors to exit codes."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from ...errors import ImageServingError, UsageError
+from ..commands import control
+from ..commands import hosts as hosts_cmd
+from ..commands import rolling as rolling_cmd
+from ..commands import status as status_cmd
+from ..commands.run import local_fleet, open_fanout
+from ..context import Command
+from ..remote import check_id
+from ..render import batch_printer, err, out, print_hosts
+from ..results import EXIT_BAD_OPTIONS, EXIT_BEFORE_HOSTS, EXIT_INTERRUPTED
+from ..rolling import OnBatch, Rolling
+from .app import SETTINGS, _context, _run, _show, app, say_error, show
+
+
+def _batches(ctx: typer.Context) -> OnBatch:
+    return batch_printer(err, ctx.obj.quiet or ctx.obj.as_json)
+
+
+def _id(component: str | None) -> str | None:
+    return check_id(component) if component else None
+
+
+IdArg = Annotated[str | None, typer.Argument(help="ps, is or svg (default: all)")]
+SerialOpt = Annotated[str | None, typer.Option(
+    "--serial", metavar="N|N%", help="Batches of N hosts (or N% of them); the next batch starts when this one "
+                                     "is all RUNNING.")]
+MaxFailOpt = Annotated[float, typer.Option(
+    "--max-fail-percentage", metavar="P", help="Stop when more than P% of a batch fails (default 0: any failure).")]
+
+
+@app.command()
+def status(ctx: typer.Context, component: IdArg = None,
+           watch: Annotated[bool, typer.Option("--watch", help="A full-screen live view; q or Ctrl-C leaves.")] = False,
+           interval: Annotated[float | None, typer.Option(
+               "--interval", metavar="S", help="With --watch: seconds between refreshes (default 2).")] = None) -> None:
+    """State, uptime and memory of every component on every host; --watch keeps it on the screen."""
+    cid = _id(component)
+    if not watch:
+        if interval is not None:
+            raise UsageError("--interval goes with --watch")
+        _show(ctx, Command.STATUS, lambda c, f: status_cmd.status(c, f, cid))
+    from ..commands.live import watch as watch_fleet
+    from ..commands.live import watch_interval
+
+    every, run_ctx = watch_interval(interval, ctx.obj.as_json), _context(ctx, Command.WATCH)
+    with open_fanout(run_ctx) as fanout:  # closes every kept connection on the way out
+        raise typer.Exit(watch_fleet(run_ctx, fanout, [cid] if cid else [], every))
+
+
+@app.command()
+def exporter(ctx: typer.Context,
+             listen: Annotated[str, typer.Option("--listen", metavar="ADDR",
+                                                 help="HOST:PORT, [V6]:PORT or :PORT to serve /metrics, the live "
+                                                      "page (/) and /healthz on.")] = "127.0.0.1:9464",
+             interval: Annotated[float, typer.Option("--interval", metavar="S",
+                                                     help="Seconds between polls of every host.")] = 15.0,
+             notify: Annotated[str | None, typer.Option(
+                 "--notify", metavar="URL", help="POST a JSON document (Slack-compatible \"text\") for each change "
+                                                 "logged: a host's result, a component's state.")] = None,
+             notify_interval: Annotated[str, typer.Option(
+                 "--notify-interval", metavar="D", help="Flap damping: at most one notification per host and "
+                                                        "subject per D (e.g. 30s, 5m); the next says how many were "
+                                                        "held back.")] = "5m",
+             ) -> None:
+    """A Prometheus exporter and a live page: every host's status polled every --interval (a scrape never waits).
+
+    SIGHUP re-reads the inventory (a bad one is logged and the hosts polled stay as they were).
+    """
+    from ..commands import live
+
+    notifying = live.notify_options(notify, notify_interval)  # before any host, before the port
+    run_ctx = _context(ctx, Command.EXPORTER)
+    sock, every = live.listen(listen, interval)  # before any host
+    with sock, open_fanout(run_ctx) as fanout:
+        raise typer.Exit(live.exporter(run_ctx, fanout, sock, every, notifying))
+
+
+@app.command()
+def start(ctx: typer.Context, component: Annotated[str | None, typer.Argument(
+        help="ps, is or svg: bring one held-down component back (default: everything)")] = None) -> None:
+    """Start the Server Supervisor and all components on every host; or one component.
+
+    Example: imageserving-fleet -l 'is0*' start is
+    """
+    cid = _id(component)
+    _show(ctx, Command.START, lambda c, f: control.start(c, f, cid))
+
+
+@app.command()
+def stop(ctx: typer.Context, component: Annotated[str | None, typer.Argument(
+        help="ps, is or svg: hold one component down (its hosts stay ok, 'held down: is')")] = None) -> None:
+    """Stop all components and the Server Supervisor on every host; or hold one component down.
+
+    Example: imageserving-fleet -l 'is0*' stop is   (maintenance; `start is` ends it)
+    """
+    cid = _id(component)
+    _show(ctx, Command.STOP, lambda c, f: control.stop(c, f, cid))
+
+
+@app.command()
+def restart(ctx: typer.Context, component: IdArg = None, serial: SerialOpt = None,
+            max_fail_percentage: MaxFailOpt = 0.0) -> None:
+    """Restart one component or everything; rolling with --serial (the next batch waits for this one's health)."""
+    cid, how = _id(component), Rolling(serial, max_fail_percentage)
+    _show(ctx, Command.RESTART, lambda c, f: rolling_cmd.restart(c, f, cid, how, _batches(ctx)))
+
+
+@app.command()
+def reload(ctx: typer.Context, serial: SerialOpt = None, max_fail_percentage: MaxFailOpt = 0.0) -> None:
+    """Make every host's supervisor re-read its configuration and apply only what changed.
+
+    Example: imageserving-fleet reload --serial 25%
+    """
+    how = Rolling(serial, max_fail_percentage)
+    _show(ctx, Command.RELOAD, lambda c, f: rolling_cmd.reload(c, f, how, _batches(ctx)))
+
+
+@app.command()
+def logs(ctx: typer.Context,
+         name: Annotated[str, typer.Argument(metavar="ID[:NAME]",
+                                             help="ps, is, svg or supervisor; ID:NAME a file of the component's "
+                                                  "`logs:` key (e.g. is:access)")] = "supervisor",
+         lines: Annotated[int, typer.Option("-n", "--lines", help="How many last lines per host.")] = 20,
+         grep: Annotated[str | None, typer.Option("--grep", metavar="RE",
+                                                  help="Only lines matching this regular expression (Python's), "
+                                                       "filtered on the host.")] = None,
+         since: Annotated[str | None, typer.Option("--since", metavar="D",
+                                                   help="Only lines of the last D (90s, 10m, 2h, 1d), filtered on "
+                                                        "the host.")] = None,
+         group: Annotated[bool, typer.Option("--group", help="Each distinct output once, under the hosts that "
+                                                             "gave it (is[01-03,07]), as clush -b does.")] = False,
+         ) -> None:
+    """The last lines of a log from every host, each prefixed by its host (hosts in inventory order).
+
+    Example: imageserving-fleet -l 'is0*' logs is:access --grep ' 5[0-9][0-9] ' --since 10m --group
+    """
+    from ..commands import logs as logs_cmd
+
+    r = logs_cmd.request(name, lines, grep, since)  # exit 5 before any host
+    run_ctx = _context(ctx, Command.LOGS)
+    show(ctx.obj, _run(ctx, run_ctx, lambda f: logs_cmd.logs(run_ctx, f, r.name, r.lines, r.grep, r.since)),
+         group=group)
+
+
+@app.command()
+def ping(ctx: typer.Context) -> None:
+    """Reachability and agent version of every host."""
+    _show(ctx, Command.PING, status_cmd.ping)
+
+
+@app.command()
+def deploy(ctx: typer.Context,
+           systemd: Annotated[bool, typer.Option(
+               "--systemd", help="Also install and enable the imageserving systemd unit (needs root: -b).")] = False,
+           force: Annotated[bool, typer.Option(
+               "--force", help="Reinstall even where the same build already runs.")] = False,
+           wheel: Annotated[str | None, typer.Option(
+               "--wheel", metavar="PATH", help="Deploy this imageserving-fleet wheel (e.g. a release build) "
+                                               "instead of building one from this installation.")] = None) -> None:
+    """Install or upgrade the agent on every host: wheels over SFTP (else piped), a new venv, no package index there."""
+    from ..commands import deploy as deploy_cmd
+
+    run_ctx = _context(ctx, Command.DEPLOY)  # a bad inventory or an empty --limit match: before the wheel build
+    job = deploy_cmd.plan(run_ctx, wheel, force=force, systemd=systemd)
+    fleet = local_fleet(run_ctx)  # deploy's steps need the in-process fan-out's sessions
+    show(ctx.obj, _run(ctx, run_ctx, lambda _: deploy_cmd.deploy(run_ctx, fleet, job), fleet))
+
+
+@app.command()
+def hosts(ctx: typer.Context) -> None:
+    """The matched hosts and their connection settings (contacts nothing)."""
+    print_hosts(out, hosts_cmd.hosts(_context(ctx, Command.HOSTS)), as_json=ctx.obj.as_json)
+
+
+config_app = typer.Typer(add_completion=False, rich_markup_mode=None, no_args_is_help=True,
+                         context_settings=SETTINGS, help="Push an agent configuration to the hosts.")
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("push")
+def config_push(ctx: typer.Context,
+                path: Annotated[str, typer.Argument(metavar="FILE", help="The agent configuration (YAML).")],
+                serial: SerialOpt = None, max_fail_percentage: MaxFailOpt = 0.0) -> None:
+    """Validate FILE on each host with its own agent, install it (previous kept as .prev), reload.
+
+    A host that refuses it keeps its old file and is failed with the agent's message.
+    Example: imageserving-fleet config push agent.yaml --serial 3
+    """
+    data = rolling_cmd.read_config_file(path)
+    how = Rolling(serial, max_fail_percentage)
+    _show(ctx, Command.CONFIG_PUSH, lambda c, f: rolling_cmd.config_push(c, f, data, how, _batches(ctx)))
+
+
+from . import report as _report  # noqa: E402,F401  (adds `report` and `report merge` to app)
+
+
+def run(args: list[str]) -> None:
+    """Runs the Typer app on already-hoisted argv; maps our errors to the documented exit codes."""
+    try:
+        code = app(args=args, prog_name="imageserving-fleet", standalone_mode=False)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except UsageError as exc:
+        say_error(exc)
+        sys.exit(EXIT_BAD_OPTIONS)
+    except ImageServingError as exc:  # InventoryError and any other refusal of ours: before hosts are reached
+        say_error(exc)
+        sys.exit(EXIT_BEFORE_HOSTS)
+    except (KeyboardInterrupt, typer.Abort):
+        err.print("interrupted")
+        sys.exit(EXIT_INTERRUPTED)
+    except typer.exceptions.TyperException as exc:  # usage errors (Typer ships its own click)
+        show_usage = getattr(exc, "show", None)
+        show_usage() if callable(show_usage) else say_error(exc)
+        sys.exit(EXIT_BAD_OPTIONS)
+    sys.exit(code if isinstance(code, int) else 0)

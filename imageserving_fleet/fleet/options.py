@@ -1,0 +1,99 @@
+"""The fleet's global options, each declared once: its flags, help, and the variable it falls back to.
+
+`Options` is the one declaration. The CLI builds its Typer options from it (cli/globals.py), the
+entry point lets each of them stand anywhere on the line (main.py hoists `hoisted()`), and the run
+context (context.py) resolves each against its environment variable (`Opt.env`). Adding a global
+option is one field here. Pure: nothing is read or checked beyond the values themselves.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass
+from typing import Annotated
+
+from .target import FleetOptions
+
+ENV_INVENTORY = "IMAGESERVING_INVENTORY"
+ENV_CLUSTER = "IMAGESERVING_CLUSTER"
+ENV_BECOME_PASS = "IMAGESERVING_BECOME_PASS"  # read by the run context only, never an option (argv is public)
+DEFAULT_FORKS = 50
+
+
+@dataclass(frozen=True)
+class Opt:
+    """How one global option is written: its flags, help, metavar, and its environment variable."""
+
+    flags: tuple[str, ...]
+    help: str = ""
+    metavar: str | None = None
+    env: str | None = None    # used when the option is not given (the run context reads it)
+
+
+def opt(*flags: str, help: str = "", metavar: str | None = None, env: str | None = None) -> Opt:
+    return Opt(flags, help, metavar, env)
+
+
+@dataclass(frozen=True)
+class Options:
+    """What the global options say, parsed but unresolved (no file read, no variable looked up)."""
+
+    inventory: Annotated[tuple[str, ...], opt(
+        "-i", "--inventory", metavar="PATH", env=ENV_INVENTORY,
+        help="Ansible inventory (YAML, INI or a directory); repeatable. Env IMAGESERVING_INVENTORY. "
+             "Default ./inventory/hosts.yml, else localhost only.")] = ()
+    limit: Annotated[str | None, opt("-l", "--limit", metavar="PATTERN",
+                                     help="Ansible host pattern, e.g. 'web*:&prod:!web03'.")] = None
+    forks: Annotated[int, opt("-f", "--forks", help="Hosts worked on at once.")] = DEFAULT_FORKS
+    timeout: Annotated[float | None, opt(
+        "--timeout", metavar="S", help="Whole per-host deadline (default 30 for status/ping/report, "
+                                       "300 for start/stop/restart).")] = None
+    connect_timeout: Annotated[float, opt("--connect-timeout", metavar="S")] = 10.0
+    as_json: Annotated[bool, opt("--json", help="One JSON document on stdout (schema 1).")] = False
+    user: Annotated[str | None, opt("-u", "--user", help="Remote user for every host.")] = None
+    private_key: Annotated[str | None, opt("--private-key", metavar="PATH")] = None
+    ssh_config: Annotated[str | None, opt("--ssh-config", metavar="PATH", help="Default ~/.ssh/config.")] = None
+    host_key_policy: Annotated[str, opt(
+        "--host-key-policy", help="reject (default): unknown keys refused; accept-new: record them; warn. "
+                                  "A changed key is always refused.")] = "reject"
+    become: Annotated[bool, opt("-b", "--become", help="Run the agent through sudo.")] = False
+    ask_become_pass: Annotated[bool, opt(
+        "-K", "--ask-become-pass", help="Prompt for the sudo password (or set IMAGESERVING_BECOME_PASS).")] = False
+    quiet: Annotated[bool, opt("-q", "--quiet", help="Print only what is wrong.")] = False
+    verbose: Annotated[bool, opt(
+        "-v", "--verbose", help="Debug lines on stderr: what a host's shell printed around the agent's "
+                                "output, and why a status was asked by exec instead of the socket.")] = False
+    cluster: Annotated[str | None, opt(
+        "--cluster", metavar="ADDRESS", env=ENV_CLUSTER,
+        help="Run the hosts' work on a dask cluster: local:N (N worker processes here), tcp://HOST:PORT or "
+             "tls://HOST:PORT (a running scheduler). Env IMAGESERVING_CLUSTER.")] = None
+
+    def __post_init__(self) -> None:
+        self.ssh  # noqa: B018 - a bad --host-key-policy or --connect-timeout is refused (exit 5) at once
+
+    @property
+    def ssh(self) -> FleetOptions:
+        """The connection options every host of the run shares (checked: UsageError)."""
+        return FleetOptions(user=self.user, private_key=self.private_key, ssh_config=self.ssh_config,
+                            host_key_policy=self.host_key_policy, connect_timeout=self.connect_timeout,
+                            become=self.become)
+
+
+def declared() -> list[tuple[dataclasses.Field[object], object, Opt]]:
+    """Every global option: (its field, its type without the declaration, its Opt), in order."""
+    hints = typing.get_type_hints(Options, include_extras=True)
+    out = []
+    for field in dataclasses.fields(Options):
+        hint = hints[field.name]
+        out.append((field, hint.__origin__, next(m for m in hint.__metadata__ if isinstance(m, Opt))))
+    return out
+
+
+def hoisted() -> tuple[list[str], list[str]]:
+    """The global options' flags that take a value, and those that do not (argv.hoist's two lists)."""
+    with_value: list[str] = []
+    flags: list[str] = []
+    for _, kind, decl in declared():
+        (flags if kind is bool else with_value).extend(decl.flags)
+    return with_value, flags
