@@ -7,6 +7,7 @@
     │   ├── NotRunningError            no supervisor answers on the socket
     │   ├── NoAnswerError              it is there but did not answer in time (status exit 4)
     │   └── ComponentError             a component failed to start or stop (exit 1)
+    ├── NoLogFileError                 `imageserving logs`: the log it names has no file (yet) (agent exit 1)
     ├── RequestError                   protocol: a control request the supervisor refuses; its
     │                                  `code` is the exit code of the error reply
     ├── SchemaError                    schema: a status document that is not schema 1 (a lying or
@@ -77,6 +78,10 @@ class NoAnswerError(SupervisorError):
 
 class ComponentError(SupervisorError):
     """A component failed to start or to stop; the message names it and its log file."""
+
+
+class NoLogFileError(ImageServingError):
+    """`imageserving logs`: the log asked for is known, but no file is there (not written yet, glob matches nothing)."""
 
 
 class MissingDependencyError(ImageServingError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 
+HOME_ENV = "IMAGESERVING_HOME"  # --home's fallback; also set for every component, so a server can write under it
 MAX_SOCKET_PATH = 104  # sun_path is 108 bytes on Linux, 104 on the BSDs
 SUPERVISOR_LOG = "Supervisor"  # logs/Supervisor.log, and what `imageserving logs supervisor` reads
 
@@ -42,7 +43,7 @@ class Home:
     @classmethod
     def resolve(cls, explicit: str | None) -> Home:
         """Takes --home (or None); returns IMAGESERVING_HOME or ~/.imageserving when not given."""
-        value = explicit or os.environ.get("IMAGESERVING_HOME") or "~/.imageserving"
+        value = explicit or os.environ.get(HOME_ENV) or "~/.imageserving"
         return cls(os.path.abspath(os.path.expanduser(value)))
 
     @property

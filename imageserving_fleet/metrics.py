@@ -72,6 +72,9 @@ class _Families:
                                        "When the component's current process started (Unix time).", labels=comp)
         self.rss = GaugeMetricFamily("imageserving_component_memory_rss_bytes",
                                      "Resident memory of the component's whole process tree.", labels=comp)
+        self.pss = GaugeMetricFamily("imageserving_component_memory_pss_bytes",
+                                     "Proportional set size of the component's whole process tree (shared pages "
+                                     "divided among the processes that map them).", labels=comp)
         self.restarts = CounterMetricFamily("imageserving_component_restarts",
                                             "Restarts of the component since the supervisor started.", labels=comp)
         self.healthy = GaugeMetricFamily("imageserving_component_healthy",
@@ -100,6 +103,8 @@ class _Families:
                 self.start.add_metric(labels, round(now - c.uptime_s))
             if c.rss_bytes is not None:
                 self.rss.add_metric(labels, c.rss_bytes)
+            if c.pss_bytes is not None:
+                self.pss.add_metric(labels, c.pss_bytes)
             self.restarts.add_metric(labels, c.restarts)
             self.healthy.add_metric(labels, healthy(running, getattr(c, "health", None)))
 
@@ -109,7 +114,7 @@ class _Families:
 
     def families(self) -> list[Metric]:
         agent = [self.agent_info, self.supervisor_up, self.supervisor_start, self.supervisor_rss, self.up,
-                 self.state, self.start, self.rss, self.restarts, self.healthy]
+                 self.state, self.start, self.rss, self.pss, self.restarts, self.healthy]
         return agent + ([self.host_up, self.host_result] if self.host_label else [])
 
 

@@ -5,7 +5,7 @@ agent/metrics_listener.py) and the fleet exporter (which adds its own `pages`: t
 It runs in its own daemon thread and only ever serves what a `snapshot(fmt)` callable returns, so
 a slow or silent scraper can hold up nothing but itself (each connection has a 5 s deadline).
 
-Stdlib only at import time (config.py imports parse_listen); the metrics module, and with it
+Stdlib only at import time (agent/config/validate.py imports parse_listen); the metrics module, and with it
 prometheus_client, is loaded only when a listener is started.
 """
 

@@ -34,7 +34,9 @@ class ComponentStatus:
     state: str = State.STOPPED
     pid: int | None = None
     uptime_s: float | None = None
-    rss_bytes: int | None = None
+    rss_bytes: int | None = None          # the tree's RSS: shared pages once per process
+    pss_bytes: int | None = None          # proportional set size: shared pages divided among their users
+    uss_bytes: int | None = None          # pages no other process maps
     restarts: int = 0
     last_exit: str | None = None
     message: str = ""
@@ -53,6 +55,8 @@ class SupervisorStatus:
     pid: int | None = None
     uptime_s: float | None = None
     rss_bytes: int | None = None
+    pss_bytes: int | None = None
+    uss_bytes: int | None = None
     socket: str | None = None              # absolute path of the control socket (SPEC §2)
     config_digest: str | None = None       # sha256 of the effective configuration
 
@@ -127,6 +131,8 @@ def _component(d: Any, i: int) -> ComponentStatus:
         pid=_typed(d, "pid", int, None, where),
         uptime_s=_typed(d, "uptime_s", (int, float), None, where),
         rss_bytes=_typed(d, "rss_bytes", int, None, where),
+        pss_bytes=_typed(d, "pss_bytes", int, None, where),
+        uss_bytes=_typed(d, "uss_bytes", int, None, where),
         restarts=_typed(d, "restarts", int, 0, where) or 0,
         last_exit=None if d.get("last_exit") is None else str(d["last_exit"]),
         message=str(d.get("message") or ""),
@@ -167,6 +173,8 @@ def parse_status(doc: Any) -> AgentStatus:
             state=sup["state"], pid=_typed(sup, "pid", int, None, "supervisor"),
             uptime_s=_typed(sup, "uptime_s", (int, float), None, "supervisor"),
             rss_bytes=_typed(sup, "rss_bytes", int, None, "supervisor"),
+            pss_bytes=_typed(sup, "pss_bytes", int, None, "supervisor"),
+            uss_bytes=_typed(sup, "uss_bytes", int, None, "supervisor"),
             socket=_typed(sup, "socket", str, None, "supervisor"),
             config_digest=_typed(sup, "config_digest", str, None, "supervisor"),
         ),

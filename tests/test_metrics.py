@@ -4,6 +4,8 @@ the exporter's change lines, and the watch view's change detection and fitting."
 from __future__ import annotations
 
 import math
+import os
+import subprocess
 from typing import Any
 
 import pytest
@@ -179,3 +181,18 @@ def test_config_supervisor_metrics_listen(listen: str, error: str | None) -> Non
         with pytest.raises(ConfigError, match=rf":3: supervisor\.metrics\.listen: {error}"):
             parse_config(text)
     assert parse_config('components:\n  is:\n    command: ["/bin/true"]\n').metrics_listen is None
+
+
+def test_pss_series_only_where_the_agent_gave_pss_and_promtool_accepts_it() -> None:
+    status = parse_status(doc(**{"is": {"pss_bytes": 3000, "uss_bytes": 1000}, "ps": {}}))
+    for fmt in (OPENMETRICS, PROMETHEUS):
+        text = render(agent_families(status, 0.0), fmt).decode()
+        if fmt == OPENMETRICS:
+            got = samples(text)
+            assert got[("imageserving_component_memory_pss_bytes", (("component", "is"),))] == 3000
+            assert ("imageserving_component_memory_pss_bytes", (("component", "ps"),)) not in got
+        promtool = "/usr/bin/promtool"  # reads the classic text format, the one node_exporter takes
+        if fmt == PROMETHEUS and os.access(promtool, os.X_OK):
+            check = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True,
+                                   timeout=30)
+            assert check.returncode == 0, check.stdout + check.stderr

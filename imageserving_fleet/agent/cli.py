@@ -12,7 +12,7 @@ import typer
 from .. import __version__
 from ..errors import ConfigError, ImageServingError, SupervisorError, UsageError
 from ..home import Home
-from . import control
+from . import control, logview
 from .config import AgentConfig, load_config, resolve_path
 from .render import emit
 
@@ -158,58 +158,67 @@ def supervise(ctx: typer.Context) -> None:
 
 @app.command()
 def logs(ctx: typer.Context,
-         name: Annotated[str, typer.Argument(help="ps, is, svg or supervisor")] = "supervisor",
-         lines: Annotated[int, typer.Option("-n", "--lines", help="How many last lines.")] = 20,
-         follow: Annotated[bool, typer.Option("-f", "--follow", help="Keep printing new lines.")] = False) -> None:
-    """Print the end of a component's log (its stdout and stderr) or of the supervisor's."""
+         name: Annotated[str, typer.Argument(
+             help="ps, is, svg or supervisor: the component's output (stdout and stderr) or Supervisor.log; "
+                  "ID:NAME: a server's own log named in the component's `logs:` key, e.g. is:access")] = "supervisor",
+         lines: Annotated[int | None, typer.Option(
+             "-n", "--lines", help="How many last lines (default 20; with --since, every line since then).")] = None,
+         follow: Annotated[bool, typer.Option("-f", "--follow", help="Keep printing new lines.")] = False,
+         grep: Annotated[str | None, typer.Option("--grep", metavar="RE",
+                                                  help="Only lines matching this regular expression.")] = None,
+         since: Annotated[str | None, typer.Option(
+             "--since", metavar="DURATION",
+             help="Only lines from the last DURATION (10m, 2h, 1d), by the time at the start of each line "
+                  "(ISO 8601, Apache/nginx, Tomcat formats); a line without one follows the line before it.")] = None,
+         ) -> None:
+    """Print the end of a log: a component's output, the supervisor's, or a server's own (ID:NAME).
+
+    Exit 0: printed; 1: no such file (yet), or no file matches the glob; 2: unknown id or log name, bad --grep
+    or --since. Example: imageserving logs is:access -n 50 --grep ' 500 ' --since 1h
+    """
+    from .logfilter import LineFilter, compile_grep, parse_since
+
     s: Settings = ctx.obj
-    key = name.lower()
-    if key != "supervisor":
-        try:
-            key = _ids(s, [key])[0]
-        except ConfigError:
-            pass  # a broken config must not hide the logs that explain it
-    path = s.home.supervisor_log if key == "supervisor" else s.home.log(key)
-    if not os.path.exists(path):
-        raise UsageError(f"no log yet: {path}")
-    sys.stdout.write("".join(_tail(path, lines)))
+    if lines is not None and lines < 0:
+        raise UsageError(f"-n must be 0 or more, got {lines}")
+    try:
+        filt = LineFilter(grep=compile_grep(grep) if grep is not None else None,
+                          since=time.time() - parse_since(since) if since is not None else None)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    source = _log_source(s, name)
+    path = logview.resolve(source)
+    sys.stdout.write("".join(logview.last_lines(path, lines, filt)))
     sys.stdout.flush()
     if follow:
-        _follow(path)
+        def write(text: str) -> None:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+
+        try:
+            logview.follow(source, path, filt, write)
+        except KeyboardInterrupt:
+            pass
 
 
-def _tail(path: str, n: int) -> list[str]:
-    with open(path, "rb") as fh:
-        fh.seek(0, os.SEEK_END)
-        size = fh.tell()
-        fh.seek(max(0, size - max(n, 1) * 400))
-        data = fh.read().decode(errors="replace").splitlines(keepends=True)
-    return data[-n:] if n > 0 else []
-
-
-def _follow(path: str) -> None:
-    fh = open(path, "rb")
-    fh.seek(0, os.SEEK_END)
-    inode = os.fstat(fh.fileno()).st_ino
-    try:
-        while True:
-            chunk = fh.read()
-            if chunk:
-                sys.stdout.write(chunk.decode(errors="replace"))
-                sys.stdout.flush()
-                continue
-            time.sleep(0.25)
+def _log_source(s: Settings, name: str) -> logview.LogSource:
+    """`supervisor`, `ID` or `ID:NAME` -> the log to show; unknown ids and names are usage errors (exit 2)."""
+    key, _, log_name = name.lower().partition(":")
+    if not log_name:
+        if key != "supervisor":
             try:
-                if os.stat(path).st_ino != inode:  # rotated: follow the new file
-                    fh.close()
-                    fh = open(path, "rb")
-                    inode = os.fstat(fh.fileno()).st_ino
-            except FileNotFoundError:
-                pass
-    except KeyboardInterrupt:
-        pass
-    finally:
-        fh.close()
+                key = _ids(s, [key])[0]
+            except ConfigError:
+                key = control.normalize_ids([key], None)[0]  # a broken config must not hide the logs that explain it
+        return logview.own_log(s.home, key)
+    # The server logs are named in the configuration the supervisor runs with (as `reload` reads it).
+    try:
+        running = None if s.explicit_config else control.running_config(s.home)
+    except SupervisorError:
+        running = None  # a hung supervisor must not keep anyone from its servers' logs
+    config = load_config(s.explicit_config or running or s.config_path)
+    cid = control.normalize_ids([key], config.ids)[0]
+    return logview.server_log(s.home, config.component(cid), log_name)
 
 
 @app.command()

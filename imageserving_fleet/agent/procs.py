@@ -15,7 +15,7 @@ import json
 import os
 import signal
 import subprocess
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -154,59 +154,6 @@ def group_alive(pgid: int) -> bool:
         return True
     except OSError as exc:
         return exc.errno == errno.EPERM
-
-
-def tree_rss(pid: int | None) -> int | None:
-    """Resident memory of a process and all its descendants, in bytes."""
-    if pid is None:
-        return None
-    try:
-        main = psutil.Process(pid)
-        total = main.memory_info().rss
-        for child in main.children(recursive=True):
-            try:
-                total += child.memory_info().rss
-            except psutil.Error:
-                pass
-        return total
-    except psutil.Error:
-        return None
-
-
-def self_rss(pid: int | None = None) -> int:
-    return psutil.Process(pid).memory_info().rss
-
-
-SAMPLE_EVERY = 1.5  # seconds a memory sample is served before it is measured again
-
-
-class RssSampler:
-    """Memory of each process tree, measured at most every SAMPLE_EVERY seconds per key.
-
-    Walking /proc for a tree costs milliseconds; a fleet polling every host every few seconds
-    would make that most of the supervisor's CPU. A sample is kept per key with the pid it was
-    taken for, so a restarted component (new pid) is measured afresh at once.
-    """
-
-    def __init__(self, every: float = SAMPLE_EVERY) -> None:
-        self.every = every
-        self._samples: dict[str, tuple[int, float, int | None]] = {}
-
-    def rss(self, key: str, pid: int | None, now: float,
-            measure: Callable[[int], int | None] | None = None) -> int | None:
-        """Takes a key, the tree's main pid and the monotonic time; returns bytes (None: no process)."""
-        if pid is None:
-            self._samples.pop(key, None)
-            return None
-        hit = self._samples.get(key)
-        if hit is not None and hit[0] == pid and now - hit[1] < self.every:
-            return hit[2]
-        value = (measure or tree_rss)(pid)
-        self._samples[key] = (pid, now, value)
-        return value
-
-    def forget(self, key: str) -> None:
-        self._samples.pop(key, None)
 
 
 def describe_status(status: int) -> tuple[str, bool]:

@@ -1,17 +1,18 @@
 """`imageserving reload` as pure pieces: what changed between two configurations, and in what order to act.
 
-`diff()` compares the effective configuration of each component (every setting, after ${VAR}
-expansion); `Reload` is an operation like a start or a stop: removed components are stopped
-(reverse priority), changed ones restarted, added ones started (priority order), and the others
-never touched, so they keep their pids. Held-down components are updated but not started.
+`diff()` compares the effective configuration of each component (every setting the process runs
+with, after ${VAR} expansion; not `logs:`, which only `imageserving logs` reads); `Reload` is an
+operation like a start or a stop: removed components are stopped (reverse priority), changed ones
+restarted, added ones started (priority order), and the others never touched, so they keep their pids.
+Held-down components are updated but not started.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .config import AgentConfig
+from .config import AgentConfig, ComponentConfig
 from .operations import Operation, Progress
 from .states import Proc
 
@@ -32,8 +33,8 @@ class ConfigDiff:
 
 def diff(old: AgentConfig, new: AgentConfig) -> ConfigDiff:
     """Takes the running and the new configuration; returns which components were added, removed, changed."""
-    before = {c.id: c for c in old.components}
-    after = {c.id: c for c in new.components}
+    before = {c.id: _runtime(c) for c in old.components}
+    after = {c.id: _runtime(c) for c in new.components}
     order = [c for g in new.priorities() for c in g]
     return ConfigDiff(
         added=tuple(c for c in order if c not in before),
@@ -41,6 +42,11 @@ def diff(old: AgentConfig, new: AgentConfig) -> ConfigDiff:
         changed=tuple(c for c in order if c in before and before[c] != after[c]),
         unchanged=tuple(c for c in order if c in before and before[c] == after[c]),
     )
+
+
+def _runtime(comp: ComponentConfig) -> ComponentConfig:
+    """What the running process depends on: a new log name or glob restarts nothing."""
+    return replace(comp, logs={}) if comp.logs else comp
 
 
 def _groups(ids: tuple[str, ...], priorities: list[list[str]]) -> list[list[str]]:

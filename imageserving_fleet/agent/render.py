@@ -26,10 +26,10 @@ def status_table(doc: dict[str, Any], color: bool | None = None) -> str:
         color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
     sup = doc.get("supervisor", {})
     rows = [("supervisor", "Server Supervisor", sup.get("state", "?"), sup.get("pid"), sup.get("uptime_s"),
-             sup.get("rss_bytes"), "", "", "")]
+             shown_memory(sup), "", "", "")]
     for c in doc.get("components", []):
         rows.append((c["id"], c.get("description", ""), c["state"], c.get("pid"), c.get("uptime_s"),
-                     c.get("rss_bytes"), str(c.get("restarts", 0)), _health(c), _message(c)))
+                     shown_memory(c), str(c.get("restarts", 0)), _health(c), _message(c)))
     header = ("ID", "COMPONENT", "STATE", "PID", "UPTIME", "MEMORY", "RESTARTS", "HEALTH", "MESSAGE")
     cells = [header] + [(r[0], r[1], r[2], str(r[3] or "-"), format_duration(r[4]) if r[4] is not None else "-",
                          format_size(r[5]), r[6], r[7], r[8]) for r in rows]
@@ -44,6 +44,12 @@ def status_table(doc: dict[str, Any], color: bool | None = None) -> str:
             parts.append(text)
         lines.append("  ".join(parts).rstrip())
     return "\n".join(lines)
+
+
+def shown_memory(row: dict[str, Any]) -> int | None:
+    """The MEMORY cell: PSS where the kernel gives it (shared pages divided among the tree), else RSS."""
+    pss = row.get("pss_bytes")
+    return pss if pss is not None else row.get("rss_bytes")
 
 
 def _health(c: dict[str, Any]) -> str:

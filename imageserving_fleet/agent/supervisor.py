@@ -16,15 +16,17 @@ import signal
 import socket
 import subprocess
 import time
+from dataclasses import replace
 from typing import Any
 
 from .. import __version__
-from ..home import Home
+from ..home import HOME_ENV, Home
 from ..protocol import FAILED, error, ok
 from ..units import format_size
-from . import commands, procs, readiness, statusdoc
+from . import commands, memory, notify, procs, readiness, statusdoc
 from .config import AgentConfig, ComponentConfig, digest
 from .logfiles import EventLog, LogFile
+from .notifier import Notifier
 from .operations import SETTLED_DOWN, Operation
 from .reload import Reload, diff
 from .server import Client, ControlServer
@@ -53,7 +55,8 @@ from .states import (
 BUSY_TICK = 0.05             # loop period while something is starting or stopping
 MEMORY_EVERY = 2.0           # seconds between max_memory checks
 MEMORY_STRIKES = 3           # consecutive checks above max_memory before a restart
-SELF = "supervisor"          # the sampler's key for our own memory
+SELF = "supervisor"          # the sampler's key for our own memory, the notifications' component for reload
+NOTIFY_FLUSH = 5.0           # seconds an exiting supervisor waits for queued notifications
 AnyOp = Operation | Reload
 
 
@@ -73,7 +76,7 @@ class Supervisor:
                      for c in config.components}
         self.events = EventLog(home.supervisor_log, config.log_max_bytes, config.log_backups)
         self.checks = readiness.Checks(wake=self.wake)
-        self.sampler = procs.RssSampler()
+        self.sampler = memory.MemorySampler()
         self.mem_strikes: dict[str, int] = {}
         self.next_memory = 0.0
         self.ops: list[tuple[AnyOp, Client | None]] = []
@@ -84,6 +87,8 @@ class Supervisor:
         self.wake_r, self.wake_w = socket.socketpair()
         self.server = ControlServer(listener, self.sel, self.events,
                                     lambda req, client: commands.dispatch(self, req, client))
+        self.notifier = Notifier(config.notify, socket.gethostname(), wake=self.wake)   # supervisor.notify
+        self.tracker = notify.EventTracker()
 
     # ----------------------------------------------------------------- loop
     def run(self, autostart: bool = True) -> None:
@@ -114,6 +119,10 @@ class Supervisor:
             self.turn()
             if self.exit_after and not self.ops:
                 break
+        if not self.notifier.idle(NOTIFY_FLUSH):
+            self.events.line(f"notify: exiting with notifications unsent after {NOTIFY_FLUSH:g}s")
+        for line in self.notifier.drain():
+            self.events.line(line)
         self.events.line(f"supervisor pid {os.getpid()} exiting")
 
     def turn(self) -> None:
@@ -130,6 +139,8 @@ class Supervisor:
             self.next_memory = now + MEMORY_EVERY
         self.progress_ops()
         self.server.expire(now)
+        for line in self.notifier.drain():  # the notify thread's failures, written by the loop alone
+            self.events.line(line)
 
     def timeout(self) -> float | None:
         """How long select() may sleep: briefly while anything moves, else until the next timer."""
@@ -158,6 +169,8 @@ class Supervisor:
             extra = f" pid {new.pid or old.pid}" if (new.pid or old.pid) else ""
             why = f": {new.message}" if new.message else ""
             self.events.line(f"{cid} {old.state} -> {new.state}{extra}{why}")
+        for event in self.tracker.events(cid, old, new, ev):
+            self.notifier.submit(cid, event, str(new.state), str(old.state), notify.message_of(new), new.restarts)
         for action in actions:
             if isinstance(action, Spawn):
                 self.spawn(comp)
@@ -167,8 +180,10 @@ class Supervisor:
                 self.kill_tree(cid)
 
     def spawn(self, comp: ComponentConfig) -> None:
+        # Every component learns the home, so it can write its own logs under <home>/logs (the `logs:` key's root).
+        env = {HOME_ENV: self.home.root, **comp.env}
         try:
-            child = procs.spawn(comp, self.home.marker)
+            child = procs.spawn(replace(comp, env=env), self.home.marker)
         except (OSError, subprocess.SubprocessError, KeyError, ValueError) as exc:
             self.feed(comp.id, SpawnFailed(_oserror(exc)))
             return
@@ -223,6 +238,7 @@ class Supervisor:
                 self.feed(cid, Exited(pid, how, clean))
                 continue
             self.checks.reaped(pid, status)
+            self.notifier.reaped(pid, status)
 
     # --------------------------------------------------------------- checks
     def run_checks(self, now: float) -> None:
@@ -258,12 +274,12 @@ class Supervisor:
             comp = self.comps[cid]
             if not comp.max_memory or p.state != State.RUNNING:
                 continue
-            rss = self.sampler.rss(cid, p.pid, now) or 0
-            strikes = self.mem_strikes.get(cid, 0) + 1 if rss > comp.max_memory else 0
+            mem = self.sampler.memory(cid, p.pid, now)
+            strikes = self.mem_strikes.get(cid, 0) + 1 if memory.over_limit(mem, comp.max_memory) else 0
             self.mem_strikes[cid] = strikes
-            if strikes >= MEMORY_STRIKES:
+            if strikes >= MEMORY_STRIKES and mem is not None:
                 self.mem_strikes[cid] = 0
-                self.feed(cid, Restart("max_memory", f"restarted: memory {format_size(rss)} stayed above "
+                self.feed(cid, Restart("max_memory", f"restarted: memory {format_size(mem.effective)} stayed above "
                                                      f"max_memory {format_size(comp.max_memory)}"))
 
     # ----------------------------------------------------------- operations
@@ -341,8 +357,11 @@ class Supervisor:
                 self.logs[comp.id] = LogFile(self.home.log(comp.id), new.log_max_bytes, new.log_backups)
         for log in (*self.logs.values(), self.events):
             log.max_bytes, log.backups = new.log_max_bytes, new.log_backups
-        self.events.line(f"reload from {new.path}: added {list(changes.added)}, removed {list(changes.removed)}, "
-                         f"changed {list(changes.changed)}, unchanged {len(changes.unchanged)}")
+        summary = (f"reload from {new.path}: added {list(changes.added)}, removed {list(changes.removed)}, "
+                   f"changed {list(changes.changed)}, unchanged {len(changes.unchanged)}")
+        self.events.line(summary)
+        self.notifier.configure(new.notify)
+        self.notifier.submit(SELF, "reload", "RUNNING", "RUNNING", summary, 0)
         self.begin(Reload.plan(changes, old, new, held, time.monotonic()), client)
 
     def retire(self, op: Reload) -> None:
@@ -354,16 +373,17 @@ class Supervisor:
                 self.logs.pop(cid).close()
                 self.sampler.forget(cid)
                 self.checks.forget(cid)
+                self.tracker.forget(cid)
 
     # ----------------------------------------------------------------- status
     def status_doc(self, ids: list[str] | None) -> dict[str, Any]:
         now = time.monotonic()
         order = [*self.cfg.ids, *(c for c in self.procs if c not in self.cfg.ids)]
         comps = [statusdoc.component_status(self.comps[cid], self.procs[cid],
-                                            self.sampler.rss(cid, self.procs[cid].pid, now), now)
+                                            self.sampler.memory(cid, self.procs[cid].pid, now), now)
                  for cid in order if not ids or cid in ids]
         doc = statusdoc.status_doc(comps, started=self.started, now=now,
-                                   rss=self.sampler.rss(SELF, os.getpid(), now, procs.self_rss),
+                                   memory=self.sampler.memory(SELF, os.getpid(), now, memory.self_memory),
                                    socket_path=self.home.socket, config_digest=self.digest)
         return doc.to_dict()
 

@@ -54,8 +54,9 @@ def component_cell(comp: ComponentStatus | None) -> Text:
     text = Text(comp.state, style=TONE_STYLE.get(TONE.get(comp.state, ""), ""))
     if comp.uptime_s is not None:
         text.append(f" {format_duration(comp.uptime_s)}")
-    if comp.rss_bytes is not None:
-        text.append(f" {format_size(comp.rss_bytes)}", style="cyan")
+    memory = comp.pss_bytes if comp.pss_bytes is not None else comp.rss_bytes   # PSS where the agent gives it
+    if memory is not None:
+        text.append(f" {format_size(memory)}", style="cyan")
     if comp.restarts:
         text.append(f" ↻{comp.restarts}", style="yellow")
     if comp.held:

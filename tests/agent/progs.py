@@ -7,6 +7,8 @@ clean-exit      exit 0 at once
 stubborn PORT   ignore SIGTERM; fork a grandchild that leaves the process group (setsid), ignores
                 SIGTERM too and holds PORT; sleep forever
 leak MB         allocate MB MiB, then sleep
+share MB PORT   touch MB MiB, then fork two children that keep sharing those pages (copy-on-write,
+                never written again) and sleep; the parent holds PORT (nginx's master and workers, small)
 http PORT       an HTTP server on 127.0.0.1:PORT answering 200 "ok" to every GET (one request at a time)
 """
 
@@ -75,6 +77,18 @@ def main() -> None:
             blob[i] = 1
         while True:
             time.sleep(3600)
+    elif mode == "share":
+        megabytes, port = sys.argv[2], sys.argv[3]
+        blob = bytearray(int(megabytes) * 2**20)
+        for i in range(0, len(blob), 4096):
+            blob[i] = 1
+        for _ in range(2):
+            if os.fork() == 0:
+                while True:
+                    time.sleep(3600)
+        s = hold(int(port))
+        print(f"sharing {megabytes} MiB with 2 children, port {port}", flush=True)
+        serve_forever(s)
     else:
         sys.exit(f"unknown mode {mode}")
 

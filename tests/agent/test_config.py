@@ -13,7 +13,6 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from imageserving_fleet.agent import config as config_module
 from imageserving_fleet.agent.config import (
     AgentConfig,
     Backoff,
@@ -21,10 +20,12 @@ from imageserving_fleet.agent.config import (
     ReadyCheck,
     from_dict,
     load_config,
+    lookup,
     packaged_default,
     parse_config,
     resolve_path,
     to_dict,
+    yamlfile,
 )
 from imageserving_fleet.errors import ConfigError
 
@@ -309,7 +310,7 @@ def test_round_trip_with_command_ready_check() -> None:
 
 
 def test_resolve_path_order(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(config_module, "SYSTEM_CONFIG", str(tmp_path / "etc.yaml"))
+    monkeypatch.setattr(lookup, "SYSTEM_CONFIG", str(tmp_path / "etc.yaml"))
     assert resolve_path(None) == packaged_default()
     (tmp_path / "etc.yaml").write_text(one())
     assert resolve_path(None) == tmp_path / "etc.yaml"
@@ -540,14 +541,14 @@ def test_only_config_error_escapes(text: str, key: str) -> None:
 
 def test_aliases_are_indexed_once(monkeypatch: pytest.MonkeyPatch) -> None:
     calls = 0
-    original = config_module._index_lines
+    original = yamlfile._index_lines
 
     def counting(*args: object) -> None:
         nonlocal calls
         calls += 1
         original(*args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(config_module, "_index_lines", counting)
+    monkeypatch.setattr(yamlfile, "_index_lines", counting)
     lines = ["l0: &l0 [x, x, x, x, x, x, x, x, x, x]"]
     lines += [f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 10) + "]" for i in range(1, 5)]
     with pytest.raises(ConfigError, match="unknown key"):

@@ -488,7 +488,7 @@ SCENE7_YAML = REPO / "agent" / "scene7.yaml"
 SPEC_KEYS = {
     "description", "command", "cwd", "env", "user", "start_priority", "ready", "start_delay",
     "ready_timeout", "stop_signal", "stop_timeout", "restart", "start_retries", "backoff", "max_memory",
-    "health",
+    "health", "logs",
 }  # fmt: skip
 
 

@@ -79,3 +79,13 @@ def test_reports_show_held_unhealthy_and_drift() -> None:
     md = render_md(report)
     assert "(held)" in md and "(unhealthy)" in md and "(config bbbbbbbb)" in md
     assert 'id="config-drift"' not in render_html(build_report(results(doc(), doc()), "2026-12-01T00:00:00Z"))
+
+
+def test_fleet_cell_shows_pss_where_the_agent_gives_it_else_rss() -> None:
+    from imageserving_fleet.fleet.render import component_cell
+    from imageserving_fleet.schema import ComponentStatus
+
+    with_pss = component_cell(ComponentStatus("is", state="RUNNING", rss_bytes=300 * 2**20, pss_bytes=100 * 2**20))
+    assert "100.0 MiB" in with_pss.plain and "300.0 MiB" not in with_pss.plain
+    older_agent = component_cell(ComponentStatus("is", state="RUNNING", rss_bytes=300 * 2**20))
+    assert "300.0 MiB" in older_agent.plain

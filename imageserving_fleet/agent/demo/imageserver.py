@@ -6,6 +6,11 @@ One request per line (UTF-8), any number of requests per connection:
     RENDER <width> <height> <name>   ->  OK <nbytes>, then exactly <nbytes> bytes of PNG
     anything else                    ->  ERR <reason>   (the connection stays usable)
 
+Every request is written to an access log in the Apache common format, one file per day
+(`access-YYYY-MM-DD.log`, as a Scene7 Image Server names it) under ``$IMAGESERVING_HOME/logs/is/``
+(the supervisor sets IMAGESERVING_HOME for its components), so `imageserving logs is:access` has a
+real server log to read.
+
 The picture is a pure function of (width, height, name), so the same request always returns the
 same bytes. Rendered images stay in an in-memory LRU cache, which gives the process real memory for
 the supervisor's status to report.
@@ -184,6 +189,37 @@ class LineServer(DrainingTCPServer):
         self.label = label
         super().__init__(address, LineHandler)
 
+    def served(self, client: tuple[str, int], request: bytes, reply: bytes) -> None:
+        """Called after each reply (the Image Server writes its access log here)."""
+
+
+class AccessLog:
+    """One Apache common-format line per request, in <directory>/access-YYYY-MM-DD.log (local date)."""
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_environment(cls) -> AccessLog | None:
+        home = os.environ.get("IMAGESERVING_HOME")
+        return cls(os.path.join(home, "logs", "is")) if home else None
+
+    def write(self, client: tuple[str, int], request: bytes, reply: bytes) -> None:
+        now = time.localtime()
+        first = request.decode("utf-8", "replace").strip().replace('"', "'")[:200]
+        status = 400 if reply.startswith(b"ERR") else 200
+        line = (f'{client[0]} - - [{time.strftime("%d/%b/%Y:%H:%M:%S %z", now)}] "{first}" {status} '
+                f"{len(reply)}\n")
+        path = os.path.join(self.directory, f"access-{time.strftime('%Y-%m-%d', now)}.log")
+        with self._lock:
+            try:
+                os.makedirs(self.directory, exist_ok=True)
+                with open(path, "a", encoding="utf-8") as fh:  # opened per line: follows the date and logrotate
+                    fh.write(line)
+            except OSError as exc:
+                log("Image Server", f"access log {path}: {exc.strerror}")
+
 
 class LineHandler(socketserver.StreamRequestHandler):
     """Read request lines from one client and write each reply in a single send."""
@@ -201,7 +237,9 @@ class LineHandler(socketserver.StreamRequestHandler):
                     # The rest of the line is still in flight; we cannot find the next request.
                     self.wfile.write(b"ERR request line longer than %d bytes\n" % MAX_LINE)
                     return
-                self.wfile.write(self.server.answer(line))
+                reply = self.server.answer(line)
+                self.wfile.write(reply)
+                self.server.served(self.client_address, line, reply)
         except OSError:
             return  # timeout, reset or broken pipe: the client is gone, nothing to answer
 
@@ -329,9 +367,15 @@ def render_png(width: int, height: int, name: str) -> bytes:
 class ImageServer(LineServer):
     """The Image Server: answers the line protocol, rendering through an :class:`ImageCache`."""
 
-    def __init__(self, address: tuple[str, int], cache: ImageCache | None = None) -> None:
+    def __init__(self, address: tuple[str, int], cache: ImageCache | None = None,
+                 access: AccessLog | None = None) -> None:
         self.cache = cache if cache is not None else ImageCache()
+        self.access = access
         super().__init__(address, self._answer, "Image Server")
+
+    def served(self, client: tuple[str, int], request: bytes, reply: bytes) -> None:
+        if self.access is not None:
+            self.access.write(client, request, reply)
 
     def _answer(self, line: bytes) -> bytes:
         return answer_line(line, self.render, MAX_NAME)
@@ -363,7 +407,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     port = resolve_port(parser, args.port, PORT_ENV, DEFAULT_PORT)
-    return listen_or_exit("Image Server", lambda: ImageServer((HOST, port)), port)
+    access = AccessLog.from_environment()
+    return listen_or_exit("Image Server", lambda: ImageServer((HOST, port), access=access), port)
 
 
 if __name__ == "__main__":

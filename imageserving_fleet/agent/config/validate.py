@@ -1,7 +1,6 @@
-"""Load and validate the agent's YAML configuration into typed, frozen dataclasses.
+"""Turn parsed YAML into the typed configuration; every complaint names file, line and key.
 
-Every error is a ConfigError naming the file, the line and the key, raised before anything starts.
-Lookup order: --config, IMAGESERVING_CONFIG, /etc/imageserving/agent.yaml, the packaged demo stack.
+Takes what yamlfile.parse_yaml returned; returns model.AgentConfig or raises ConfigError.
 """
 
 from __future__ import annotations
@@ -10,202 +9,41 @@ import os
 import re
 import signal
 import sys
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
-from ..schema import COMPONENT_ID_RE
-from ..units import expand_vars, parse_duration, parse_size
-from ..yamldepth import MAX_DEPTH, too_deep
+from ...errors import ConfigError
+from ...schema import COMPONENT_ID_RE
+from ...units import expand_vars, parse_duration, parse_size
+from .model import (
+    NOTIFY_DEFAULT,
+    NOTIFY_EVENTS,
+    RESTART_POLICIES,
+    AgentConfig,
+    Backoff,
+    ComponentConfig,
+    HealthCheck,
+    NotifyConfig,
+    ReadyCheck,
+)
+from .yamlfile import LineIndex
 
-SYSTEM_CONFIG = "/etc/imageserving/agent.yaml"
 ID_RE = COMPONENT_ID_RE
-RESTART_POLICIES = ("always", "on-failure", "never")
-MAX_CONFIG_BYTES = 4 * 2**20
+LOG_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,31}\Z")  # `logs ID:NAME`: no ':' or '/', no shell meaning
 _INTEGER = re.compile(r"-?[0-9]{1,18}")  # ASCII digits only; str.isdigit() takes '²', which int() refuses
 
 
-def packaged_default() -> Path:
-    """The demo stack's configuration, shipped inside the package."""
-    return Path(__file__).parent / "demo" / "demo.yaml"
-
-
-@dataclass(frozen=True)
-class ReadyCheck:
-    """How to tell that a started component is serving: tcp, http or command."""
-
-    kind: str                      # "tcp" | "http" | "command"
-    host: str = ""
-    port: int = 0
-    url: str = ""
-    argv: tuple[str, ...] = ()
-
-    def describe(self) -> str:
-        if self.kind == "tcp":
-            return f"tcp {self.host}:{self.port}"
-        if self.kind == "http":
-            return f"http {self.url}"
-        return "command " + " ".join(self.argv)
-
-
-@dataclass(frozen=True)
-class HealthCheck:
-    """Liveness of a RUNNING component: the check, how often, and how many failures in a row restart it."""
-
-    check: ReadyCheck
-    interval: float = 10.0
-    timeout: float = 2.0
-    failures: int = 3              # consecutive counted failures before a restart
-    start_period: float = 60.0     # failures this soon after RUNNING do not count
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Capped exponential delay between restarts of a component that keeps failing."""
-
-    initial: float = 1.0
-    max: float = 60.0
-    reset_after: float = 60.0
-
-    def delay(self, level: int) -> float:
-        """Takes the number of quick failures so far; returns seconds to wait (0 for the first)."""
-        return 0.0 if level <= 0 else min(self.initial * 2 ** (level - 1), self.max)
-
-
-@dataclass(frozen=True)
-class ComponentConfig:
-    """One supervised program."""
-
-    id: str
-    command: tuple[str, ...]
-    description: str = ""
-    cwd: str | None = None
-    env: Mapping[str, str] = field(default_factory=dict)
-    user: str | None = None
-    start_priority: int = 1
-    ready: ReadyCheck | None = None
-    start_delay: float = 5.0
-    ready_timeout: float = 60.0
-    stop_signal: int = signal.SIGTERM
-    stop_timeout: float = 60.0
-    restart: str = "on-failure"
-    start_retries: int = 5
-    backoff: Backoff = Backoff()
-    max_memory: int | None = None
-    health: HealthCheck | None = None
-
-
-@dataclass(frozen=True)
-class AgentConfig:
-    """A whole validated configuration file."""
-
-    path: str
-    components: tuple[ComponentConfig, ...]
-    log_max_bytes: int = 10 * 2**20
-    log_backups: int = 5
-    metrics_listen: str | None = None   # supervisor.metrics.listen: serve /metrics there (SPEC §7)
-
-    def component(self, cid: str) -> ComponentConfig:
-        for comp in self.components:
-            if comp.id == cid:
-                return comp
-        raise KeyError(cid)
-
-    @property
-    def ids(self) -> tuple[str, ...]:
-        return tuple(c.id for c in self.components)
-
-    def priorities(self) -> list[list[str]]:
-        """Component ids grouped by start_priority, lowest first (the start order)."""
-        levels = sorted({c.start_priority for c in self.components})
-        return [[c.id for c in self.components if c.start_priority == p] for p in levels]
-
-
-def resolve_path(explicit: str | None) -> Path:
-    """Takes --config (or None); returns the file to use, following the documented lookup order."""
-    if explicit:
-        return Path(explicit)
-    env = os.environ.get("IMAGESERVING_CONFIG")
-    if env:
-        return Path(env)
-    if Path(SYSTEM_CONFIG).exists():
-        return Path(SYSTEM_CONFIG)
-    return packaged_default()
-
-
-def load_config(path: str | Path) -> AgentConfig:
-    """Takes a YAML file path; returns the validated AgentConfig or raises ConfigError."""
-    name = str(path)
-    try:
-        with open(path, "rb") as handle:
-            raw = handle.read(MAX_CONFIG_BYTES + 1)  # --config /dev/zero must not eat the memory
-        if len(raw) > MAX_CONFIG_BYTES:
-            raise ConfigError(f"larger than {MAX_CONFIG_BYTES // 2**20} MiB: not an agent configuration", path=name)
-        text = raw.decode("utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read configuration: {exc.strerror or exc}", path=name) from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"not UTF-8 text: {exc.reason}", path=name) from None
-    return parse_config(text, name)
-
-
-def parse_config(text: str, name: str = "<config>") -> AgentConfig:
-    """Takes YAML text; returns the validated AgentConfig or raises ConfigError."""
-    import yaml  # here, not at the top: the supervisor gets its config as JSON and never pays for yaml
-
-    _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    try:
-        deep = too_deep(text, _Loader)
-        if deep is not None:
-            raise ConfigError(f"YAML nested deeper than {MAX_DEPTH} levels", path=name, line=deep)
-        node = yaml.compose(text, Loader=_Loader)
-        data = yaml.load(text, Loader=_Loader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        raise ConfigError(f"invalid YAML: {exc.problem or exc}", path=name, line=line) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"invalid YAML: {exc}", path=name) from None
-    except (ValueError, TypeError, OverflowError, RecursionError) as exc:
-        # PyYAML's constructors raise these for values such as 2001-13-45 or a 5000-digit integer.
-        raise ConfigError(f"invalid YAML value: {str(exc)[:200]}", path=name) from None
-    lines: dict[tuple[str, ...], int] = {}
-    if node is not None:
-        _index_lines(node, (), lines, set())
+def validate(data: Any, lines: LineIndex, name: str) -> AgentConfig:
+    """Takes parsed YAML, its line index and file name; returns the AgentConfig or raises ConfigError."""
     try:
         return _Validator(name, lines).config(data)
     except RecursionError:
         raise ConfigError("a YAML alias refers to itself", path=name) from None
 
 
-def _index_lines(node: Any, path: tuple[str, ...], out: dict[tuple[str, ...], int], seen: set[int]) -> None:
-    """Records the 1-based line of every mapping key, so errors can point at it.
-
-    A node shared through a YAML alias is walked once (`seen`): aliases can nest exponentially or
-    refer to themselves.
-    """
-    import yaml
-
-    out.setdefault(path, node.start_mark.line + 1)
-    if id(node) in seen:
-        return
-    seen.add(id(node))
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            sub = path + (str(key.value),)
-            out[sub] = key.start_mark.line + 1
-            _index_lines(value, sub, out, seen)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _index_lines(item, path + (str(i),), out, seen)
-
-
 class _Validator:
     """Turns parsed YAML into dataclasses; every complaint carries file, line and key."""
 
-    def __init__(self, name: str, lines: dict[tuple[str, ...], int]) -> None:
+    def __init__(self, name: str, lines: LineIndex) -> None:
         self.name, self.lines = name, lines
         self.env = _environment()
 
@@ -251,7 +89,8 @@ class _Validator:
 
     def config(self, data: Any) -> AgentConfig:
         top = self.mapping(data, (), {"supervisor", "components"})
-        sup = self.mapping(top.get("supervisor"), ("supervisor",), {"log_max_bytes", "log_backups", "metrics"})
+        sup = self.mapping(top.get("supervisor"), ("supervisor",), {"log_max_bytes", "log_backups", "metrics",
+                                                                     "notify"})
         log_max = self.convert(parse_size, sup.get("log_max_bytes", 10 * 2**20), ("supervisor", "log_max_bytes"))
         if log_max < 4096:
             raise self.fail(("supervisor", "log_max_bytes"), "must be at least 4KiB")
@@ -261,14 +100,50 @@ class _Validator:
             raise self.fail(("components",), "expected a mapping of component id to settings, with at least one")
         comps = [self.component(str(cid), spec) for cid, spec in comps_raw.items()]
         return AgentConfig(path=self.name, components=tuple(comps), log_max_bytes=log_max, log_backups=backups,
-                           metrics_listen=self.metrics_listen(sup.get("metrics")))
+                           metrics_listen=self.metrics_listen(sup.get("metrics")),
+                           notify=self.notify(sup.get("notify")))
+
+    def notify(self, value: Any) -> NotifyConfig | None:
+        path = ("supervisor", "notify")
+        if value is None:
+            return None
+        if isinstance(value, dict) and True in value:  # YAML 1.1 reads a bare `on:` key as the boolean true
+            value = {("on" if k is True else k): v for k, v in value.items()}
+        n = self.mapping(value, path, {"command", "url", "on", "min_interval"})
+        command = n.get("command")
+        argv: tuple[str, ...] = ()
+        if command is not None:
+            if not isinstance(command, list) or not command:
+                raise self.fail(path + ("command",), "expected a non-empty argv list such as "
+                                "[\"/usr/local/bin/page-oncall\"] (a shell string is not accepted)")
+            argv = tuple(self.text(a, path + ("command", str(i))) for i, a in enumerate(command))
+        url = None
+        if n.get("url") is not None:
+            url = self.text(n["url"], path + ("url",))
+            if not url.startswith(("http://", "https://")):
+                raise self.fail(path + ("url",), f"expected an http:// or https:// URL, got {url!r}")
+        if not argv and url is None:
+            raise self.fail(path, "expected a command, a url or both")
+        on = n.get("on", list(NOTIFY_DEFAULT))
+        if not isinstance(on, list) or not on:
+            raise self.fail(path + ("on",), f"expected a list of events from: {', '.join(NOTIFY_EVENTS)}")
+        events = []
+        for i, event in enumerate(on):
+            name = self.text(event, path + ("on", str(i)))
+            if name not in NOTIFY_EVENTS:
+                raise self.fail(path + ("on", str(i)), f"unknown event {name!r} (expected one of: "
+                                                        f"{', '.join(NOTIFY_EVENTS)})")
+            events.append(name)
+        return NotifyConfig(command=argv, url=url, on=tuple(dict.fromkeys(events)),
+                            min_interval=self.convert(parse_duration, n.get("min_interval", 300.0),
+                                                      path + ("min_interval",)))
 
     def metrics_listen(self, value: Any) -> str | None:
         path = ("supervisor", "metrics")
         listen = self.mapping(value, path, {"listen"}).get("listen")
         if listen is None:
             return None
-        from ..metrics_http import parse_listen  # stdlib only; prometheus_client comes with the listener
+        from ...metrics_http import parse_listen  # stdlib only; prometheus_client comes with the listener
 
         text = self.text(listen, path + ("listen",))
         try:
@@ -283,7 +158,7 @@ class _Validator:
             raise self.fail(base, "component id must be lowercase letters, digits, - or _ (at most 32)")
         keys = {"description", "command", "cwd", "env", "user", "start_priority", "ready", "start_delay",
                 "ready_timeout", "stop_signal", "stop_timeout", "restart", "start_retries", "backoff",
-                "max_memory", "health"}
+                "max_memory", "health", "logs"}
         s = self.mapping(spec, base, keys)
         command = s.get("command")
         if not isinstance(command, list) or not command:
@@ -323,7 +198,21 @@ class _Validator:
             backoff=backoff,
             max_memory=None if max_memory is None else self.convert(parse_size, max_memory, base + ("max_memory",)),
             health=self.health(s.get("health"), base + ("health",)),
+            logs=self.logs(s.get("logs"), base + ("logs",)),
         )
+
+    def logs(self, value: Any, path: tuple[str, ...]) -> dict[str, str]:
+        names = set(map(str, value)) if isinstance(value, dict) else set()
+        out = {}
+        for name, target in self.mapping(value, path, names).items():
+            where = path + (str(name),)
+            if not LOG_NAME_RE.match(str(name)):
+                raise self.fail(where, "a log name must be lowercase letters, digits, '.', '-' or '_' (at most 32)")
+            text = self.text(target, where).strip()
+            if not text or "\0" in text:
+                raise self.fail(where, "expected a file path or a glob such as /var/log/app/access-*.log")
+            out[str(name)] = text
+        return out
 
     def health(self, value: Any, path: tuple[str, ...]) -> HealthCheck | None:
         if value is None:
@@ -383,40 +272,3 @@ def _environment() -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("PYTHON", sys.executable)
     return env
-
-
-def to_dict(config: AgentConfig) -> dict[str, Any]:
-    """Takes a validated config; returns plain JSON-able data (how the supervisor receives it)."""
-    from dataclasses import asdict
-
-    return asdict(config)
-
-
-def _check(d: dict[str, Any]) -> ReadyCheck:
-    return ReadyCheck(**{**d, "argv": tuple(d.get("argv", ()))})
-
-
-def digest(config: AgentConfig) -> str:
-    """sha256 of the effective configuration (what the components run with, not where it came from)."""
-    import hashlib
-    import json
-
-    data = to_dict(config)
-    data.pop("path", None)
-    return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-
-
-def from_dict(data: dict[str, Any]) -> AgentConfig:
-    """Takes what to_dict returned (already validated); returns the AgentConfig again."""
-    comps = []
-    for c in data["components"]:
-        c = dict(c)
-        c["command"] = tuple(c["command"])
-        c["backoff"] = Backoff(**c["backoff"])
-        if c.get("ready"):
-            c["ready"] = _check(c["ready"])
-        if c.get("health"):
-            c["health"] = HealthCheck(**{**c["health"], "check": _check(c["health"]["check"])})
-        comps.append(ComponentConfig(**c))
-    return AgentConfig(path=data["path"], components=tuple(comps), log_max_bytes=data["log_max_bytes"],
-                       log_backups=data["log_backups"], metrics_listen=data.get("metrics_listen"))
