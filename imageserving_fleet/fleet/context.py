@@ -20,8 +20,10 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from ..errors import UsageError
+from .audit import audit_path
 from .cluster.address import ClusterAddress, parse_address
 from .inventory import Host, Inventory, default_inventory, load_inventory, select
 from .options import ENV_BECOME_PASS, Options, declared
@@ -65,6 +67,12 @@ class Command(enum.Enum):
         return self not in (Command.STATUS, Command.PING, Command.START, Command.STOP, Command.REPORT)
 
     @property
+    def changes(self) -> bool:
+        """It changes something on the hosts: each run is recorded in the audit log (audit.py)."""
+        return self in (Command.START, Command.STOP, Command.RESTART, Command.RELOAD, Command.CONFIG_PUSH,
+                        Command.DEPLOY)
+
+    @property
     def through_cluster(self) -> bool:
         return self is not Command.DEPLOY  # the wheels are on this machine: deploy runs from here
 
@@ -105,6 +113,8 @@ class RunContext:
     cluster: ClusterAddress | None = None
     become_password: str | None = field(default=None, repr=False)
     sources: Mapping[str, Source] = field(default_factory=dict)  # setting -> where its value came from
+    inventory_paths: tuple[str, ...] = ()  # as named (none: the packaged localhost inventory)
+    audit_log: Path | None = None          # a change's audit log (None: the command changes nothing)
 
     @property
     def ssh(self) -> FleetOptions:
@@ -125,14 +135,23 @@ def inventory_paths(options: Options, environ: Mapping[str, str]) -> tuple[list[
     return ([str(DEFAULT_INVENTORY)] if DEFAULT_INVENTORY.exists() else []), source
 
 
-def select_targets(options: Options, environ: Mapping[str, str]
-                   ) -> tuple[Inventory, tuple[Host, ...], tuple[Target, ...], Source]:
-    """The inventory read and the hosts --limit selects (also the exporter's SIGHUP: read again)."""
+class Selection(NamedTuple):
+    """The inventory as read and the hosts --limit selects in it."""
+
+    inventory: Inventory
+    hosts: tuple[Host, ...]
+    targets: tuple[Target, ...]
+    paths: list[str]
+    source: Source
+
+
+def select_targets(options: Options, environ: Mapping[str, str]) -> Selection:
+    """Reads the inventory and selects the hosts (resolve's first step, and the exporter's SIGHUP)."""
     paths, inventory_source = inventory_paths(options, environ)
     inventory = load_inventory(paths) if paths else default_inventory()
     hosts = tuple(select(inventory, options.limit) if options.limit else inventory.hosts)
     ssh = options.ssh
-    return inventory, hosts, tuple(make_target(h.name, h.vars, ssh) for h in hosts), inventory_source
+    return Selection(inventory, hosts, tuple(make_target(h.name, h.vars, ssh) for h in hosts), paths, inventory_source)
 
 
 def resolve(options: Options, environ: Mapping[str, str], command: Command,
@@ -142,7 +161,7 @@ def resolve(options: Options, environ: Mapping[str, str], command: Command,
     `prompt` asks for the become password when -K is given (default getpass); it is asked at most
     once, and only when a selected host becomes and the command contacts hosts.
     """
-    inventory, hosts, targets, inventory_source = select_targets(options, environ)
+    inventory, hosts, targets, paths, inventory_source = select_targets(options, environ)
     if options.forks < 1:
         raise UsageError(f"--forks must be at least 1, got {options.forks}")
     timeout = command.default_timeout
@@ -150,7 +169,10 @@ def resolve(options: Options, environ: Mapping[str, str], command: Command,
         if not 0 < options.timeout <= MAX_TIMEOUT:  # nan too
             raise UsageError(f"--timeout must be a number of seconds above 0, got {options.timeout!r}")
         timeout = options.timeout
-    context = RunContext(command, options, inventory, hosts, targets, timeout, sources={"inventory": inventory_source})
+    audit_text, _ = setting(options, environ, "audit_log")
+    context = RunContext(command, options, inventory, hosts, targets, timeout, sources={"inventory": inventory_source},
+                         inventory_paths=tuple(paths),
+                         audit_log=audit_path(str(audit_text) if audit_text else None, {}) if command.changes else None)
     if not command.contacts_hosts:
         return context
     cluster_text, cluster_source = setting(options, environ, "cluster")

@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from ..untrusted import escape
 from .hostlist import fold
 from .results import HostResult, Result
-from .untrusted import render_untrusted
 
 
 @dataclass(frozen=True)
@@ -56,11 +56,11 @@ def print_groups(groups: Sequence[Group], out: TextIO | None = None, err: TextIO
     Lines are a host's text, shown escaped unless `raw` (`logs --raw`); reasons are escaped always.
     """
     out, err = out or sys.stdout, err or sys.stderr  # at call time: whatever stdout is then
-    shown = (lambda line: line) if raw else render_untrusted
+    shown = (lambda line: line) if raw else escape
     for g in groups:
         head = f"{g.folded} ({len(g.hosts)})"
         if g.result != Result.OK:
-            err.write(f"{head} | {g.result}: {render_untrusted(g.reason, tabs=False)}\n")
+            err.write(f"{head} | {g.result}: {escape(g.reason, tabs=False)}\n")
             continue
         if not g.lines:
             head += ": no lines"

@@ -31,7 +31,7 @@ from .. import __version__
 from ..damping import Gate, Send, due, next_due, offer
 from ..errors import UsageError
 from ..timefmt import utc_stamp
-from .untrusted import render_untrusted
+from ..untrusted import escape
 
 DEFAULT_MIN_INTERVAL = 300.0   # seconds: as the agent's notify.min_interval
 POST_TIMEOUT = 10.0
@@ -73,7 +73,7 @@ def _slack(text: str) -> str:
     """What Slack's markup would act on escaped: `<` (links, @-mentions) and `&` (entities); `>` only
     quotes at the start of a line, which `text` never has, so "ok -> failed" stays readable
     for the receivers that are not Slack. Control characters as the terminal shows them."""
-    return render_untrusted(text).replace("&", "&amp;").replace("<", "&lt;")
+    return escape(text, tabs=False).replace("&", "&amp;").replace("<", "&lt;")
 
 
 def document(send: Send[Change]) -> dict[str, Any]:

@@ -96,6 +96,9 @@ def test_notification_document_is_slack_compatible() -> None:
                    "text": "imageserving-fleet exporter: is07: ps BACKOFF -> FATAL (not RUNNING: ps &lt;FATAL> "
                            "&amp; co) [3 earlier changes held back]"}
     assert document(Send(Change("h", None, "failed", None), 0))["event"] == "result"
+    hostile = document(Send(Change("h", None, "failed", "ok", "boom \x1b]0;PWNED\x07"), 0))
+    assert hostile["message"] == "boom \x1b]0;PWNED\x07"             # JSON: as the host said it
+    assert hostile["text"].endswith("(boom \\x1b]0;PWNED\\x07)")      # the text a person reads: escaped
 
 
 @pytest.mark.parametrize("url", ["ftp://x/y", "hooks.example.com/x", "http://", "file:///etc/passwd", ""])

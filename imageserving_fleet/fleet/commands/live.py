@@ -40,7 +40,7 @@ def exporter(ctx: RunContext, fanout: FanOut, sock: socket.socket, interval: flo
 
     env = os.environ if environ is None else environ
     return serve(fanout, ctx.targets, sock, interval, ctx.timeout,
-                 reload=lambda: select_targets(ctx.options, env)[2],
+                 reload=lambda: select_targets(ctx.options, env).targets,
                  notify=notify.url if notify else None, notify_interval=notify.min_interval if notify else 0.0)
 
 
