@@ -17,6 +17,9 @@
     │   ├── InventoryVariableError     a host variable the fleet cannot use: host, variable (fleet exit 1)
     │   └── PatternError               bad or empty --limit pattern (fleet exit 1)
     ├── ClusterError                   --cluster: no scheduler there, no dask installed (fleet exit 1)
+    ├── HolderError                    the connection holder (--persist) cannot be used: the command
+    │   │                              goes direct
+    │   └── WireError                  fleet/persist/wire: a frame between client and holder that is not one
     ├── StreamLocalRefused             fleet/ssh/streamlocal: sshd would not open the channel to the
     │                                  supervisor's socket (the fleet runs the agent instead)
     ├── Refused                        fleet/deploy/plan: this host cannot take the agent as asked
@@ -120,6 +123,10 @@ class PatternError(InventoryError):
 
 class ClusterError(ImageServingError):
     """The cluster of --cluster cannot be used: not reachable, or dask is not installed."""
+
+
+class HolderError(ImageServingError):
+    """The per-user connection holder (SPEC §9) cannot be used; never ends a command, which goes direct."""
 
 
 class HostError(ImageServingError):

@@ -27,6 +27,7 @@ from .audit import audit_path
 from .cluster.address import ClusterAddress, parse_address
 from .inventory import Host, Inventory, default_inventory, load_inventory, select
 from .options import ENV_BECOME_PASS, Options, declared
+from .persist.place import persist_seconds
 from .target import FleetOptions, Target, make_target
 
 DEFAULT_INVENTORY = Path("inventory/hosts.yml")
@@ -76,6 +77,12 @@ class Command(enum.Enum):
     def through_cluster(self) -> bool:
         return self is not Command.DEPLOY  # the wheels are on this machine: deploy runs from here
 
+    @property
+    def through_holder(self) -> bool:
+        """Asked through the user's connection holder when --persist allows (§9): not deploy (files from
+        this machine), not the long-lived watch and exporter (they keep their own connections)."""
+        return self not in (Command.DEPLOY, Command.WATCH, Command.EXPORTER, Command.HOSTS)
+
 
 class Source(enum.StrEnum):
     """Where a setting's value came from."""
@@ -112,6 +119,7 @@ class RunContext:
     timeout: float                   # each host's whole deadline
     cluster: ClusterAddress | None = None
     become_password: str | None = field(default=None, repr=False)
+    persist: float = 0.0             # --persist: seconds connections are kept unused (§9); 0 = off
     sources: Mapping[str, Source] = field(default_factory=dict)  # setting -> where its value came from
     inventory_paths: tuple[str, ...] = ()  # as named (none: the packaged localhost inventory)
     audit_log: Path | None = None          # a change's audit log (None: the command changes nothing)
@@ -175,6 +183,8 @@ def resolve(options: Options, environ: Mapping[str, str], command: Command,
                          audit_log=audit_path(str(audit_text) if audit_text else None, {}) if command.changes else None)
     if not command.contacts_hosts:
         return context
+    _, persist_source = setting(options, environ, "persist")
+    persist = persist_seconds(options.persist, environ)  # the option, else IMAGESERVING_PERSIST, else 60
     cluster_text, cluster_source = setting(options, environ, "cluster")
     cluster = parse_address(str(cluster_text)) if cluster_text else None
     becomes = any(t.become for t in targets)
@@ -194,5 +204,5 @@ def resolve(options: Options, environ: Mapping[str, str], command: Command,
 
                 prompt = getpass.getpass
             password = prompt("BECOME password: ")
-    return dataclasses.replace(context, cluster=cluster, become_password=password,
-                               sources={**context.sources, "cluster": cluster_source})
+    return dataclasses.replace(context, cluster=cluster, become_password=password, persist=persist,
+                               sources={**context.sources, "cluster": cluster_source, "persist": persist_source})

@@ -18,6 +18,7 @@ from .target import FleetOptions
 ENV_INVENTORY = "IMAGESERVING_INVENTORY"
 ENV_CLUSTER = "IMAGESERVING_CLUSTER"
 ENV_AUDIT_LOG = "IMAGESERVING_AUDIT_LOG"
+ENV_PERSIST = "IMAGESERVING_PERSIST"
 ENV_BECOME_PASS = "IMAGESERVING_BECOME_PASS"  # read by the run context only, never an option (argv is public)
 DEFAULT_FORKS = 50
 
@@ -74,6 +75,11 @@ class Options:
         "--audit-log", metavar="PATH", env=ENV_AUDIT_LOG,
         help="Where changes are recorded, one JSON line per run (0600). Env IMAGESERVING_AUDIT_LOG; "
              "default ~/.imageserving-fleet/audit.jsonl.")] = None
+    persist: Annotated[float | None, opt(
+        "--persist", metavar="S", env=ENV_PERSIST,
+        help="Keep this user's SSH connections S seconds after their last use, in a background connection holder "
+             "that later commands ask through (default 60; 0: off, nothing outlives the command). Env "
+             "IMAGESERVING_PERSIST. `persist stop` ends it.")] = None
 
     def __post_init__(self) -> None:
         self.ssh  # noqa: B018 - a bad --host-key-policy or --connect-timeout is refused (exit 5) at once

@@ -252,6 +252,21 @@ def config_push(ctx: typer.Context,
           bar=how.confirm is None)
 
 
+persist_app = typer.Typer(add_completion=False, rich_markup_mode=None, no_args_is_help=True,
+                          context_settings=SETTINGS,
+                          help="The connection holder that keeps SSH connections between commands (--persist).")
+app.add_typer(persist_app, name="persist")
+
+
+@persist_app.command("stop")
+def persist_stop() -> None:
+    """End this user's connection holder now; its connections close. Exit 0 whether one ran or not."""
+    from ..persist.client import stop_holder
+
+    pid = stop_holder()
+    print(f"stopped the connection holder (pid {pid})" if pid else "no connection holder was running")
+
+
 from . import report as _report  # noqa: E402,F401  (adds `report` and `report merge` to app)
 
 

@@ -24,11 +24,28 @@ nothing of inventories: it takes a `Destination` and a run's `ClientOptions`.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .base import MAX_OUTPUT, CommandResult, Connecting, Session
-from .connector import Connector
-from .local import LocalSession
-from .session import SshSession
 from .settings import ClientOptions, Destination, SshSettings
+
+if TYPE_CHECKING:
+    from .connector import Connector
+    from .local import LocalSession
+    from .session import SshSession
+
+# Imported on first use: the connector pulls in the SSH library (0.2 s of CPU), which a command
+# answered by the connection holder (fleet/persist) never needs.
+_LAZY = {"Connector": ".connector", "LocalSession": ".local", "SshSession": ".session"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["MAX_OUTPUT", "ClientOptions", "CommandResult", "Connecting", "Connector", "Destination", "LocalSession",
            "Session", "SshSession", "SshSettings"]

@@ -73,6 +73,16 @@ class SshConfigFiles:
             found = self._lookups[key] = dict(config.lookup(hostname))
             return found
 
+    def unchanged(self) -> bool:
+        """Whether every file read so far still reads the same (Includes too): a long-lived user (the
+        connection holder) then keeps the parsed files and the lookups instead of parsing again."""
+        with self._lock:
+            texts = dict(self._texts)
+        try:
+            return all(config_text(path) == text for path, text in texts.items())
+        except UsageError:
+            return False
+
     def _parse(self, path: str | None) -> Any:
         paramiko = load_paramiko()
         text = self._texts.get(path)

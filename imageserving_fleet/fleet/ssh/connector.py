@@ -83,8 +83,9 @@ class Connector:
         self._closed = False
         if options.private_key and not os.path.isfile(os.path.expanduser(options.private_key)):
             raise UsageError(f"--private-key {options.private_key}: no such file")
+        self._warn = warn or warn_on_stderr
         self._config = SshConfigFiles(options.ssh_config)
-        self._host_keys = HostKeys(options.host_key_policy, warn or warn_on_stderr)
+        self._host_keys = HostKeys(options.host_key_policy, self._warn)
         self._keys = Keys()
         self._resolver = Resolver()
         self._jumps: dict[tuple[Any, ...], SshSession] = {}
@@ -122,6 +123,22 @@ class Connector:
         """The settings of one ProxyJump hop of `behind`, by the same rules as any host's."""
         return resolve_hop(behind, hop, self._config.lookup, connect_timeout=self.options.connect_timeout,
                            local_user=self._local_user, private_key=self.options.private_key)
+
+    def refresh(self) -> None:
+        """Reads ssh_config, known_hosts, keys and host names afresh at their next use.
+
+        For a long-lived user of one Connector across commands (the connection holder,
+        persist/holder.py): each command sees the files as they are now, exactly as a new
+        Connector would. Sessions and jump hosts already open are kept.
+        """
+        same = self._config.unchanged()  # the same text: keep its parse and its lookups
+        with self._lock:
+            if not same:
+                self._config = SshConfigFiles(self.options.ssh_config)
+            self._host_keys = HostKeys(self.options.host_key_policy, self._warn)
+            self._keys = Keys()
+            # The old resolver is not closed: a connect in progress may still be waiting on it.
+            self._resolver = Resolver()
 
     def close(self) -> None:
         """Ends the run: aborts connections in progress and every session and jump host it opened."""
