@@ -78,6 +78,7 @@ def test_placement_groups_by_resource_in_order_and_answers_the_unoffered() -> No
 
 @pytest.mark.parametrize("kind, policy", [
     (JobKind.STATUS, OnLostWorker.ASK_AGAIN), (JobKind.VERSION, OnLostWorker.ASK_AGAIN), (JobKind.LOGS, OnLostWorker.ASK_AGAIN),
+    (JobKind.HTTP_GATE, OnLostWorker.ASK_AGAIN),
     (JobKind.START, OnLostWorker.FAIL), (JobKind.STOP, OnLostWorker.FAIL), (JobKind.RESTART, OnLostWorker.FAIL),
     (JobKind.RELOAD, OnLostWorker.FAIL), (JobKind.CONFIG_PUSH, OnLostWorker.FAIL), (JobKind.DEPLOY, OnLostWorker.FAIL),
 ])
