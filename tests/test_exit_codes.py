@@ -70,6 +70,13 @@ FLEET_CASES: list[tuple[str, str | None, list[str], int, str]] = [
     ("report format", None, ["report", "--format", "pdf"], 5, "pdf"),
     ("report slice", None, ["report", "--slice", "3/2"], 5, "3/2"),
     ("report merge nothing", None, ["report", "merge"], 5, "REPORT.json"),
+    ("logs grep not a regex", None, ["logs", "is", "--grep", "err("], 5, "--grep: not a regular expression: 'err('"),
+    ("logs since not a duration", None, ["logs", "is", "--since", "yesterday"], 5, "--since: expected a duration"),
+    ("logs since zero", None, ["logs", "is", "--since", "0s"], 5, "--since: expected a duration"),
+    ("logs bad file name", None, ["logs", "is:../etc", "--group"], 5, "invalid log name '../etc'"),
+    ("exporter notify not http", None, ["exporter", "--notify", "ftp://hooks"], 5, "--notify: expected an http"),
+    ("exporter notify interval", None, ["exporter", "--notify", "http://127.0.0.1:9/x", "--notify-interval", "often"],
+     5, "--notify-interval: expected a duration"),
 ]
 
 

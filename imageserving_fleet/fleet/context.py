@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UsageError
-from .ansiblecfg import load_ansible_config
+from .ansiblecfg import AnsibleSettings, load_ansible_config
 from .audit import audit_path
 from .cluster.address import ClusterAddress, parse_address
 from .inventory import Host, Inventory, default_inventory, load_inventory, select
@@ -148,6 +148,37 @@ class RunContext:
         return self.wide.notices if self.wide is not None else ()
 
 
+def _settle(options: Options, environ: Mapping[str, str], cwd: str) -> tuple[AnsibleSettings, RunWide, FleetOptions]:
+    """ansible.cfg, the run-wide settings and every host's connection options (before any prompt)."""
+    ansible = load_ansible_config(environ, cwd)
+    wide = resolve_run(CommandLine(options.inventory, options.forks, options.connect_timeout, options.host_key_policy),
+                       environ, ansible, cwd)
+    if wide.forks.value < 1:
+        raise UsageError(f"--forks must be at least 1, got {wide.forks.value}")
+    ssh = dataclasses.replace(options.ssh, host_key_policy=wide.host_key_policy.value,
+                              host_key_policy_source=wide.host_key_policy.source,
+                              connect_timeout=wide.connect_timeout.value, ansible=ansible)
+    if not options.ask_pass and environ.get(ENV_SSH_PASS):
+        ssh = dataclasses.replace(ssh, password=Secret(environ[ENV_SSH_PASS]), password_source=f"env {ENV_SSH_PASS}")
+    return ansible, wide, ssh
+
+
+def _select(options: Options, wide: RunWide, ssh: FleetOptions, cwd: str
+            ) -> tuple[list[str], Inventory, tuple[Host, ...], tuple[Target, ...]]:
+    """The inventory read once and the hosts --limit selects in it, as connection targets."""
+    paths = list(wide.inventories.value)
+    inventory = load_inventory(paths, cwd) if paths else default_inventory()
+    hosts = tuple(select(inventory, options.limit) if options.limit else inventory.hosts)
+    return paths, inventory, hosts, tuple(make_target(h.name, h.vars, ssh, h.origins) for h in hosts)
+
+
+def select_targets(options: Options, environ: Mapping[str, str], cwd: str | None = None) -> tuple[Target, ...]:
+    """The hosts as resolve() selects them, read again (the exporter's SIGHUP)."""
+    cwd = os.getcwd() if cwd is None else cwd
+    _, wide, ssh = _settle(options, environ, cwd)
+    return _select(options, wide, ssh, cwd)[3]
+
+
 def resolve(options: Options, environ: Mapping[str, str], command: Command,
             prompt: Callable[[str], str] | None = None, cwd: str | None = None) -> RunContext:
     """Takes the parsed options, the environment, the command (and the current directory, where
@@ -158,22 +189,9 @@ def resolve(options: Options, environ: Mapping[str, str], command: Command,
     for -K, a selected host becomes).
     """
     cwd = os.getcwd() if cwd is None else cwd
-    ansible = load_ansible_config(environ, cwd)
-    wide = resolve_run(CommandLine(options.inventory, options.forks, options.connect_timeout, options.host_key_policy),
-                       environ, ansible, cwd)
-    if wide.forks.value < 1:
-        raise UsageError(f"--forks must be at least 1, got {wide.forks.value}")
-    base = options.ssh
-    ssh = dataclasses.replace(base, host_key_policy=wide.host_key_policy.value,
-                              host_key_policy_source=wide.host_key_policy.source,
-                              connect_timeout=wide.connect_timeout.value, ansible=ansible)
+    ansible, wide, ssh = _settle(options, environ, cwd)
     asks_password = options.ask_pass or bool(ansible.ask_pass and ansible.ask_pass.value)
-    if not options.ask_pass and environ.get(ENV_SSH_PASS):
-        ssh = dataclasses.replace(ssh, password=Secret(environ[ENV_SSH_PASS]), password_source=f"env {ENV_SSH_PASS}")
-    paths = list(wide.inventories.value)
-    inventory = load_inventory(paths, cwd) if paths else default_inventory()
-    hosts = tuple(select(inventory, options.limit) if options.limit else inventory.hosts)
-    targets = tuple(make_target(h.name, h.vars, ssh, h.origins) for h in hosts)
+    paths, inventory, hosts, targets = _select(options, wide, ssh, cwd)
     timeout = command.default_timeout
     if options.timeout is not None:
         if not 0 < options.timeout <= MAX_TIMEOUT:  # nan too

@@ -119,18 +119,23 @@ def recap(results: Sequence[HostResult]) -> Text:
 
 
 def print_outcome(console: Console, outcome: Outcome, *, as_json: bool = False, quiet: bool = False,
-                  raw: bool = False) -> None:
-    """A run's results as its command shows them (--quiet: only the hosts not ok, nothing if none)."""
+                  raw: bool = False, group: bool = False) -> None:
+    """A run's results as its command shows them (--quiet: only the hosts not ok, nothing if none;
+    `group`: logs --group, each distinct output once under its hosts; `raw`: logs --raw)."""
     results, command = outcome.results, outcome.command
     wrong = [r for r in results if r.result != Result.OK]
     if as_json:
         if command is Command.LOGS:
             from .logs import logs_document
 
-            sys.stdout.write(logs_document(results) + "\n")
+            sys.stdout.write(logs_document(results, grouped=group) + "\n")
         else:
             batches = {} if outcome.batches is None else {"batches": [list(b) for b in outcome.batches]}
             sys.stdout.write(json.dumps(fleet_document(command.value, results) | batches) + "\n")
+    elif command is Command.LOGS and group:
+        from .loggroup import group_results, print_groups
+
+        print_groups(group_results(results), raw=raw)
     elif command is Command.LOGS:
         from .logs import print_logs
 

@@ -87,17 +87,29 @@ def status(ctx: typer.Context, component: IdArg = None,
 @app.command()
 def exporter(ctx: typer.Context,
              listen: Annotated[str, typer.Option("--listen", metavar="ADDR",
-                                                 help="HOST:PORT, [V6]:PORT or :PORT to serve /metrics on.")
-                               ] = "127.0.0.1:9464",
+                                                 help="HOST:PORT, [V6]:PORT or :PORT to serve /metrics, the live "
+                                                      "page (/) and /healthz on.")] = "127.0.0.1:9464",
              interval: Annotated[float, typer.Option("--interval", metavar="S",
-                                                     help="Seconds between polls of every host.")] = 15.0) -> None:
-    """A Prometheus exporter: every host's status at /metrics, polled every --interval (a scrape never waits)."""
+                                                     help="Seconds between polls of every host.")] = 15.0,
+             notify: Annotated[str | None, typer.Option(
+                 "--notify", metavar="URL", help="POST a JSON document (Slack-compatible \"text\") for each change "
+                                                 "logged: a host's result, a component's state.")] = None,
+             notify_interval: Annotated[str, typer.Option(
+                 "--notify-interval", metavar="D", help="Flap damping: at most one notification per host and "
+                                                        "subject per D (e.g. 30s, 5m); the next says how many were "
+                                                        "held back.")] = "5m",
+             ) -> None:
+    """A Prometheus exporter and a live page: every host's status polled every --interval (a scrape never waits).
+
+    SIGHUP re-reads the inventory (a bad one is logged and the hosts polled stay as they were).
+    """
     from ..commands import live
 
+    notifying = live.notify_options(notify, notify_interval)  # before any host, before the port
     run_ctx = _context(ctx, Command.EXPORTER)
     sock, every = live.listen(listen, interval)  # before any host
     with sock, open_fanout(run_ctx) as fanout:
-        raise typer.Exit(live.exporter(run_ctx, fanout, sock, every))
+        raise typer.Exit(live.exporter(run_ctx, fanout, sock, every, notifying))
 
 
 @app.command()
@@ -155,19 +167,30 @@ def reload(ctx: typer.Context, serial: SerialOpt = None, max_fail_percentage: Ma
 
 @app.command()
 def logs(ctx: typer.Context,
-         name: Annotated[str, typer.Argument(help="ps, is, svg or supervisor")] = "supervisor",
+         name: Annotated[str, typer.Argument(metavar="ID[:NAME]",
+                                             help="ps, is, svg or supervisor; ID:NAME a file of the component's "
+                                                  "`logs:` key (e.g. is:access)")] = "supervisor",
          lines: Annotated[int, typer.Option("-n", "--lines", help="How many last lines per host.")] = 20,
+         grep: Annotated[str | None, typer.Option("--grep", metavar="RE",
+                                                  help="Only lines matching this regular expression (Python's), "
+                                                       "filtered on the host.")] = None,
+         since: Annotated[str | None, typer.Option("--since", metavar="D",
+                                                   help="Only lines of the last D (90s, 10m, 2h, 1d), filtered on "
+                                                        "the host.")] = None,
+         group: Annotated[bool, typer.Option("--group", help="Each distinct output once, under the hosts that "
+                                                             "gave it (is[01-03,07]), as clush -b does.")] = False,
          raw: Annotated[bool, typer.Option(
              "--raw", help="Print the lines as the hosts sent them (default: control characters shown escaped, "
-                           "\\x1b, as journalctl does).")] = False) -> None:
+                           "\\x1b, as journalctl does).")] = False,
+         ) -> None:
     """The last lines of a log from every host, each prefixed by its host (hosts in inventory order).
 
-    Example: imageserving-fleet -l 'is0*' logs is -n 5
+    Example: imageserving-fleet -l 'is0*' logs is:access --grep ' 5[0-9][0-9] ' --since 10m --group
     """
     from ..commands import logs as logs_cmd
 
-    key, count = logs_cmd.log_name(name), logs_cmd.check_lines(lines)
-    _show(ctx, Command.LOGS, lambda c, f: logs_cmd.logs(c, f, key, count), raw=raw)
+    r = logs_cmd.request(name, lines, grep, since)  # exit 5 before any host
+    _show(ctx, Command.LOGS, lambda c, f: logs_cmd.logs(c, f, r.name, r.lines, r.grep, r.since), raw=raw, group=group)
 
 
 @app.command()

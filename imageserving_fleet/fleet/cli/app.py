@@ -23,10 +23,10 @@ def say_error(message: object) -> None:
     err.print(f"imageserving-fleet: {message}", markup=False)
 
 
-def show(options: Options, outcome: Outcome, raw: bool = False) -> NoReturn:
+def show(options: Options, outcome: Outcome, raw: bool = False, *, group: bool = False) -> NoReturn:
     """Prints a run's results and exits with its code (99, and a note, when Ctrl-C cut it short);
     a run that leaves hosts not ok writes their retry file and names it on stderr."""
-    print_outcome(out, outcome, as_json=options.as_json, quiet=options.quiet, raw=raw)
+    print_outcome(out, outcome, as_json=options.as_json, quiet=options.quiet, raw=raw, group=group)
     leave_retry(outcome.command.value, outcome.results, lambda line: err.print(line, markup=False))
     if outcome.interrupted:
         err.print("interrupted: the report above is partial")
@@ -37,7 +37,7 @@ ARGV: list[str] = []  # the command line as given (run() sets it): the audit lin
 
 
 def recorded_show(ctx: typer.Context, run_ctx: RunContext, run: Callable[[], Outcome], words: str | None = None,
-                  raw: bool = False) -> NoReturn:
+                  raw: bool = False, group: bool = False) -> NoReturn:
     """Runs a command and shows it; a change is recorded in the audit log, opened before any host
     (unwritable: exit 1) and written on the way out, Ctrl-C included."""
     inventory = run_ctx.inventory_paths or ("(packaged localhost inventory)",)
@@ -46,7 +46,7 @@ def recorded_show(ctx: typer.Context, run_ctx: RunContext, run: Callable[[], Out
         outcome = run()
         if entry is not None:
             entry.hosts, entry.exit = list(outcome.results), outcome.exit_code
-        show(ctx.obj, outcome, raw)
+        show(ctx.obj, outcome, raw, group=group)
 
 
 T = TypeVar("T")
@@ -78,8 +78,9 @@ def _run(ctx: typer.Context, run_ctx: RunContext, call: Callable[[FanOut], T], f
 
 
 def _show(ctx: typer.Context, command: Command, call: Callable[[RunContext, FanOut], Outcome],
-          words: str | None = None, raw: bool = False, bar: bool = True) -> NoReturn:
+          words: str | None = None, raw: bool = False, bar: bool = True, group: bool = False) -> NoReturn:
     """Resolves the context, runs `call` on the fan-out, prints the outcome and exits with its code
     (`words`: the command as the audit log names it, e.g. `stop is`)."""
     run_ctx = _context(ctx, command)
-    recorded_show(ctx, run_ctx, lambda: _run(ctx, run_ctx, lambda fanout: call(run_ctx, fanout), bar=bar), words, raw)
+    recorded_show(ctx, run_ctx, lambda: _run(ctx, run_ctx, lambda fanout: call(run_ctx, fanout), bar=bar), words, raw,
+                  group)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from ...errors import UsageError
 from ..context import RunContext
@@ -29,11 +31,37 @@ def watch(ctx: RunContext, fanout: FanOut, ids: Sequence[str], interval: float) 
     return watch_fleet(fanout, ctx.targets, ids, interval, ctx.timeout)
 
 
-def exporter(ctx: RunContext, fanout: FanOut, sock: socket.socket, interval: float) -> int:
-    """Serves /metrics on `sock` (see listen()) until SIGTERM or SIGINT; returns the exit code."""
+def exporter(ctx: RunContext, fanout: FanOut, sock: socket.socket, interval: float,
+             notify: Notify | None = None, environ: Mapping[str, str] | None = None) -> int:
+    """Serves /metrics, the live page and /healthz on `sock` (see listen()) until SIGTERM or SIGINT;
+    SIGHUP re-reads the inventory as it was found at start (same -i, same --limit); returns the exit code."""
+    from ..context import select_targets
     from ..exporter import serve
 
-    return serve(fanout, ctx.targets, sock, interval, ctx.timeout)
+    env = os.environ if environ is None else environ
+    return serve(fanout, ctx.targets, sock, interval, ctx.timeout,
+                 reload=lambda: select_targets(ctx.options, env),
+                 notify=notify.url if notify else None, notify_interval=notify.min_interval if notify else 0.0)
+
+
+@dataclass(frozen=True)
+class Notify:
+    """--notify URL and its flap damping (--notify-interval), checked."""
+
+    url: str
+    min_interval: float
+
+
+def notify_options(url: str | None, interval: str) -> Notify | None:
+    """Checks --notify (an http(s) URL) and --notify-interval (a duration); UsageError (exit 5) before any host."""
+    from ...units import parse_duration
+    from ..notify import check_url
+
+    try:
+        seconds = parse_duration(interval)
+    except ValueError as exc:
+        raise UsageError(f"--notify-interval: {exc}") from None
+    return Notify(check_url(url), seconds) if url is not None else None
 
 
 def listen(address: str, interval: float) -> tuple[socket.socket, float]:

@@ -1,26 +1,30 @@
-"""`logs NAME -n N`: the last lines of one log from every host (each result's `lines`)."""
+"""`logs ID[:NAME] -n N [--grep RE] [--since D]`: the last lines of one log from every host (each
+result's `lines`), filtered on the hosts; the checks are logs.logs_request's (exit 5 before any host)."""
 
 from __future__ import annotations
 
-from ...errors import UsageError
 from ..context import RunContext
 from ..fanout import FanOut
 from ..jobs import logs_job
-from ..logs import MAX_LINES
-from ..remote import check_id
+from ..logs import LogsRequest, check_log_name, logs_request
 from .run import Outcome, execute
 
 
 def log_name(name: str) -> str:
-    """`supervisor` or a component id (lower-cased); raises UsageError."""
-    return "supervisor" if name.lower() == "supervisor" else check_id(name)
+    """`supervisor`, a component id or `ID:NAME` (lower-cased); raises UsageError."""
+    return check_log_name(name)
 
 
 def check_lines(lines: int) -> int:
-    if not 0 < lines <= MAX_LINES:
-        raise UsageError(f"-n must be between 1 and {MAX_LINES}")
-    return lines
+    return logs_request("supervisor", lines).lines
 
 
-def logs(ctx: RunContext, fanout: FanOut, name: str, lines: int) -> Outcome:
-    return execute(ctx, fanout, logs_job(log_name(name), check_lines(lines)))
+def request(name: str, lines: int, grep: str | None = None, since: str | None = None) -> LogsRequest:
+    """The command line's values, checked (UsageError: exit 5)."""
+    return logs_request(name, lines, grep, since)
+
+
+def logs(ctx: RunContext, fanout: FanOut, name: str, lines: int, grep: str | None = None,
+         since: str | None = None) -> Outcome:
+    r = request(name, lines, grep, since)
+    return execute(ctx, fanout, logs_job(r.name, r.lines, r.grep, r.since))
