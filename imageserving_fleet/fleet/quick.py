@@ -103,6 +103,8 @@ def run(args: list[str]) -> int | None:
         if ctx.cluster is not None:
             return None  # a scheduler to reach (and its refusals): the CLI's
         fanout = open_fanout(ctx)
+        for notice in ctx.notices:  # as cli/app.py's _context: a setting not honoured is never silent
+            _say(notice)
     except ImageServingError:
         return None  # nothing contacted yet: the full CLI refuses it in its own words
     try:

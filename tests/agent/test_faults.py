@@ -258,6 +258,8 @@ WALL_CLOCK_OK = {("agent/statusdoc.py", "status_doc"), ("agent/control.py", "dow
                  ("fleet/exporter.py", "log"), ("fleet/watch.py", "watch"),
                  # a report's generation time and the history's run time (reports/ is exempt as a whole)
                  ("fleet/commands/report.py", "_now"),
+                 # a host certificate's validity interval is wall-clock time by definition
+                 ("fleet/ssh/known_hosts.py", "_check_certificate"),
                  # `logs --since`: compared with the times written in the log lines
                  ("agent/cli.py", "logs"),
                  # the live page's "last poll" before the first one
