@@ -33,10 +33,41 @@ PR_SET_CHILD_SUBREAPER = 36
 ENV = "IMAGESERVING_TEST_TIMING"
 
 
+TICK = os.sysconf("SC_CLK_TCK")
+
+
 def _cpu() -> float:
+    """CPU seconds of this process, its reaped children, and every living descendant (with what each reaped).
+
+    The living part matters: a session-scoped sshd reaps its per-connection children itself, so their
+    CPU would otherwise reach this process only when the sshd exits at the very end of the session.
+    """
     own = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime + _living_descendants()
+
+
+def _living_descendants() -> float:
+    parent: dict[int, int] = {}
+    ticks: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        f = stat[stat.rfind(")") + 2:].split()   # f[0] is field 3 (state); utime..cstime are fields 14-17
+        parent[int(entry)] = int(f[1])
+        ticks[int(entry)] = sum(int(x) for x in f[11:15])
+    me, total = os.getpid(), 0
+    for pid in parent:
+        p, seen = parent[pid], 0
+        while p > 1 and p != me and seen < 64:
+            p, seen = parent.get(p, 0), seen + 1
+        if p == me and pid != me:
+            total += ticks[pid]
+    return total / TICK
 
 
 class TimingPlugin:
@@ -46,6 +77,7 @@ class TimingPlugin:
         if worker == "main":    # a fresh measurement: drop the parts of an earlier run
             for stale in Path(path).parent.glob(Path(path).name + ".*"):
                 stale.unlink()
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.out = open(f"{path}.{worker}", "a", buffering=1)  # noqa: SIM115 - lives as long as the session
         self.spawned: set[int] = set()
         self.subreaper = self._become_subreaper()
