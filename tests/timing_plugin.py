@@ -80,6 +80,7 @@ class TimingPlugin:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.out = open(f"{path}.{worker}", "a", buffering=1)  # noqa: SIM115 - lives as long as the session
         self.spawned: set[int] = set()
+        self.failed: set[str] = set()
         self.subreaper = self._become_subreaper()
         self._track_own_children()
 
@@ -136,6 +137,10 @@ class TimingPlugin:
                     pass
         return reaped
 
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.failed:
+            self.failed.add(report.nodeid)
+
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_protocol(self, item: pytest.Item) -> Iterator[None]:
         wall0, cpu0 = time.monotonic(), _cpu()
@@ -144,6 +149,7 @@ class TimingPlugin:
         self.out.write(json.dumps({
             "file": item.location[0], "test": item.nodeid, "worker": self.worker,
             "wall": round(time.monotonic() - wall0, 3), "cpu": round(_cpu() - cpu0, 3), "orphans": orphans,
+            "failed": item.nodeid in self.failed,
         }) + "\n")
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
