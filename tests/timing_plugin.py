@@ -8,9 +8,11 @@ most CPU first.
 
 Supervisors double-fork: their CPU would never reach RUSAGE_CHILDREN. While measuring, each process
 makes itself a child subreaper (prctl PR_SET_CHILD_SUBREAPER) so orphaned descendants are reparented
-to it, and after every test it reaps the zombies that are NOT its own direct children (those belong to
-subprocess.Popen / multiprocessing, which wait for them themselves: reaping them here would hand
-their callers a lost exit status). Measuring only: without the variable none of this is installed.
+to it, and a reaper thread reaps at once (as init would) the zombies that are NOT its own direct
+children (those belong to subprocess.Popen / multiprocessing, which wait for them themselves:
+reaping them here would hand their callers a lost exit status). At once matters: a killed orphan
+left a zombie would still look alive to the very tests that check it is gone. Measuring only:
+without the variable none of this is installed.
 
     IMAGESERVING_TEST_TIMING=/tmp/t python -m pytest -q -n 3 --dist loadfile; cat /tmp/t
 """
@@ -22,6 +24,7 @@ import json
 import os
 import resource
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -81,8 +84,11 @@ class TimingPlugin:
         self.out = open(f"{path}.{worker}", "a", buffering=1)  # noqa: SIM115 - lives as long as the session
         self.spawned: set[int] = set()
         self.failed: set[str] = set()
-        self.subreaper = self._become_subreaper()
+        self.orphans = 0
         self._track_own_children()
+        self.subreaper = self._become_subreaper()
+        if self.subreaper:
+            threading.Thread(target=self._reaper, name="timing-reaper", daemon=True).start()
 
     @staticmethod
     def _become_subreaper() -> bool:
@@ -114,6 +120,41 @@ class TimingPlugin:
             return pid
 
         os.fork = fork
+        import multiprocessing.util as mp_util  # spawn/forkserver start their processes through this
+
+        original_spawnv = mp_util.spawnv_passfds
+
+        def spawnv_passfds(*args: Any, **kwargs: Any) -> int:
+            pid = int(original_spawnv(*args, **kwargs))
+            spawned.add(pid)
+            return pid
+
+        mp_util.spawnv_passfds = spawnv_passfds
+
+    def _reaper(self) -> None:
+        """Waits (without reaping) for any child to exit; reaps it if it is an adopted orphan."""
+        while True:
+            try:
+                info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOWAIT)
+            except ChildProcessError:
+                time.sleep(0.05)
+                continue
+            except InterruptedError:
+                continue
+            if info is None:
+                continue
+            pid = info.si_pid
+            if pid in self.spawned:
+                time.sleep(0.02)            # its owner reaps it; meanwhile look past it for orphans
+                self.orphans += self._reap_orphans()
+                continue
+            time.sleep(0.02)                # a pid we just started may not be recorded yet
+            if pid not in self.spawned:
+                try:
+                    if os.waitpid(pid, os.WNOHANG)[0]:
+                        self.orphans += 1
+                except ChildProcessError:
+                    pass
 
     def _reap_orphans(self) -> int:
         """Reaps zombie children this process did not start (reparented orphans); returns how many."""
@@ -143,9 +184,10 @@ class TimingPlugin:
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_protocol(self, item: pytest.Item) -> Iterator[None]:
-        wall0, cpu0 = time.monotonic(), _cpu()
+        wall0, cpu0, orphans0 = time.monotonic(), _cpu(), self.orphans
         yield
-        orphans = self._reap_orphans()
+        self.orphans += self._reap_orphans()
+        orphans = self.orphans - orphans0
         self.out.write(json.dumps({
             "file": item.location[0], "test": item.nodeid, "worker": self.worker,
             "wall": round(time.monotonic() - wall0, 3), "cpu": round(_cpu() - cpu0, 3), "orphans": orphans,
