@@ -24,6 +24,8 @@
     ├── WheelhouseError                fleet/deploy/wheelhouse: no wheels for a platform (pip's reason)
     ├── ReportInputError               fleet/reports/model: `report merge` got no schema-1 report
     ├── HistoryError                   fleet/reports/history: the history file cannot be used
+    ├── AuditLogError                  fleet/audit: the audit log cannot be written, so the change is
+    │                                  not made (fleet exit 1, before any host)
     ├── Interrupted                    fleet/fanout: Ctrl-C during a run; carries the partial results
     └── HostError                      one host's failure; never ends a fleet run
         ├── UnreachableError           could not run the agent there: reason is a `Reason`

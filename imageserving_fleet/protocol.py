@@ -28,6 +28,8 @@ NO_ANSWER = 4           # status: no answer in time; also a peer of another uid
 BAD_CONFIG = 6          # invalid configuration (config check, start, reload)
 SUPERVISOR_DOWN = 7     # restart ID, start ID: no supervisor to ask
 
+# Requests that change nothing: the client sends no asker for them, the server logs none.
+QUIET_REQUESTS = ("status", "ping")
 MAX_REQUEST = 64 * 1024   # one request line; more is refused (and the peer dropped)
 # One reply line at most; a status document is a few kB. The one home of this bound: it is also
 # what the fleet lets a command on a host write (fleet/ssh/base.py), as the agent prints a reply.

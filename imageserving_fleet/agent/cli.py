@@ -120,10 +120,18 @@ def reload(ctx: typer.Context) -> None:
 
 @app.command()
 def restart(ctx: typer.Context,
-            component: Annotated[str | None, typer.Argument(help="ps, is or svg; none: everything, "
-                                                                     "with a new supervisor")] = None) -> None:
-    """Restart one component (the others keep their pids), or everything and the supervisor."""
+            component: Annotated[str | None, typer.Argument(help="ps, is or svg; supervisor: hand over to a new "
+                                                                     "supervisor, no component restarted; none: "
+                                                                     "everything, with a new supervisor")] = None) -> None:
+    """Restart one component (the others keep their pids), everything and the supervisor, or only the supervisor.
+
+    `restart supervisor`: a new Server Supervisor from the code installed now takes over every
+    component (same pids, restarts, holds, uptime, logs); if it cannot start, the old one keeps
+    running (exit 1). This is how an agent upgrade reaches a host with no component restarted.
+    """
     s: Settings = ctx.obj
+    if component and component.lower() == "supervisor":
+        _finish(s, control.restart_supervisor(s.home), table=False)
     config = s.config()  # a bad file is refused before anything stops
     ids = control.normalize_ids([component], config.ids) if component else []
     _finish(s, control.restart(s.home, config, ids))

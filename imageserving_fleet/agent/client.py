@@ -12,10 +12,25 @@ TYPE_CHECKING = False  # not `from typing`: importing typing costs the status pa
 
 from ..errors import NoAnswerError, NotRunningError, SupervisorError
 from ..home import MAX_SOCKET_PATH, Home
-from ..protocol import ANSWER_TIMEOUT, MAX_REPLY
+from ..protocol import ANSWER_TIMEOUT, MAX_REPLY, QUIET_REQUESTS
 
 if TYPE_CHECKING:
     from typing import Any
+
+
+def asking_user() -> str:
+    """Who asks for a change: the fleet's `user@controller` when it ran us, else the local login name."""
+    import os
+
+    named = os.environ.get("IMAGESERVING_REQUESTED_BY")
+    if named:
+        return named[:100]
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid {os.getuid()}"
 
 
 def request(home: Home, payload: dict[str, Any], timeout: float | None = ANSWER_TIMEOUT) -> dict[str, Any]:
@@ -35,6 +50,8 @@ def request(home: Home, payload: dict[str, Any], timeout: float | None = ANSWER_
         except PermissionError:
             raise SupervisorError(f"permission denied on {path}: run as the user that started it") from None
         sock.settimeout(timeout)
+        if payload.get("cmd") not in QUIET_REQUESTS and "user" not in payload:
+            payload = {**payload, "user": asking_user()}  # the supervisor's log names who asked
         sock.sendall(json.dumps(payload).encode() + b"\n")
         data = bytearray()
         while not data.endswith(b"\n"):

@@ -20,7 +20,7 @@ from ..home import Home
 from ..protocol import ANSWER_TIMEOUT, BAD_ARGS, BAD_CONFIG, FAILED, NO_ANSWER, NOT_RUNNING, OK, SUPERVISOR_DOWN  # noqa: F401
 from . import client
 
-START_TIMEOUT = 30.0  # seconds for a new supervisor to take its lock and open its socket
+START_TIMEOUT = 30.0  # seconds for a new supervisor to say something (READY, or WAIT while it stops leftovers)
 
 
 if TYPE_CHECKING:
@@ -70,7 +70,7 @@ def status(home: Home, ids: list[str], timeout: float = ANSWER_TIMEOUT) -> Outco
     try:
         reply = client.request(home, {"cmd": "status", "ids": ids}, timeout=timeout)
     except NotRunningError as exc:
-        return Outcome(NOT_RUNNING, str(exc), down_status(str(exc)))
+        return _down(home, str(exc))
     except SupervisorError as exc:  # NoAnswerError and its kin: it is there but says nothing useful
         return Outcome(NO_ANSWER, str(exc))
     if reply.get("status") != "ok":
@@ -80,6 +80,20 @@ def status(home: Home, ids: list[str], timeout: float = ANSWER_TIMEOUT) -> Outco
     if down:
         return Outcome(FAILED, down_message(down), doc)
     return Outcome(OK, "", doc)
+
+
+def _down(home: Home, message: str) -> Outcome:
+    """No supervisor: exit 3, naming the components a dead one left running (SPEC §2)."""
+    from .statefile import leftovers
+
+    found = leftovers(home.children_file)
+    doc = down_status(message)
+    if found:
+        doc["orphans"] = [{"id": owned.id, "pids": pids} for _, owned, pids in found]
+        listed = "; ".join(f"{owned.id} (pids {', '.join(map(str, pids))})" for _, owned, pids in found)
+        doc["message"] = message = (f"{message}; still running without it: {listed}"
+                                    " (`imageserving stop` stops them, `imageserving start` adopts or replaces them)")
+    return Outcome(NOT_RUNNING, message, doc)
 
 
 def write_config_json(home: Home, config: AgentConfig, unique: bool = False) -> str:
@@ -99,13 +113,12 @@ def write_config_json(home: Home, config: AgentConfig, unique: bool = False) -> 
 
 
 def daemon_argv(home: Home, config_json: str) -> list[str]:
-    return [sys.executable, "-m", "imageserving_fleet.agent.daemon", "--home", home.root,
+    return [sys.executable, "-P", "-m", "imageserving_fleet.agent.daemon", "--home", home.root,
             "--config-json", config_json]
 
 
 def _launch(home: Home, config: AgentConfig) -> str:
     """Starts a detached supervisor; returns its notify line (`READY pid`, `ALREADY pid`)."""
-    import select
     import subprocess
 
     read_fd, write_fd = os.pipe()
@@ -114,26 +127,42 @@ def _launch(home: Home, config: AgentConfig) -> str:
         subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errlog,
                          pass_fds=(write_fd,), start_new_session=True, close_fds=True)
     os.close(write_fd)
-    line = b""
-    end = time.monotonic() + START_TIMEOUT
-    try:
-        while not line.endswith(b"\n"):
-            left = end - time.monotonic()
-            if left <= 0 or not select.select([read_fd], [], [], left)[0]:
-                raise ComponentError(f"the Server Supervisor did not start within {START_TIMEOUT:g}s;"
-                                     f" see {home.supervisor_log}")
-            chunk = os.read(read_fd, 4096)
-            if not chunk:
-                break
-            line += chunk
-    finally:
-        os.close(read_fd)
-    text = line.decode(errors="replace").strip()
+    text = _follow_launch(home, read_fd)
     if not text:
         raise ComponentError(f"the Server Supervisor exited at start; see {home.supervisor_log}")
     if text.startswith("ERROR "):
         raise ComponentError(f"the Server Supervisor could not start: {text[6:]}")
     return text
+
+
+def _follow_launch(home: Home, read_fd: int) -> str:
+    """Reads the new supervisor's notify lines until its last word. `WAIT S what` (it is stopping
+    what a dead supervisor left, with that component's stop_timeout) moves the deadline: the wait
+    follows its progress, not a fixed time."""
+    import select
+
+    data = b""
+    end = time.monotonic() + START_TIMEOUT
+    try:
+        while True:
+            *lines, data = data.split(b"\n")
+            for raw in lines:
+                line = raw.decode(errors="replace").strip()
+                if line.startswith("WAIT "):
+                    seconds = line.split()[1]
+                    end = max(end, time.monotonic() + float(seconds) + START_TIMEOUT)
+                elif line:
+                    return line
+            left = end - time.monotonic()
+            if left <= 0 or not select.select([read_fd], [], [], left)[0]:
+                raise ComponentError(f"the Server Supervisor said nothing for {START_TIMEOUT:g}s;"
+                                     f" see {home.supervisor_log}")
+            chunk = os.read(read_fd, 4096)
+            if not chunk:
+                return data.decode(errors="replace").strip()
+            data += chunk
+    finally:
+        os.close(read_fd)
 
 
 def _wait_reply(home: Home, payload: dict[str, Any]) -> Outcome:
@@ -177,7 +206,9 @@ def stop(home: Home, ids: list[str] | None = None) -> Outcome:
     try:
         pid = int(client.request(home, {"cmd": "ping"}, timeout=ANSWER_TIMEOUT)["pid"])
     except NotRunningError:
-        return Outcome(OK, "already stopped: Server Supervisor is not running", down_status())
+        if ids:
+            return Outcome(OK, "already stopped: Server Supervisor is not running", down_status())
+        return _stop_leftovers(home)
     out = _wait_reply(home, {"cmd": "stop", "ids": ids or [], "shutdown": not ids})
     if not ids:
         _wait_gone(pid)
@@ -186,6 +217,50 @@ def stop(home: Home, ids: list[str] | None = None) -> Outcome:
     elif out.code == OK:
         out.message = f"stopped: {', '.join(ids)} (held down until `imageserving start {' '.join(ids)}`)"
     return out
+
+
+def _stop_leftovers(home: Home) -> Outcome:
+    """No supervisor: stop what a dead one left, each component with its own stop_signal and
+    stop_timeout, in reverse priority order; exit 0, or 1 when a process survives SIGKILL."""
+    import fcntl
+
+    from .statefile import leftovers, stop_leftovers
+
+    home.prepare()
+    with open(home.start_lock, "a") as lock:  # no `start` adopts them meanwhile
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if client.is_running(home):
+            return stop(home)
+        found = leftovers(home.children_file)
+        if not found:
+            return Outcome(OK, "already stopped: Server Supervisor is not running", down_status())
+        count, survivors = stop_leftovers(found)
+    if survivors:
+        return Outcome(FAILED, f"stopped {count} processes left by a dead supervisor, but some of {', '.join(survivors)}"
+                               f" survived SIGKILL", down_status())
+    try:
+        os.unlink(home.children_file)
+    except OSError:
+        pass
+    return Outcome(OK, f"stopped {count} processes left by a dead supervisor "
+                       f"({', '.join(o.id for _, o, _ in found)})", down_status("stopped"))
+
+
+def restart_supervisor(home: Home) -> Outcome:
+    """`restart supervisor`: a new supervisor from the installed code takes over; no component stops."""
+    try:
+        # Our interpreter: the build this command comes from (after a deploy, the new one).
+        reply = client.request(home, {"cmd": "handover", "python": sys.executable}, timeout=None)
+    except NotRunningError:
+        return Outcome(SUPERVISOR_DOWN, "Server Supervisor is not running; use `imageserving start`")
+    if reply.get("status") != "ok":
+        return Outcome(int(reply.get("code", FAILED)), str(reply.get("reason", "failed")))
+    old, new = int(reply["previous"]), int(reply["pid"])
+    _wait_gone(old)
+    out = status(home, [])
+    kept = ", ".join(f"{c['id']} {c['pid']}" for c in (out.status or {}).get("components", []) if c.get("pid"))
+    return Outcome(OK, f"Server Supervisor restarted: pid {old} -> {new}; components kept their pids"
+                       f"{': ' + kept if kept else ''}", out.status)
 
 
 def running_config(home: Home) -> str | None:
@@ -250,12 +325,9 @@ def restart(home: Home, config: AgentConfig, ids: list[str] | None = None) -> Ou
 
 
 def _wait_gone(pid: int, timeout: float = 10.0) -> None:
+    """Until the process is gone; a zombie (its parent, often init, not reaping yet) counts as gone."""
+    from .ownership import stat
+
     end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        except PermissionError:
-            return
+    while time.monotonic() < end and stat(pid) is not None:
         time.sleep(0.02)

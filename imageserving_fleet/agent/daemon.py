@@ -14,21 +14,20 @@ import signal
 import socket
 import sys
 import time
-from collections import defaultdict
-
-import psutil
 
 from ..errors import ConfigError, UsageError
 from ..home import MAX_SOCKET_PATH, Home
-from . import procs
+from . import adoption, ownership, statefile
 from .config import AgentConfig, from_dict, load_config
 from .logfiles import EventLog
+from .states import Proc
 from .supervisor import Supervisor
 
 EXIT_CONFIG = 6
 
 
 def _notify(fd: int | None, text: str) -> None:
+    """The last word to the starter: READY, ALREADY or ERROR (then the pipe is closed)."""
     if fd is None:
         return
     try:
@@ -49,35 +48,38 @@ def acquire_lock(home: Home) -> int | None:
     return fd
 
 
-def stop_leftovers(home: Home, config: AgentConfig, log: EventLog) -> None:
-    """Stops what a supervisor killed with SIGKILL left running, so no component runs twice."""
-    found = procs.leftovers(home.children_file, home.marker)
-    if not found:
-        return
-    by_comp: dict[str, list[psutil.Process]] = defaultdict(list)
-    for p in found:
-        by_comp[_component_of(p, home.marker)].append(p)
-    for cid, group in by_comp.items():
+def take_over_leftovers(home: Home, config: AgentConfig, log: EventLog, notify_fd: int | None,
+                        handover: bool) -> dict[str, tuple[ownership.Owned, Proc]]:
+    """What a predecessor left running: adopted (a handover, or unchanged after a crash) or stopped
+    first with each component's own stop_signal and stop_timeout, in reverse priority order, so no
+    component runs twice. Returns what to adopt. The starter is told how long stopping may take."""
+    todo = adoption.plan(statefile.State.load(home.children_file), config, home.log, handover)
+    for cid, (owned, proc) in todo.adopt.items():
+        if handover:
+            log.line(f"{cid}: taken over ({proc.state}, pid {proc.pid or '-'}, {proc.restarts} restart(s))")
+        else:
+            log.line(f"{cid}: adopted pid {owned.pid} left running by a dead supervisor (configuration unchanged,"
+                     f" output still reaching {home.log(cid)})")
+    if todo.stop:
+        why = {owned.id: reason for _, owned, _, reason in todo.stop}
+
+        def say(cid: str, pids: list[int], signo: int, timeout: float) -> None:
+            log.line(f"{cid}: stopping {len(pids)} process(es) left by a dead supervisor ({why[cid]}): pids "
+                     f"{', '.join(map(str, pids))}; {signal.Signals(signo).name}, then SIGKILL after {timeout:g}s")
+            _progress(notify_fd, f"WAIT {timeout + statefile.KILL_WAIT:g} stopping {cid} left by a dead supervisor")
+
+        _, survivors = statefile.stop_leftovers([(r, o, p) for r, o, p, _ in todo.stop], say)
+        for cid in survivors:
+            log.line(f"{cid}: a process left by a dead supervisor survived SIGKILL")
+    return todo.adopt
+
+
+def _progress(fd: int | None, text: str) -> None:
+    if fd is not None:
         try:
-            comp = config.component(cid)
-            signo, timeout = comp.stop_signal, comp.stop_timeout
-        except KeyError:
-            signo, timeout = signal.SIGTERM, 10.0
-        log.line(f"stopping {len(group)} leftover process(es) of {cid or 'a component'} from a crashed "
-                 f"supervisor: pids {', '.join(str(p.pid) for p in group)}")
-        procs.signal_all(group, None, signo)
-        _, alive = psutil.wait_procs(group, timeout=timeout)
-        if alive:
-            procs.signal_all(alive, None, signal.SIGKILL)
-            psutil.wait_procs(alive, timeout=5)
-
-
-def _component_of(p: psutil.Process, marker: str) -> str:
-    try:
-        value = p.environ().get(procs.TAG, "")
-    except psutil.Error:
-        return ""
-    return value.rpartition("#")[2] if value.startswith(marker + "#") else ""
+            os.write(fd, (text + "\n").encode())
+        except OSError:
+            pass
 
 
 def listen(home: Home) -> socket.socket:
@@ -100,14 +102,19 @@ def listen(home: Home) -> socket.socket:
     return sock
 
 
-def serve(home: Home, config_path: str, notify_fd: int | None = None, as_json: bool = False) -> int:
+def serve(home: Home, config_path: str, notify_fd: int | None = None, as_json: bool = False,
+          inherited: dict[str, int] | None = None) -> int:
     """The whole life of a supervisor; returns its exit status.
 
     With as_json, config_path is a JSON file of an already validated configuration (see
-    config.to_dict), written by the starter: the daemon then never imports yaml.
+    config.to_dict), written by the starter: the daemon then never imports yaml. `inherited`
+    holds the descriptors a predecessor hands over (`restart supervisor`): its lock, control
+    socket and metrics socket; this supervisor then takes over its components, starting nothing.
     """
+    inherited = inherited or {}
+    handover = "lock" in inherited
     home.prepare()
-    lock = acquire_lock(home)
+    lock = inherited["lock"] if handover else acquire_lock(home)
     if lock is None:
         _notify(notify_fd, f"ALREADY {_read_pid(home)}")
         return 0
@@ -122,15 +129,18 @@ def serve(home: Home, config_path: str, notify_fd: int | None = None, as_json: b
         return EXIT_CONFIG
     log = EventLog(home.supervisor_log, config.log_max_bytes, config.log_backups)
     try:
-        stop_leftovers(home, config, log)
-        listener = listen(home)
-        metrics = _metrics_socket(config)
+        adopted = take_over_leftovers(home, config, log, notify_fd, handover)
+        listener = (socket.socket(fileno=inherited["listen"]) if "listen" in inherited else listen(home))
+        metrics = (socket.socket(fileno=inherited["metrics"]) if "metrics" in inherited
+                   else _metrics_socket(config))
         with open(home.pidfile, "w") as fh:
             fh.write(f"{os.getpid()}\n")
+        supervisor = Supervisor(config, home, listener, adopted=adopted)
+        supervisor.inheritable = {"lock": lock, "listen": listener.fileno(),
+                                  **({"metrics": metrics.fileno()} if metrics is not None else {})}
     except (OSError, UsageError) as exc:
         _notify(notify_fd, f"ERROR {exc}")
         return 1
-    supervisor = Supervisor(config, home, listener)
     if metrics is not None:  # its own thread, asking the control socket as any client: never blocks the loop
         from .metrics_listener import serve_supervisor
 
@@ -138,20 +148,34 @@ def serve(home: Home, config_path: str, notify_fd: int | None = None, as_json: b
         log.line(f"serving metrics on http://{config.metrics_listen}/metrics")
     _notify(notify_fd, f"READY {os.getpid()}")
     try:
-        supervisor.run()
+        supervisor.run(autostart=not handover)
     except BaseException as exc:  # a crash must at least say why, where the operator looks
         import traceback
 
         log.line("supervisor crashed: " + "".join(traceback.format_exception(exc)))
         raise
     finally:
-        for path in (home.socket, home.pidfile, home.children_file):
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
-        os.close(lock)
+        if not supervisor.handed_over:  # else the successor owns all of it now
+            _clean_up(home, supervisor)
+            os.close(lock)
     return 0
+
+
+def _clean_up(home: Home, supervisor: Supervisor) -> None:
+    """At exit: our socket and pid file go; the state file stays while anything of ours still runs."""
+    gone = [home.socket, home.pidfile]
+    if not any(supervisor.ops.members(o) for o in supervisor.owned.values()):
+        gone.append(home.children_file)
+        for owned in supervisor.owned.values():
+            supervisor.ops.release(owned)
+        close = getattr(supervisor.ops, "close", None)
+        if close is not None:
+            close()
+    for path in gone:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
 
 
 def _metrics_socket(config: AgentConfig) -> socket.socket | None:
@@ -177,7 +201,9 @@ def _read_pid(home: Home) -> str:
     return "?"
 
 
-USAGE = "usage: python -m imageserving_fleet.agent.daemon --home DIR (--config YAML | --config-json JSON) [--notify-fd N]"
+USAGE = ("usage: python -m imageserving_fleet.agent.daemon --home DIR (--config YAML | --config-json JSON) "
+         "[--notify-fd N] [--lock-fd N --listen-fd N [--metrics-fd N]]")
+INHERITED = {"--lock-fd": "lock", "--listen-fd": "listen", "--metrics-fd": "metrics"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -185,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     opts: dict[str, str] = {}
     for name, value in zip(args[::2], args[1::2], strict=False):
-        if name not in ("--home", "--config", "--config-json", "--notify-fd"):
+        if name not in ("--home", "--config", "--config-json", "--notify-fd", *INHERITED):
             sys.stderr.write(USAGE + "\n")
             return 2
         opts[name] = value
@@ -194,7 +220,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     fd = int(opts["--notify-fd"]) if "--notify-fd" in opts else None
     path = opts.get("--config-json") or opts["--config"]
-    return serve(Home.resolve(opts["--home"]), path, fd, as_json="--config-json" in opts)
+    inherited = {INHERITED[k]: int(v) for k, v in opts.items() if k in INHERITED}
+    if inherited and not {"lock", "listen"} <= set(inherited):
+        sys.stderr.write(USAGE + "\n")
+        return 2
+    return serve(Home.resolve(opts["--home"]), path, fd, as_json="--config-json" in opts, inherited=inherited)
 
 
 if __name__ == "__main__":

@@ -101,3 +101,4 @@ class EventLog(LogFile):
 
     def line(self, text: str) -> None:
         self.write(f"{stamp()} {text}\n".encode(errors="replace"))
+

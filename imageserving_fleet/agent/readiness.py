@@ -179,6 +179,10 @@ class Checks:
             if check.pid == pid:
                 check.reaped(status)
 
+    def pids(self) -> set[int]:
+        """Pids of the command checks out now (our children, none of them a component's)."""
+        return {check.pid for check, _ in self.out.values() if check.pid is not None}
+
     def spawned(self, cid: str, now: float) -> None:
         """A new process: checks about the one before are cancelled; readiness now, liveness once RUNNING."""
         for key in [k for k in self.out if k[0] == cid]:

@@ -17,7 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..protocol import BAD_ARGS, MAX_REQUEST, NO_ANSWER, RequestError, error
+from ..protocol import BAD_ARGS, MAX_REQUEST, NO_ANSWER, QUIET_REQUESTS, RequestError, error
+from ..untrusted import escape
 from .logfiles import EventLog
 
 CLIENT_IDLE = 5.0  # seconds a control client may take to send its request
@@ -33,6 +34,7 @@ class Client:
     sock: socket.socket
     deadline: float
     buf: bytearray = field(default_factory=bytearray)
+    uid: int = -1           # the peer's uid (SO_PEERCRED)
     op: Any = None          # the operation that will answer, once the request is read
     waiting: bool = False   # queued behind another operation (a reload behind a reload)
 
@@ -65,7 +67,7 @@ class ControlServer:
                 sock.close()
                 continue
             sock.setblocking(False)
-            self.clients[sock.fileno()] = Client(sock, time.monotonic() + CLIENT_IDLE)
+            self.clients[sock.fileno()] = Client(sock, time.monotonic() + CLIENT_IDLE, uid=uid)
             self.sel.register(sock, selectors.EVENT_READ, ("client", sock.fileno()))
 
     def on_client(self, fd: int) -> None:
@@ -93,6 +95,7 @@ class ControlServer:
             req = json.loads(line)
             if not isinstance(req, dict):
                 raise ValueError("not an object")
+            self.log_request(req, client)
             reply = self.handle(req, client)
         except RequestError as exc:
             reply = error(exc.code, exc.reason)
@@ -102,6 +105,17 @@ class ControlServer:
             reply = error(BAD_ARGS, "bad request: nested too deeply")
         if reply is not None:
             self.drop(fd, reply)
+
+    def log_request(self, req: dict[str, Any], client: Client) -> None:
+        """A change asked over the socket is logged with who asked (the client's `user`) and the peer uid."""
+        cmd = req.get("cmd")
+        if cmd in QUIET_REQUESTS or not isinstance(cmd, str):
+            return
+        raw_ids = req.get("ids")
+        ids: list[Any] = raw_ids if isinstance(raw_ids, list) else []
+        what = " ".join(escape(str(x), tabs=False) for x in [cmd, *ids][:20])
+        user = escape(str(req.get("user") or "unknown"), tabs=False)[:100]
+        self.events.line(f"{what}: asked by {user} (uid {client.uid})")
 
     def expire(self, now: float) -> None:
         """Drops clients that connected and never sent their request."""

@@ -338,3 +338,25 @@ def _crashed(p: Proc, cfg: ComponentConfig, ev: Exited, now: float) -> tuple[Pro
         return spawned, [KillTree(), *acts]
     return replace(p, state=S.BACKOFF, deadline=now + delay, running_since=None,
                    message=f"crashed ({ev.how}) {level + 1} times quickly; restart in {delay:g}s"), [KillTree()]
+
+
+def to_record(p: Proc) -> dict[str, object]:
+    """A record as JSON-able data (the state file, a handover to the next supervisor)."""
+    from dataclasses import asdict
+
+    return {**asdict(p), "state": str(p.state)}
+
+
+def from_record(data: object) -> Proc:
+    """Takes what to_record returned (unknown keys, written by another version, are ignored)."""
+    from dataclasses import fields
+
+    if not isinstance(data, dict):
+        return Proc()
+    known = {f.name for f in fields(Proc)}
+    values = {k: v for k, v in data.items() if k in known}
+    try:
+        values["state"] = State(values.get("state", "STOPPED"))
+        return Proc(**values)
+    except (TypeError, ValueError):
+        return Proc()

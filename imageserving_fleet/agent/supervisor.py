@@ -2,7 +2,8 @@
 
 Single-threaded on purpose (only tcp/http checks run in short-lived threads, which wake the loop
 when done): signals arrive through a wake-up socket, children are reaped with waitpid, the control
-socket (server.py) and the children's output pipes are multiplexed with selectors. When nothing is
+socket (server.py) and pidfds of adopted processes are multiplexed with selectors; each component's
+output goes through its own log relay (relay.py), never through us. When nothing is
 starting or stopping, it sleeps in select() until the next timer (a backoff, a health check) or
 event, so an idle supervisor costs no CPU. The rules live in states.py, operations.py and
 reload.py; this module carries out what they decide.
@@ -14,25 +15,25 @@ import os
 import selectors
 import signal
 import socket
-import subprocess
 import time
-from dataclasses import replace
 from typing import Any
 
 from .. import __version__
-from ..home import HOME_ENV, Home
+from ..home import Home
 from ..protocol import FAILED, error, ok
 from ..units import format_size
-from . import commands, memory, notify, procs, readiness, statusdoc
+from . import commands, memory, notify, ownership, procs, readiness, statusdoc
 from .config import AgentConfig, ComponentConfig, digest
-from .logfiles import EventLog, LogFile
+from .executor import Executor
+from .logfiles import EventLog
 from .notifier import Notifier
 from .operations import SETTLED_DOWN, Operation
+from .ownership import Owned
+from .processes import OsProcesses, ProcessOps
 from .reload import Reload, diff
 from .server import Client, ControlServer
 from .states import (
     Event,
-    Exited,
     HealthFailed,
     HealthOk,
     KillTree,
@@ -41,8 +42,6 @@ from .states import (
     Restart,
     Signal,
     Spawn,
-    Spawned,
-    SpawnFailed,
     Start,
     State,
     Stop,
@@ -60,26 +59,29 @@ NOTIFY_FLUSH = 5.0           # seconds an exiting supervisor waits for queued no
 AnyOp = Operation | Reload
 
 
-class Supervisor:
+class Supervisor(Executor):
     """Runs the components of one configuration under one home until told to shut down."""
 
-    def __init__(self, config: AgentConfig, home: Home, listener: socket.socket) -> None:
+    def __init__(self, config: AgentConfig, home: Home, listener: socket.socket, ops: ProcessOps | None = None,
+                 adopted: dict[str, tuple[Owned, Proc]] | None = None) -> None:
         self.cfg, self.home = config, home
+        self.ops: ProcessOps = ops if ops is not None else OsProcesses(home.root)
         self.comps: dict[str, ComponentConfig] = {c.id: c for c in config.components}  # + those being removed
         self.digest = digest(config)
         self.procs: dict[str, Proc] = {c.id: Proc() for c in config.components}
-        self.children: dict[str, procs.Child] = {}        # live main process by component
-        self.pgids: dict[str, int] = {}                   # group of the last process, until gone
-        self.by_pid: dict[int, str] = {}
-        self.outputs: dict[int, str] = {}                 # output pipe fd -> component
-        self.logs = {c.id: LogFile(home.log(c.id), config.log_max_bytes, config.log_backups)
-                     for c in config.components}
+        self.owned: dict[str, Owned] = {}                 # what each component owns, until its tree is gone
+        self.by_pid: dict[int, str] = {}                  # live main process -> component
+        self.watches: dict[int, tuple[str, int]] = {}     # pidfd of an adopted main process -> (component, pid)
+        self.pending_spawn: dict[str, float] = {}         # respawns waiting for the last tree to be gone
+        self.handed_over = False                          # a successor took over: exit touching nothing
+        self.inheritable: dict[str, int] = {}             # lock, listen, metrics fds a successor inherits
+        self.next_housekeeping = 0.0
         self.events = EventLog(home.supervisor_log, config.log_max_bytes, config.log_backups)
         self.checks = readiness.Checks(wake=self.wake)
         self.sampler = memory.MemorySampler()
         self.mem_strikes: dict[str, int] = {}
         self.next_memory = 0.0
-        self.ops: list[tuple[AnyOp, Client | None]] = []
+        self.operations: list[tuple[AnyOp, Client | None]] = []
         self.reloads: list[tuple[AgentConfig, Client]] = []   # queued behind the reload in flight
         self.started = time.monotonic()
         self.exit_after: bool = False
@@ -89,6 +91,11 @@ class Supervisor:
                                     lambda req, client: commands.dispatch(self, req, client))
         self.notifier = Notifier(config.notify, socket.gethostname(), wake=self.wake)   # supervisor.notify
         self.tracker = notify.EventTracker()
+        for cid, (owned, proc) in (adopted or {}).items():
+            if cid in self.procs:
+                self.procs[cid], self.owned[cid] = proc, owned
+                if proc.pid is not None:
+                    self.adopt_main(cid, proc.pid)
 
     # ----------------------------------------------------------------- loop
     def run(self, autostart: bool = True) -> None:
@@ -102,7 +109,9 @@ class Supervisor:
         self.sel.register(self.wake_r, selectors.EVENT_READ, "wake")
         self.server.register()
         procs.become_subreaper()
-        self.events.line(f"supervisor {__version__} pid {os.getpid()} started with {self.cfg.path}")
+        self.events.line(f"supervisor {__version__} pid {os.getpid()} started with {self.cfg.path}; "
+                         f"ownership: {getattr(self.ops, 'describe', lambda: 'custom')()}")
+        self.save_state()
         if autostart:
             self.begin(Operation("start", self.cfg.priorities(), time.monotonic()), None)
         while True:
@@ -113,11 +122,13 @@ class Supervisor:
                     self.server.accept()
                 elif isinstance(key.data, tuple) and key.data[0] == "client":
                     self.server.on_client(key.data[1])
-                else:
-                    self.on_output(key.data[1])
+                elif isinstance(key.data, tuple) and key.data[0] == "pidfd":
+                    self.on_pidfd(key.data[1])
+            if self.handed_over:
+                return  # the successor owns every component now: reap, spawn and write nothing
             self.reap()
             self.turn()
-            if self.exit_after and not self.ops:
+            if self.exit_after and not self.operations:
                 break
         if not self.notifier.idle(NOTIFY_FLUSH):
             self.events.line(f"notify: exiting with notifications unsent after {NOTIFY_FLUSH:g}s")
@@ -134,9 +145,14 @@ class Supervisor:
             if self.procs[cid].state == State.STOPPING and self.procs[cid].pid is None:
                 if not self.tree_alive(cid):
                     self.feed(cid, TreeGone())
+        for cid, since in list(self.pending_spawn.items()):
+            self.spawn(self.comps[cid], waited=now - since)
         if now >= self.next_memory and any(c.max_memory for c in self.comps.values()):
             self.check_memory(now)
             self.next_memory = now + MEMORY_EVERY
+        starting = any(p.state == State.STARTING for p in self.procs.values())
+        if not self.ops.cgroups and (now >= self.next_housekeeping or starting):
+            self.claim_orphans(now)
         self.progress_ops()
         self.server.expire(now)
         for line in self.notifier.drain():  # the notify thread's failures, written by the loop alone
@@ -156,6 +172,8 @@ class Supervisor:
             times.append(t)
         if self.exit_after:
             times.append(now)
+        if not self.ops.cgroups:
+            times.append(self.next_housekeeping)
         return max(0.0, min(times) - now) if times else None
 
     # ------------------------------------------------------- state machine
@@ -178,67 +196,8 @@ class Supervisor:
                 self.signal(cid, action.signo)
             elif isinstance(action, KillTree):
                 self.kill_tree(cid)
-
-    def spawn(self, comp: ComponentConfig) -> None:
-        # Every component learns the home, so it can write its own logs under <home>/logs (the `logs:` key's root).
-        env = {HOME_ENV: self.home.root, **comp.env}
-        try:
-            child = procs.spawn(replace(comp, env=env), self.home.marker)
-        except (OSError, subprocess.SubprocessError, KeyError, ValueError) as exc:
-            self.feed(comp.id, SpawnFailed(_oserror(exc)))
-            return
-        self.children[comp.id] = child
-        self.pgids[comp.id] = child.pid
-        self.by_pid[child.pid] = comp.id
-        self.outputs[child.output_fd] = comp.id
-        self.sel.register(child.output_fd, selectors.EVENT_READ, ("output", child.output_fd))
-        procs.save_children(self.home.children_file, self.children.values())
-        self.checks.spawned(comp.id, time.monotonic())
-        self.feed(comp.id, Spawned(child.pid))
-
-    def signal(self, cid: str, signo: int) -> None:
-        child = self.children.get(cid)
-        tree = procs.tree(child.pid if child else None, self.home.marker, cid)
-        procs.signal_all(tree, self.pgids.get(cid), signo)
-
-    def kill_tree(self, cid: str) -> None:
-        """SIGKILL everything of the component and wait (briefly) until it is gone: ports are freed."""
-        child = self.children.get(cid)
-        tree = procs.tree(child.pid if child else None, self.home.marker, cid)
-        procs.signal_all(tree, self.pgids.get(cid), signal.SIGKILL)
-        end = time.monotonic() + 1.0
-        while time.monotonic() < end and self.tree_alive(cid, scan=False):
-            self.reap()
-            time.sleep(0.005)
-
-    def tree_alive(self, cid: str, scan: bool = True) -> bool:
-        pgid = self.pgids.get(cid)
-        if pgid is not None and procs.group_alive(pgid):
-            return True
-        child = self.children.get(cid)
-        if child is not None and self.procs[cid].pid is not None:
-            return True
-        if scan and procs.tagged(self.home.marker, cid):
-            return True
-        return False
-
-    def reap(self) -> None:
-        """Collects every ended child: components, command checks and orphans reparented to us."""
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
-            cid = self.by_pid.pop(pid, None)
-            if cid is not None:
-                self.children.pop(cid, None)
-                how, clean = procs.describe_status(status)
-                self.feed(cid, Exited(pid, how, clean))
-                continue
-            self.checks.reaped(pid, status)
-            self.notifier.reaped(pid, status)
+        if new != old:
+            self.save_state()
 
     # --------------------------------------------------------------- checks
     def run_checks(self, now: float) -> None:
@@ -274,7 +233,7 @@ class Supervisor:
             comp = self.comps[cid]
             if not comp.max_memory or p.state != State.RUNNING:
                 continue
-            mem = self.sampler.memory(cid, p.pid, now)
+            mem = self.memory(cid, now)
             strikes = self.mem_strikes.get(cid, 0) + 1 if memory.over_limit(mem, comp.max_memory) else 0
             self.mem_strikes[cid] = strikes
             if strikes >= MEMORY_STRIKES and mem is not None:
@@ -285,20 +244,20 @@ class Supervisor:
     # ----------------------------------------------------------- operations
     def begin(self, op: AnyOp, client: Client | None) -> None:
         if op.kind == "stop":  # a stop overrides any start, restart or reload in flight
-            for other, other_client in self.ops:
+            for other, other_client in self.operations:
                 if other.kind != "stop" and other_client is not None:
                     self.server.answer(other_client, error(FAILED, "interrupted by a stop"))
-            self.ops = [(o, c) for o, c in self.ops if o.kind == "stop"]
+            self.operations = [(o, c) for o, c in self.operations if o.kind == "stop"]
             for _, waiting in self.reloads:
                 self.server.answer(waiting, error(FAILED, "interrupted by a stop"))
             self.reloads = []
         if client is not None:
             client.op = op
-        self.ops.append((op, client))
+        self.operations.append((op, client))
         self.progress_ops()
 
     def progress_ops(self) -> None:
-        for op, client in list(self.ops):
+        for op, client in list(self.operations):
             while True:
                 prog = op.advance(self.procs)
                 for cid in prog.start:
@@ -311,7 +270,7 @@ class Supervisor:
                     break
             if not prog.done:
                 continue
-            self.ops.remove((op, client))
+            self.operations.remove((op, client))
             for cid in prog.not_started:
                 self.events.line(f"{cid} not started: {', '.join(prog.failed)} failed")
             reply = ok()
@@ -325,7 +284,7 @@ class Supervisor:
             if client is not None:
                 reply["result"] = self.status_doc(None)
                 self.server.answer(client, reply)
-        if self.reloads and not any(isinstance(o, Reload) for o, _ in self.ops):
+        if self.reloads and not any(isinstance(o, Reload) for o, _ in self.operations):
             config, client = self.reloads.pop(0)
             client.waiting = False
             self.apply_config(config, client)
@@ -354,9 +313,7 @@ class Supervisor:
             self.comps[comp.id] = comp
             if comp.id in changes.added:
                 self.procs[comp.id] = Proc()
-                self.logs[comp.id] = LogFile(self.home.log(comp.id), new.log_max_bytes, new.log_backups)
-        for log in (*self.logs.values(), self.events):
-            log.max_bytes, log.backups = new.log_max_bytes, new.log_backups
+        self.events.max_bytes, self.events.backups = new.log_max_bytes, new.log_backups
         summary = (f"reload from {new.path}: added {list(changes.added)}, removed {list(changes.removed)}, "
                    f"changed {list(changes.changed)}, unchanged {len(changes.unchanged)}")
         self.events.line(summary)
@@ -370,41 +327,26 @@ class Supervisor:
             if cid in self.procs and self.procs[cid].state in SETTLED_DOWN and cid not in self.cfg.ids:
                 del self.procs[cid]
                 self.comps.pop(cid, None)
-                self.logs.pop(cid).close()
+                owned = self.owned.pop(cid, None)
+                if owned is not None:
+                    self.ops.release(owned)
                 self.sampler.forget(cid)
-                self.checks.forget(cid)
                 self.tracker.forget(cid)
+                self.checks.forget(cid)
 
     # ----------------------------------------------------------------- status
     def status_doc(self, ids: list[str] | None) -> dict[str, Any]:
         now = time.monotonic()
         order = [*self.cfg.ids, *(c for c in self.procs if c not in self.cfg.ids)]
         comps = [statusdoc.component_status(self.comps[cid], self.procs[cid],
-                                            self.sampler.memory(cid, self.procs[cid].pid, now), now)
+                                            self.memory(cid, now), now)
                  for cid in order if not ids or cid in ids]
         doc = statusdoc.status_doc(comps, started=self.started, now=now,
                                    memory=self.sampler.memory(SELF, os.getpid(), now, memory.self_memory),
                                    socket_path=self.home.socket, config_digest=self.digest)
         return doc.to_dict()
 
-    # ----------------------------------------------------- output and signals
-    def on_output(self, fd: int) -> None:
-        cid = self.outputs.get(fd)
-        try:
-            data = os.read(fd, 65536)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
-        if data and cid is not None and cid in self.logs:
-            self.logs[cid].write(data)
-            return
-        if data:
-            return
-        self.sel.unregister(fd)
-        self.outputs.pop(fd, None)
-        os.close(fd)
-
+    # ----------------------------------------------------------------- signals
     def on_signals(self) -> None:
         try:
             data = self.wake_r.recv(4096)
@@ -416,12 +358,8 @@ class Supervisor:
                 groups = list(reversed(self.cfg.priorities()))
                 self.begin(Operation("stop", groups, time.monotonic(), shutdown=True), None)
             elif signo == signal.SIGHUP:
-                for log in (*self.logs.values(), self.events):
-                    log.reopen()
+                self.events.reopen()
+                for owned in self.owned.values():  # each relay reopens its component's log
+                    if owned.relay and ownership.start_of(owned.relay[0]) == owned.relay[1]:
+                        os.kill(owned.relay[0], signal.SIGHUP)
                 self.events.line("received SIGHUP: reopened log files")  # the first line of the new file
-
-
-def _oserror(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
-        return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
-    return str(exc)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UsageError
+from .audit import audit_path
 from .cluster.address import ClusterAddress, parse_address
 from .inventory import Host, Inventory, default_inventory, load_inventory, select
 from .options import ENV_BECOME_PASS, Options, declared
@@ -65,6 +66,12 @@ class Command(enum.Enum):
         return self not in (Command.STATUS, Command.PING, Command.START, Command.STOP, Command.REPORT)
 
     @property
+    def changes(self) -> bool:
+        """It changes something on the hosts: each run is recorded in the audit log (audit.py)."""
+        return self in (Command.START, Command.STOP, Command.RESTART, Command.RELOAD, Command.CONFIG_PUSH,
+                        Command.DEPLOY)
+
+    @property
     def through_cluster(self) -> bool:
         return self is not Command.DEPLOY  # the wheels are on this machine: deploy runs from here
 
@@ -105,6 +112,8 @@ class RunContext:
     cluster: ClusterAddress | None = None
     become_password: str | None = field(default=None, repr=False)
     sources: Mapping[str, Source] = field(default_factory=dict)  # setting -> where its value came from
+    inventory_paths: tuple[str, ...] = ()  # as named (none: the packaged localhost inventory)
+    audit_log: Path | None = None          # a change's audit log (None: the command changes nothing)
 
     @property
     def ssh(self) -> FleetOptions:
@@ -135,8 +144,7 @@ def resolve(options: Options, environ: Mapping[str, str], command: Command,
     paths, inventory_source = inventory_paths(options, environ)
     inventory = load_inventory(paths) if paths else default_inventory()
     hosts = tuple(select(inventory, options.limit) if options.limit else inventory.hosts)
-    ssh = options.ssh
-    targets = tuple(make_target(h.name, h.vars, ssh) for h in hosts)
+    targets = tuple(make_target(h.name, h.vars, options.ssh) for h in hosts)
     if options.forks < 1:
         raise UsageError(f"--forks must be at least 1, got {options.forks}")
     timeout = command.default_timeout
@@ -144,7 +152,10 @@ def resolve(options: Options, environ: Mapping[str, str], command: Command,
         if not 0 < options.timeout <= MAX_TIMEOUT:  # nan too
             raise UsageError(f"--timeout must be a number of seconds above 0, got {options.timeout!r}")
         timeout = options.timeout
-    context = RunContext(command, options, inventory, hosts, targets, timeout, sources={"inventory": inventory_source})
+    audit_text, _ = setting(options, environ, "audit_log")
+    context = RunContext(command, options, inventory, hosts, targets, timeout, sources={"inventory": inventory_source},
+                         inventory_paths=tuple(paths),
+                         audit_log=audit_path(str(audit_text) if audit_text else None, {}) if command.changes else None)
     if not command.contacts_hosts:
         return context
     cluster_text, cluster_source = setting(options, environ, "cluster")

@@ -22,6 +22,7 @@ from typing import Any, TextIO
 from ..metrics import FORMATS, HostSample, fleet_families, render
 from ..metrics_http import MetricsServer
 from ..timefmt import utc_stamp
+from ..untrusted import escape
 from .fanout import FanOut
 from .poller import Poller, agent_status
 from .results import HostResult, summarize
@@ -100,7 +101,7 @@ def make_log(stream: TextIO = sys.stderr) -> Callable[[str], None]:
 
     def log(line: str) -> None:
         stamp = "" if journald else utc_stamp() + " "
-        stream.write(f"{stamp}{line}\n")
+        stream.write(f"{stamp}{escape(line)}\n")  # a change line carries a host's reason: untrusted
         stream.flush()
 
     return log

@@ -6,6 +6,7 @@
     VERSION                  `imageserving --version` (ping)
     logs_job(name, lines)    `imageserving logs NAME -n N` (plain lines)
     step_job(step)           a deploy phase: a function over the host's session, not an agent command
+    gate_job(step)           --gate-http: one GET through the host's connection (httpgate.py)
 
 The runner dispatches on `Job.kind` (an enum), never on a string, and so does the cluster's
 lost-worker policy. Pure.
@@ -36,11 +37,17 @@ class Kind(enum.Enum):
     RELOAD = "reload"
     CONFIG_PUSH = "config-push"
     DEPLOY = "deploy"
+    HTTP_GATE = "http-gate"
+
+    @property
+    def runs_a_step(self) -> bool:
+        """Its work is a function over the host's session, not an agent command."""
+        return self in (Kind.DEPLOY, Kind.HTTP_GATE)
 
     @property
     def read_only(self) -> bool:
         """Asking twice does no harm (the cluster asks such a shard again on another worker)."""
-        return self in (Kind.STATUS, Kind.VERSION, Kind.LOGS)
+        return self in (Kind.STATUS, Kind.VERSION, Kind.LOGS, Kind.HTTP_GATE)
 
     @property
     def verdict(self) -> str:
@@ -60,11 +67,11 @@ class Job:
     kind: Kind
     args: tuple[str, ...] = ()    # agent arguments, e.g. ("restart", "is", "--json")
     stdin: bytes | None = None    # fed to the agent (config push sends the file this way)
-    step: Step | None = None      # Kind.DEPLOY only: the host's work is this function
+    step: Step | None = None      # Kind.DEPLOY and Kind.HTTP_GATE only: the host's work is this function
 
     def __post_init__(self) -> None:
-        if (self.step is not None) != (self.kind is Kind.DEPLOY):
-            raise ValueError("a step is the work of a deploy job, and only of one")
+        if (self.step is not None) != self.kind.runs_a_step:
+            raise ValueError("a step is the work of a deploy or gate job, and only of those")
 
 
 def status_job(ids: Sequence[str] = ()) -> Job:
@@ -95,3 +102,7 @@ def logs_job(name: str, lines: int) -> Job:
 
 def step_job(step: Step) -> Job:
     return Job(Kind.DEPLOY, step=step)
+
+
+def gate_job(step: Step) -> Job:
+    return Job(Kind.HTTP_GATE, step=step)

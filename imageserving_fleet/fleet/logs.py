@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
+from ..untrusted import escape
 from .results import AGENT_MISSING, HostResult, Result, fleet_document
 
 MAX_LINES = 10_000
@@ -34,15 +35,21 @@ def parse_logs(host: str, exit_status: int, stdout: bytes, stderr: bytes, elapse
     return HostResult(host, Result.OK, "", elapsed_s=elapsed, lines=tuple(lines))
 
 
-def print_logs(results: Sequence[HostResult], out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> None:
-    """Every host's lines in inventory order, `host | line`; hosts without lines say why on stderr."""
+def print_logs(results: Sequence[HostResult], out: TextIO = sys.stdout, err: TextIO = sys.stderr,
+               *, raw: bool = False) -> None:
+    """Every host's lines in inventory order, `host | line`; hosts without lines say why on stderr.
+
+    A line is a host's text: shown escaped (untrusted.escape), unless `raw` (`logs --raw`) asks for
+    it as it came. The reason of a host without lines is escaped either way.
+    """
     width = max((len(r.host) for r in results), default=0)
+    shown = (lambda line: line) if raw else escape
     for r in results:
         if r.result != Result.OK:
-            err.write(f"{r.host.ljust(width)} | {r.result}: {r.reason}\n")
+            err.write(f"{r.host.ljust(width)} | {r.result}: {escape(r.reason, tabs=False)}\n")
             continue
         for line in r.lines or ():
-            out.write(f"{r.host.ljust(width)} | {line}\n")
+            out.write(f"{r.host.ljust(width)} | {shown(line)}\n")
     out.flush()
 
 

@@ -17,6 +17,7 @@ from .target import FleetOptions
 
 ENV_INVENTORY = "IMAGESERVING_INVENTORY"
 ENV_CLUSTER = "IMAGESERVING_CLUSTER"
+ENV_AUDIT_LOG = "IMAGESERVING_AUDIT_LOG"
 ENV_BECOME_PASS = "IMAGESERVING_BECOME_PASS"  # read by the run context only, never an option (argv is public)
 DEFAULT_FORKS = 50
 
@@ -63,11 +64,16 @@ class Options:
     quiet: Annotated[bool, opt("-q", "--quiet", help="Print only what is wrong.")] = False
     verbose: Annotated[bool, opt(
         "-v", "--verbose", help="Debug lines on stderr: what a host's shell printed around the agent's "
-                                "output, and why a status was asked by exec instead of the socket.")] = False
+                                "output, why a status was asked by exec instead of the socket, and what "
+                                "--before/--after printed, by host.")] = False
     cluster: Annotated[str | None, opt(
         "--cluster", metavar="ADDRESS", env=ENV_CLUSTER,
         help="Run the hosts' work on a dask cluster: local:N (N worker processes here), tcp://HOST:PORT or "
              "tls://HOST:PORT (a running scheduler). Env IMAGESERVING_CLUSTER.")] = None
+    audit_log: Annotated[str | None, opt(
+        "--audit-log", metavar="PATH", env=ENV_AUDIT_LOG,
+        help="Where changes are recorded, one JSON line per run (0600). Env IMAGESERVING_AUDIT_LOG; "
+             "default ~/.imageserving-fleet/audit.jsonl.")] = None
 
     def __post_init__(self) -> None:
         self.ssh  # noqa: B018 - a bad --host-key-policy or --connect-timeout is refused (exit 5) at once

@@ -7,6 +7,7 @@ pattern first, and a become password travels on stdin, never in argv.
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Sequence
 from dataclasses import replace
@@ -18,6 +19,10 @@ from .target import Target
 ID_RE = COMPONENT_ID_RE
 AGENT = "imageserving"
 AGENT_MISSING_EXIT = 127  # what sh says when the command is not found
+# Who asked for a change, for the supervisor's log on the host (`alice@controller`): the agent's
+# control client sends it, the supervisor writes it beside the request.
+REQUESTED_BY_ENV = "IMAGESERVING_REQUESTED_BY"
+_NOT_NAME = re.compile(r"[^\w.@+-]+")
 
 
 def check_id(cid: str) -> str:
@@ -52,11 +57,19 @@ def _quote_arg(arg: str) -> str:
     return quote_path(arg) if arg.startswith("~") else shlex.quote(arg)
 
 
-def agent_command(target: Target, args: Sequence[str]) -> str:
+def requested_by_prefix(requested_by: str | None) -> str:
+    """`IMAGESERVING_REQUESTED_BY=alice@ctl; export IMAGESERVING_REQUESTED_BY; ` (a name reduced to
+    letters, digits and `.@+-_`, so no login shell reads anything into it), or nothing."""
+    name = _NOT_NAME.sub("_", requested_by or "")[:100]
+    return f"{REQUESTED_BY_ENV}={name}; export {REQUESTED_BY_ENV}; " if name else ""
+
+
+def agent_command(target: Target, args: Sequence[str], requested_by: str | None = None) -> str:
     """Takes a target and agent arguments; returns a POSIX sh command line that runs the agent.
 
     Without imageserving_command: the agent in imageserving_venv when it is there, else the one on
-    PATH. Exit 127 from sh means no agent was found.
+    PATH. Exit 127 from sh means no agent was found. `requested_by` (a change's asker) goes to the
+    agent in its environment, inside any sudo.
     """
     quoted = " ".join(_quote_arg(a) for a in agent_args(target, args))
     if target.agent_command:
@@ -64,6 +77,7 @@ def agent_command(target: Target, args: Sequence[str]) -> str:
     else:
         venv_agent = quote_path(target.venv.rstrip("/") + "/bin/" + AGENT)
         run = f"a={venv_agent}; [ -x \"$a\" ] || a={AGENT}; exec \"$a\" {quoted}"
+    run = requested_by_prefix(requested_by) + run
     if not target.become:
         return run
     return become(run, target.become_user, password=False)
@@ -76,7 +90,7 @@ def become(command: str, user: str | None, *, password: bool) -> str:
     return f"sudo {mode} {who}-- sh -c {shlex.quote(command)}"
 
 
-def with_password(target: Target, args: Sequence[str]) -> str:
+def with_password(target: Target, args: Sequence[str], requested_by: str | None = None) -> str:
     """Like agent_command, but sudo reads a password from stdin (the caller sends it)."""
-    inner = agent_command(replace(target, become=False), args)
+    inner = agent_command(replace(target, become=False), args, requested_by)
     return become(inner, target.become_user, password=True)

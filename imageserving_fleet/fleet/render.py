@@ -4,7 +4,12 @@
     print_hosts(console, rows)        `hosts`
     progress_bar(console, total)      on a terminal only: (told of each host done, takes it down)
     batch_printer(console, quiet)     a rolling run's batches as they begin
+    terminal_confirm(console)         --confirm's question before each batch after the first
     out, err                          the consoles: stdout (wide in a pipe), stderr (unwrapped)
+
+Every string a host sent (reasons, component ids, versions, log lines, deploy's cells) goes
+through `untrusted.escape` and into a rich `Text` or a `markup=False` print, never into markup: a
+host cannot drive the terminal or restyle the table.
 """
 
 from __future__ import annotations
@@ -18,13 +23,15 @@ from rich.table import Table
 from rich.text import Text
 
 from ..componentstate import TONE
+from ..errors import UsageError
 from ..schema import COMPONENT_IDS, ComponentStatus
 from ..units import format_duration, format_size
+from ..untrusted import escape
 from .commands.hosts import COLUMNS, HostRow, hosts_document
 from .commands.run import Outcome
 from .context import Command
 from .results import HostResult, Result, config_digests, fleet_document, summarize
-from .rolling import OnBatch
+from .rolling import Confirm, OnBatch
 
 # A pipe or cron mail has no width: give the table room rather than cutting states to "RUN…".
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
@@ -72,7 +79,7 @@ def results_table(results: Sequence[HostResult], title: str | None = None) -> Ta
     table.add_column("host", no_wrap=True)
     table.add_column("result", no_wrap=True)
     for cid in ids:
-        table.add_column(cid, no_wrap=True)
+        table.add_column(escape(cid, tabs=False), no_wrap=True)
     digests = config_digests(results)  # only when hosts run different configurations
     if digests:
         common = max(set(digests.values()), key=list(digests.values()).count)
@@ -82,10 +89,11 @@ def results_table(results: Sequence[HostResult], title: str | None = None) -> Ta
         reason = r.reason
         if r.agent_version is not None:
             reason = f"agent {r.agent_version}" + (f"; {reason}" if reason else "")
+        reason = escape(reason, tabs=False)
         config = []
         if digests:
             d = digests.get(r.host, "-")
-            config = [Text(d, style="" if d == common else "bold yellow")]
+            config = [Text(escape(d, tabs=False), style="" if d == common else "bold yellow")]
         table.add_row(Text(r.host), Text(str(r.result), style=RESULT_STYLE[r.result]),
                       *(component_cell(r.component(cid)) for cid in ids), *config, Text(reason))
     return table
@@ -109,7 +117,8 @@ def recap(results: Sequence[HostResult]) -> Text:
     return text
 
 
-def print_outcome(console: Console, outcome: Outcome, *, as_json: bool = False, quiet: bool = False) -> None:
+def print_outcome(console: Console, outcome: Outcome, *, as_json: bool = False, quiet: bool = False,
+                  raw: bool = False) -> None:
     """A run's results as its command shows them (--quiet: only the hosts not ok, nothing if none)."""
     results, command = outcome.results, outcome.command
     wrong = [r for r in results if r.result != Result.OK]
@@ -119,11 +128,12 @@ def print_outcome(console: Console, outcome: Outcome, *, as_json: bool = False, 
 
             sys.stdout.write(logs_document(results) + "\n")
         else:
-            sys.stdout.write(json.dumps(fleet_document(command.value, results)) + "\n")
+            batches = {} if outcome.batches is None else {"batches": [list(b) for b in outcome.batches]}
+            sys.stdout.write(json.dumps(fleet_document(command.value, results) | batches) + "\n")
     elif command is Command.LOGS:
         from .logs import print_logs
 
-        print_logs(results)
+        print_logs(results, raw=raw)
     elif command is Command.DEPLOY:
         if not quiet or wrong:
             print_deploy(console, wrong if quiet else results)
@@ -166,7 +176,7 @@ def batch_printer(console: Console, quiet: bool) -> OnBatch:
     """`batch 1/3: a, b` as each batch of a rolling run begins (not for one batch, nor when quiet)."""
     def on_batch(i: int, n: int, names: list[str]) -> None:
         if not quiet and n > 1:
-            console.print(f"batch {i}/{n}: {', '.join(names)}")
+            console.print(f"batch {i}/{n}: {', '.join(names)}", markup=False)
 
     return on_batch
 
@@ -179,16 +189,32 @@ def print_deploy(console: Console, results: Sequence[HostResult]) -> None:
             table.add_column(col, overflow="fold", no_wrap=col in ("host", "result"))
         for r in results:
             d = r.deployed
+            cells = (d.action if d else "-", d.version if d else "-", (d.transfer if d else None) or "-",
+                     d.imageserving_command if d else "-", r.reason)
             table.add_row(Text(r.host), Text(str(r.result), style=RESULT_STYLE[r.result]),
-                          Text(d.action if d else "-"), Text(d.version if d else "-"),
-                          Text((d.transfer if d else None) or "-"),
-                          Text(d.imageserving_command if d else "-"), Text(r.reason))
+                          *(Text(escape(cell, tabs=False)) for cell in cells))
         console.print(table)
     console.print(recap(results))
     commands = sorted({r.deployed.imageserving_command for r in results if r.deployed is not None})
     if len(commands) == 1:
-        console.print(f"imageserving_command: {commands[0]}", markup=False, highlight=False)
+        console.print(f"imageserving_command: {escape(commands[0])}", markup=False, highlight=False)
         console.print("(the default for these hosts: status, start, stop and restart use it without setting it)",
                       style="dim")
     elif commands:
         console.print("imageserving_command: per host, as in the table (each is that host's default)", style="dim")
+
+
+def terminal_confirm(console: Console) -> Confirm:
+    """--confirm: a yes on the terminal before each batch after the first; without a TTY, UsageError (exit 5)."""
+    if not (sys.stdin.isatty() and console.is_terminal):
+        raise UsageError("--confirm asks on the terminal, and stdin or stderr is not one")
+
+    def confirm(number: int, total: int, names: list[str]) -> bool:
+        shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+        try:
+            answer = console.input(f"batch {number}/{total} ({shown}): go on? [y/N] ", markup=False)
+        except EOFError:
+            return False
+        return answer.strip().lower() in ("y", "yes")
+
+    return confirm

@@ -34,6 +34,8 @@ class Deployed:
     transfer: str | None
     sftp_error: str | None = None   # why the files went piped; in the JSON only when set
     systemd: bool = False           # "systemd": "enabled" in the JSON only when true
+    activated: str | None = None    # after a new build: "restarted", "not running" or "failed" (restart supervisor)
+    supervisor_pid: int | None = None   # the new supervisor's, when activated
 
     def fields(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"action": self.action, "version": self.version,
@@ -43,6 +45,10 @@ class Deployed:
             doc["sftp_error"] = self.sftp_error
         if self.systemd:
             doc["systemd"] = "enabled"
+        if self.activated is not None:
+            doc["activated"] = self.activated
+        if self.supervisor_pid is not None:
+            doc["supervisor_pid"] = self.supervisor_pid
         return doc
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import queue
 import threading
 import time
@@ -39,6 +40,18 @@ from .target import Target
 # timeout itself: the worker's own message ("command did not finish within 5s") says more.
 _GRACE = 0.05
 
+def requested_by() -> str:
+    """`user@controller`: who runs this fleet command, as each host's supervisor log names them."""
+    import getpass
+    import socket
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid())
+    return f"{user}@{socket.gethostname()}"
+
+
 class Fleet:
     """Runs jobs on targets in parallel (a fanout.FanOut); owns its connector and one connection per host.
 
@@ -58,6 +71,7 @@ class Fleet:
         # transport threads that each wake 10 times a second while idle).
         self.keep_sessions = keep_sessions
         self.pool = Pool(connector)  # kept connections: reconnect with backoff, idle close, quiet
+        self.requested_by = requested_by()  # named in each host's supervisor log for a change
 
     def __enter__(self) -> Fleet:
         return self
@@ -68,9 +82,11 @@ class Fleet:
 
     # -------------------------------------------------------------- one host
     def command_for(self, target: Target, job: Job) -> tuple[str, bytes | None]:
+        asker = None if job.kind.read_only else self.requested_by
         if target.become and self.become_password is not None:  # sudo -S reads one line, the agent the rest
-            return remote.with_password(target, job.args), (self.become_password + "\n").encode() + (job.stdin or b"")
-        return remote.agent_command(target, job.args), job.stdin
+            return (remote.with_password(target, job.args, asker),
+                    (self.become_password + "\n").encode() + (job.stdin or b""))
+        return remote.agent_command(target, job.args, asker), job.stdin
 
     def session(self, target: Target, deadline: float) -> Session:
         return self.pool.get(target, deadline)  # type: ignore[no-any-return]

@@ -35,6 +35,7 @@ from rich.text import Text
 from ..errors import UsageError
 from ..schema import ComponentStatus
 from ..units import format_duration
+from ..untrusted import escape
 from .fanout import FanOut
 from .jobs import status_job
 from .poller import Poller, agent_status
@@ -139,14 +140,14 @@ def view(rows: Sequence[Row], ids: Sequence[str], *, interval: float, height: in
                    style=RESULT_STYLE.get(r.result, "dim") if r.result else "dim"),
               *(_cell(r.comps.get(cid), cid in r.changed) for cid in ids), _age(r, interval)]
              for r in shown]
-    heads = ["host", "result", *ids, "answer"]
+    heads = ["host", "result", *(escape(cid, tabs=False) for cid in ids), "answer"]
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold", expand=False)
     for i, head in enumerate(heads):  # these keep their width; the reason takes what is left, or is cut
         width = max([len(head)] + [row[i].cell_len for row in cells])
         table.add_column(head, no_wrap=True, min_width=width, justify="right" if head == "answer" else "left")
     table.add_column("reason", no_wrap=True, overflow="ellipsis")
     for r, row in zip(shown, cells, strict=True):
-        table.add_row(*row, Text(" ".join(r.reason.split())[:300]))
+        table.add_row(*row, Text(escape(" ".join(r.reason.split())[:300], tabs=False)))
     parts: list[RenderableType] = [title, table]
     if left:
         counts: dict[str, int] = {}

@@ -107,6 +107,24 @@ class Agent:
                 os.kill(pid, signal.SIGKILL)
             except OSError:
                 pass
+        self.remove_cgroups()
+
+    def remove_cgroups(self) -> None:
+        """The (empty) cgroup directories of this home, which a supervisor killed in a test leaves."""
+        import glob
+
+        from imageserving_fleet.agent.ownership import home_key
+
+        for base in glob.glob(f"/sys/fs/cgroup/*/imageserving/{home_key(str(self.home.resolve()))}"):
+            for leaf in glob.glob(f"{base}/*/"):
+                try:
+                    os.rmdir(leaf)
+                except OSError:
+                    pass
+            try:
+                os.rmdir(base)
+            except OSError:
+                pass
 
 
 @pytest.fixture

@@ -10,6 +10,10 @@ leak MB         allocate MB MiB, then sleep
 share MB PORT   touch MB MiB, then fork two children that keep sharing those pages (copy-on-write,
                 never written again) and sleep; the parent holds PORT (nginx's master and workers, small)
 http PORT       an HTTP server on 127.0.0.1:PORT answering 200 "ok" to every GET (one request at a time)
+detach PORT     a C-daemon-style detach: fork, setsid, fork again, the middle one exits, and the
+                grandchild execs `listen PORT` with an EMPTY environment (no tag survives); the main
+                process stays (as nginx's master does) and sleeps
+count           print numbered lines, one every millisecond, forever (a component under load)
 """
 
 from __future__ import annotations
@@ -71,6 +75,23 @@ def main() -> None:
                     conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok")
                 except OSError:
                     pass
+    elif mode == "detach":
+        if os.fork() == 0:
+            os.setsid()
+            if os.fork() == 0:
+                os.execve(sys.executable, [sys.executable, __file__, "listen", arg], {})
+            os._exit(0)
+        os.wait()
+        print("detached a grandchild", flush=True)
+        while True:
+            time.sleep(3600)
+    elif mode == "count":
+        n = 0
+        while True:
+            n += 1
+            sys.stdout.write(f"line {n}\n")
+            sys.stdout.flush()
+            time.sleep(0.001)
     elif mode == "leak":
         blob = bytearray(int(arg) * 2**20)
         for i in range(0, len(blob), 4096):

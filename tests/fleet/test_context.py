@@ -122,7 +122,7 @@ def test_every_global_option_is_declared_once_and_hoisted() -> None:
     assert {"-i", "--inventory", "-l", "--cluster", "--timeout", "-f"} <= set(with_value)
     assert {"--json", "-K", "-b", "-q", "-v"} <= set(flags) and not set(flags) & set(with_value)
     envs = {d.env for _, _, d in declared() if d.env}
-    assert envs == {"IMAGESERVING_INVENTORY", "IMAGESERVING_CLUSTER"}
+    assert envs == {"IMAGESERVING_INVENTORY", "IMAGESERVING_CLUSTER", "IMAGESERVING_AUDIT_LOG"}
 
 
 def test_the_cli_offers_every_declared_option(capsys: pytest.CaptureFixture[str]) -> None:
@@ -134,3 +134,16 @@ def test_the_cli_offers_every_declared_option(capsys: pytest.CaptureFixture[str]
     assert exited.value.code == 0
     for _, _, decl in declared():
         assert all(flag in shown for flag in decl.flags), decl.flags
+
+
+def test_a_change_has_an_audit_log_and_a_read_has_none(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    path = _inventory(tmp_path)
+    assert resolve(Options(inventory=(path,)), {}, Command.STATUS).audit_log is None
+    default = resolve(Options(inventory=(path,)), {}, Command.RESTART)
+    assert default.audit_log == tmp_path / ".imageserving-fleet" / "audit.jsonl"
+    assert default.inventory_paths == (path,)
+    env = {"IMAGESERVING_AUDIT_LOG": "/x/env.jsonl"}
+    assert resolve(Options(inventory=(path,)), env, Command.STOP).audit_log == Path("/x/env.jsonl")
+    given = resolve(Options(inventory=(path,), audit_log="/x/opt.jsonl"), env, Command.DEPLOY)
+    assert given.audit_log == Path("/x/opt.jsonl")

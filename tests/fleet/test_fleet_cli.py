@@ -79,6 +79,22 @@ def test_rolling_restart_goes_batch_by_batch(lab: Lab) -> None:
     assert max(last_running("r1"), last_running("r2")) < min(stop_began("r3"), stop_began("r4"))
 
 
+def test_rolling_restart_supervisor_keeps_every_component(lab: Lab) -> None:
+    """`restart supervisor --serial 1`: a new supervisor on each host in turn, no component restarted."""
+    for name in ("s1", "s2"):
+        lab.add_host(name)
+    assert lab.fleet_json("start")[0] == 0
+    before = {h: e["status"] for h, e in by_host(lab.fleet_json("status")[1]).items()}
+    proc = lab.fleet("restart", "supervisor", "--serial", "1")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "batch 2/2: s2" in proc.stderr
+    after = {h: e["status"] for h, e in by_host(lab.fleet_json("status")[1]).items()}
+    for host, doc in before.items():
+        assert after[host]["supervisor"]["pid"] != doc["supervisor"]["pid"]
+        assert [(c["pid"], c["restarts"]) for c in after[host]["components"]] == \
+            [(c["pid"], c["restarts"]) for c in doc["components"]]
+
+
 def test_bad_hosts_each_get_their_reason_and_the_deadline_holds(lab: Lab, sshd: SshServer, tmp_path: Path) -> None:
     lab.add_host("good1")
     lab.add_host("good2")

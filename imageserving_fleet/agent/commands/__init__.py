@@ -1,5 +1,5 @@
 """One handler per control request, as circus's commands/ does: `ping`, `status`, `start`, `stop`,
-`restart`, `reload`.
+`restart`, `reload`, `handover` (`restart supervisor`).
 
 A handler takes the supervisor, the decoded request (ids already checked) and the client; it
 returns the reply at once, or None when the operation it began answers later. Errors are raised
@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ...protocol import BAD_ARGS, RequestError
-from . import ping, reload, restart, start, status, stop
+from . import handover, ping, reload, restart, start, status, stop
 
 if TYPE_CHECKING:
     from ..server import Client
@@ -22,7 +22,7 @@ Handler = Callable[["Supervisor", dict[str, Any], list[str], "Client"], "dict[st
 
 HANDLERS: dict[str, Handler] = {
     "ping": ping.handle, "status": status.handle, "start": start.handle, "stop": stop.handle,
-    "restart": restart.handle, "reload": reload.handle,
+    "restart": restart.handle, "reload": reload.handle, "handover": handover.handle,
 }
 
 

@@ -13,12 +13,12 @@ if TYPE_CHECKING:
 
 
 def handle(sup: Supervisor, req: dict[str, Any], ids: list[str], client: Client) -> None:
-    for i, (op, owner) in enumerate(sup.ops):
+    for i, (op, owner) in enumerate(sup.operations):
         if not ids and op.kind == "start" and owner is None:
             # `imageserving start` launches us (we start everything at once) and then asks for a
             # start: answer it when that first start ends instead of starting twice, which would
             # reset a BACKOFF component's retries and skip its backoff.
-            client.op, sup.ops[i] = op, (op, client)
+            client.op, sup.operations[i] = op, (op, client)
             return None
     groups = [[c for c in g if not ids or c in ids] for g in sup.cfg.priorities()]
     sup.begin(Operation("start", [g for g in groups if g], time.monotonic()), client)

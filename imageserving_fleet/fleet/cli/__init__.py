@@ -15,11 +15,12 @@ from ..commands import rolling as rolling_cmd
 from ..commands import status as status_cmd
 from ..commands.run import local_fleet, open_fanout
 from ..context import Command
+from ..hooks import HOOK_TIMEOUT, Hooks
 from ..remote import check_id
-from ..render import batch_printer, err, out, print_hosts
+from ..render import batch_printer, err, out, print_hosts, terminal_confirm
 from ..results import EXIT_BAD_OPTIONS, EXIT_BEFORE_HOSTS, EXIT_INTERRUPTED
 from ..rolling import OnBatch, Rolling
-from .app import SETTINGS, _context, _run, _show, app, say_error, show
+from .app import ARGV, SETTINGS, _context, _run, _show, app, recorded_show, say_error
 
 
 def _batches(ctx: typer.Context) -> OnBatch:
@@ -32,10 +33,36 @@ def _id(component: str | None) -> str | None:
 
 IdArg = Annotated[str | None, typer.Argument(help="ps, is or svg (default: all)")]
 SerialOpt = Annotated[str | None, typer.Option(
-    "--serial", metavar="N|N%", help="Batches of N hosts (or N% of them); the next batch starts when this one "
-                                     "is all RUNNING.")]
+    "--serial", metavar="N|N%|LIST", help="Batches of N hosts (or N% of them), or a list such as 1,10%,50% (the last "
+                                          "size repeats); the next batch starts when this one is all RUNNING.")]
 MaxFailOpt = Annotated[float, typer.Option(
     "--max-fail-percentage", metavar="P", help="Stop when more than P% of a batch fails (default 0: any failure).")]
+ConfirmOpt = Annotated[bool, typer.Option(
+    "--confirm", help="Ask on the terminal before each batch after the first (a canary); refused without a TTY.")]
+BeforeOpt = Annotated[str | None, typer.Option(
+    "--before", metavar="CMD", help="Run CMD on the controller (/bin/sh -c) before each host's action, with "
+                                    "IMAGESERVING_HOST, IMAGESERVING_ADDRESS, IMAGESERVING_BATCH set (e.g. drain it); "
+                                    "a failure leaves the host untouched and failed.")]
+AfterOpt = Annotated[str | None, typer.Option(
+    "--after", metavar="CMD", help="Run CMD on the controller after each host's action and health gate, even when "
+                                   "the action failed (e.g. put it back); a failure fails the host.")]
+HookTimeoutOpt = Annotated[float, typer.Option(
+    "--hook-timeout", metavar="S", help="Kill a --before/--after still running after S seconds (its host fails; "
+                                        "default 60).")]
+GateOpt = Annotated[str | None, typer.Option(
+    "--gate-http", metavar="URL", help="Health gate: also wait until URL, as the host sees it (e.g. "
+                                       "http://127.0.0.1:8080/healthz), answers 2xx, asked through the host's SSH "
+                                       "connection.")]
+
+
+def _rolling(serial: str | None, max_fail_percentage: float, confirm: bool, before: str | None, after: str | None,
+             hook_timeout: float, gate_http: str | None) -> Rolling:
+    """Every rolling option, checked before any host is contacted (exit 5)."""
+    from ..httpgate import parse_gate_url
+
+    gate = parse_gate_url(gate_http) if gate_http is not None else None
+    return Rolling(serial, max_fail_percentage, Hooks(before, after, hook_timeout),
+                   terminal_confirm(err) if confirm else None, gate)
 
 
 @app.command()
@@ -81,7 +108,7 @@ def start(ctx: typer.Context, component: Annotated[str | None, typer.Argument(
     Example: imageserving-fleet -l 'is0*' start is
     """
     cid = _id(component)
-    _show(ctx, Command.START, lambda c, f: control.start(c, f, cid))
+    _show(ctx, Command.START, lambda c, f: control.start(c, f, cid), words=" ".join(["start", *([cid] if cid else [])]))
 
 
 @app.command()
@@ -92,31 +119,47 @@ def stop(ctx: typer.Context, component: Annotated[str | None, typer.Argument(
     Example: imageserving-fleet -l 'is0*' stop is   (maintenance; `start is` ends it)
     """
     cid = _id(component)
-    _show(ctx, Command.STOP, lambda c, f: control.stop(c, f, cid))
+    _show(ctx, Command.STOP, lambda c, f: control.stop(c, f, cid), words=" ".join(["stop", *([cid] if cid else [])]))
 
 
 @app.command()
-def restart(ctx: typer.Context, component: IdArg = None, serial: SerialOpt = None,
-            max_fail_percentage: MaxFailOpt = 0.0) -> None:
-    """Restart one component or everything; rolling with --serial (the next batch waits for this one's health)."""
-    cid, how = _id(component), Rolling(serial, max_fail_percentage)
-    _show(ctx, Command.RESTART, lambda c, f: rolling_cmd.restart(c, f, cid, how, _batches(ctx)))
+def restart(ctx: typer.Context, component: Annotated[str | None, typer.Argument(
+                help="ps, is or svg (default: all); supervisor: a new supervisor from the installed agent takes over, "
+                     "no component restarts")] = None, serial: SerialOpt = None,
+            max_fail_percentage: MaxFailOpt = 0.0, confirm: ConfirmOpt = False, before: BeforeOpt = None,
+            after: AfterOpt = None, hook_timeout: HookTimeoutOpt = HOOK_TIMEOUT, gate_http: GateOpt = None) -> None:
+    """Restart one component or everything; rolling with --serial (the next batch waits for this one's health).
+
+    `restart supervisor`: a new Server Supervisor on each host, no component restarted (the agent's handover).
+
+    Example: imageserving-fleet restart --serial 1,25% --confirm --before 'lb drain "$IMAGESERVING_HOST"'
+    --after 'lb undrain "$IMAGESERVING_HOST"'
+    """
+    cid = _id(component)
+    how = _rolling(serial, max_fail_percentage, confirm, before, after, hook_timeout, gate_http)
+    _show(ctx, Command.RESTART, lambda c, f: rolling_cmd.restart(c, f, cid, how, _batches(ctx)),
+          words=" ".join(["restart", *([cid] if cid else [])]), bar=how.confirm is None)
 
 
 @app.command()
-def reload(ctx: typer.Context, serial: SerialOpt = None, max_fail_percentage: MaxFailOpt = 0.0) -> None:
+def reload(ctx: typer.Context, serial: SerialOpt = None, max_fail_percentage: MaxFailOpt = 0.0,
+           confirm: ConfirmOpt = False, before: BeforeOpt = None, after: AfterOpt = None,
+           hook_timeout: HookTimeoutOpt = HOOK_TIMEOUT, gate_http: GateOpt = None) -> None:
     """Make every host's supervisor re-read its configuration and apply only what changed.
 
     Example: imageserving-fleet reload --serial 25%
     """
-    how = Rolling(serial, max_fail_percentage)
-    _show(ctx, Command.RELOAD, lambda c, f: rolling_cmd.reload(c, f, how, _batches(ctx)))
+    how = _rolling(serial, max_fail_percentage, confirm, before, after, hook_timeout, gate_http)
+    _show(ctx, Command.RELOAD, lambda c, f: rolling_cmd.reload(c, f, how, _batches(ctx)), bar=how.confirm is None)
 
 
 @app.command()
 def logs(ctx: typer.Context,
          name: Annotated[str, typer.Argument(help="ps, is, svg or supervisor")] = "supervisor",
-         lines: Annotated[int, typer.Option("-n", "--lines", help="How many last lines per host.")] = 20) -> None:
+         lines: Annotated[int, typer.Option("-n", "--lines", help="How many last lines per host.")] = 20,
+         raw: Annotated[bool, typer.Option(
+             "--raw", help="Print the lines as the hosts sent them (default: control characters shown escaped, "
+                           "\\x1b, as journalctl does).")] = False) -> None:
     """The last lines of a log from every host, each prefixed by its host (hosts in inventory order).
 
     Example: imageserving-fleet -l 'is0*' logs is -n 5
@@ -124,7 +167,7 @@ def logs(ctx: typer.Context,
     from ..commands import logs as logs_cmd
 
     key, count = logs_cmd.log_name(name), logs_cmd.check_lines(lines)
-    _show(ctx, Command.LOGS, lambda c, f: logs_cmd.logs(c, f, key, count))
+    _show(ctx, Command.LOGS, lambda c, f: logs_cmd.logs(c, f, key, count), raw=raw)
 
 
 @app.command()
@@ -141,14 +184,21 @@ def deploy(ctx: typer.Context,
                "--force", help="Reinstall even where the same build already runs.")] = False,
            wheel: Annotated[str | None, typer.Option(
                "--wheel", metavar="PATH", help="Deploy this imageserving-fleet wheel (e.g. a release build) "
-                                               "instead of building one from this installation.")] = None) -> None:
-    """Install or upgrade the agent on every host: wheels over SFTP (else piped), a new venv, no package index there."""
+                                               "instead of building one from this installation.")] = None,
+           no_activate: Annotated[bool, typer.Option(
+               "--no-activate", help="Do not end with `restart supervisor` on hosts that got a new build (their "
+                                     "supervisor keeps the old code until restarted).")] = False) -> None:
+    """Install or upgrade the agent on every host: wheels over SFTP (else piped), a new venv, no package index there.
+
+    Hosts that got a new build end with `imageserving restart supervisor`: the new code runs at once,
+    no component restarts (--no-activate skips it).
+    """
     from ..commands import deploy as deploy_cmd
 
     run_ctx = _context(ctx, Command.DEPLOY)  # a bad inventory or an empty --limit match: before the wheel build
-    job = deploy_cmd.plan(run_ctx, wheel, force=force, systemd=systemd)
+    job = deploy_cmd.plan(run_ctx, wheel, force=force, systemd=systemd, activate=not no_activate)
     fleet = local_fleet(run_ctx)  # deploy's steps need the in-process fan-out's sessions
-    show(ctx.obj, _run(ctx, run_ctx, lambda _: deploy_cmd.deploy(run_ctx, fleet, job), fleet))
+    recorded_show(ctx, run_ctx, lambda: _run(ctx, run_ctx, lambda _: deploy_cmd.deploy(run_ctx, fleet, job), fleet))
 
 
 @app.command()
@@ -165,15 +215,18 @@ app.add_typer(config_app, name="config")
 @config_app.command("push")
 def config_push(ctx: typer.Context,
                 path: Annotated[str, typer.Argument(metavar="FILE", help="The agent configuration (YAML).")],
-                serial: SerialOpt = None, max_fail_percentage: MaxFailOpt = 0.0) -> None:
+                serial: SerialOpt = None, max_fail_percentage: MaxFailOpt = 0.0, confirm: ConfirmOpt = False,
+                before: BeforeOpt = None, after: AfterOpt = None, hook_timeout: HookTimeoutOpt = HOOK_TIMEOUT,
+                gate_http: GateOpt = None) -> None:
     """Validate FILE on each host with its own agent, install it (previous kept as .prev), reload.
 
     A host that refuses it keeps its old file and is failed with the agent's message.
     Example: imageserving-fleet config push agent.yaml --serial 3
     """
+    how = _rolling(serial, max_fail_percentage, confirm, before, after, hook_timeout, gate_http)
     data = rolling_cmd.read_config_file(path)
-    how = Rolling(serial, max_fail_percentage)
-    _show(ctx, Command.CONFIG_PUSH, lambda c, f: rolling_cmd.config_push(c, f, data, how, _batches(ctx)))
+    _show(ctx, Command.CONFIG_PUSH, lambda c, f: rolling_cmd.config_push(c, f, data, how, _batches(ctx)),
+          bar=how.confirm is None)
 
 
 from . import report as _report  # noqa: E402,F401  (adds `report` and `report merge` to app)
@@ -181,6 +234,7 @@ from . import report as _report  # noqa: E402,F401  (adds `report` and `report m
 
 def run(args: list[str]) -> None:
     """Runs the Typer app on already-hoisted argv; maps our errors to the documented exit codes."""
+    ARGV[:] = args
     try:
         code = app(args=args, prog_name="imageserving-fleet", standalone_mode=False)
     except typer.Exit as exc:

@@ -1,5 +1,6 @@
 """The Typer app and what every command's CLI function shares: resolve the run context, run one
-library command on a fan-out with the progress bar, show the outcome, exit with its code."""
+library command on a fan-out with the progress bar, record a change in the audit log, show the
+outcome (and the retry file of the hosts not ok), exit with its code."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from ..commands.run import Outcome, open_fanout
 from ..context import Command, RunContext, resolve
 from ..fanout import FanOut
 from ..options import Options
+from ..record import leave_retry, recorded
 from ..render import err, out, print_outcome, progress_bar
 from .globals import options_callback
 
@@ -21,12 +23,30 @@ def say_error(message: object) -> None:
     err.print(f"imageserving-fleet: {message}", markup=False)
 
 
-def show(options: Options, outcome: Outcome) -> NoReturn:
-    """Prints a run's results and exits with its code (99, and a note, when Ctrl-C cut it short)."""
-    print_outcome(out, outcome, as_json=options.as_json, quiet=options.quiet)
+def show(options: Options, outcome: Outcome, raw: bool = False) -> NoReturn:
+    """Prints a run's results and exits with its code (99, and a note, when Ctrl-C cut it short);
+    a run that leaves hosts not ok writes their retry file and names it on stderr."""
+    print_outcome(out, outcome, as_json=options.as_json, quiet=options.quiet, raw=raw)
+    leave_retry(outcome.command.value, outcome.results, lambda line: err.print(line, markup=False))
     if outcome.interrupted:
         err.print("interrupted: the report above is partial")
     raise typer.Exit(outcome.exit_code)
+
+
+ARGV: list[str] = []  # the command line as given (run() sets it): the audit line records it, redacted
+
+
+def recorded_show(ctx: typer.Context, run_ctx: RunContext, run: Callable[[], Outcome], words: str | None = None,
+                  raw: bool = False) -> NoReturn:
+    """Runs a command and shows it; a change is recorded in the audit log, opened before any host
+    (unwritable: exit 1) and written on the way out, Ctrl-C included."""
+    inventory = run_ctx.inventory_paths or ("(packaged localhost inventory)",)
+    with recorded(words or run_ctx.command.value, ARGV, inventory, run_ctx.options.limit,
+                  run_ctx.audit_log) as entry:
+        outcome = run()
+        if entry is not None:
+            entry.hosts, entry.exit = list(outcome.results), outcome.exit_code
+        show(ctx.obj, outcome, raw)
 
 
 T = TypeVar("T")
@@ -41,10 +61,11 @@ def _context(ctx: typer.Context, command: Command) -> RunContext:
     return resolve(ctx.obj, os.environ, command)
 
 
-def _run(ctx: typer.Context, run_ctx: RunContext, call: Callable[[FanOut], T], fanout: FanOut | None = None) -> T:
+def _run(ctx: typer.Context, run_ctx: RunContext, call: Callable[[FanOut], T], fanout: FanOut | None = None,
+         bar: bool = True) -> T:
     """Calls a command on the run's fan-out (opened here, closed on the way out) with the progress bar."""
     with fanout or open_fanout(run_ctx) as opened:  # may refuse options: before the bar
-        quiet = ctx.obj.quiet or ctx.obj.as_json
+        quiet = ctx.obj.quiet or ctx.obj.as_json or not bar
         advance, stop = (None, lambda: None) if quiet else progress_bar(err, len(run_ctx.targets))
         opened.on_result = advance
         try:
@@ -53,7 +74,9 @@ def _run(ctx: typer.Context, run_ctx: RunContext, call: Callable[[FanOut], T], f
             stop()
 
 
-def _show(ctx: typer.Context, command: Command, call: Callable[[RunContext, FanOut], Outcome]) -> NoReturn:
-    """Resolves the context, runs `call` on the fan-out, prints the outcome and exits with its code."""
+def _show(ctx: typer.Context, command: Command, call: Callable[[RunContext, FanOut], Outcome],
+          words: str | None = None, raw: bool = False, bar: bool = True) -> NoReturn:
+    """Resolves the context, runs `call` on the fan-out, prints the outcome and exits with its code
+    (`words`: the command as the audit log names it, e.g. `stop is`)."""
     run_ctx = _context(ctx, command)
-    show(ctx.obj, _run(ctx, run_ctx, lambda fanout: call(run_ctx, fanout)))
+    recorded_show(ctx, run_ctx, lambda: _run(ctx, run_ctx, lambda fanout: call(run_ctx, fanout), bar=bar), words, raw)

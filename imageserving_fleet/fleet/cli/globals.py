@@ -49,7 +49,9 @@ def options_callback() -> Callable[..., None]:
 
 
 def _debug_log() -> None:
+    from ...untrusted import EscapingFormatter
+
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("debug: %(message)s"))
+    handler.setFormatter(EscapingFormatter("debug: %(message)s"))  # the messages carry what hosts printed
     logging.getLogger("imageserving_fleet").addHandler(handler)
     logging.getLogger("imageserving_fleet").setLevel(logging.DEBUG)

@@ -17,13 +17,14 @@ from ..runner import Fleet
 from .run import Outcome, execute
 
 
-def plan(ctx: RunContext, wheel: str | None = None, *, force: bool = False, systemd: bool = False) -> DeployJob:
+def plan(ctx: RunContext, wheel: str | None = None, *, force: bool = False, systemd: bool = False,
+         activate: bool = True) -> DeployJob:
     """What to deploy to the context's hosts; raises WheelhouseError (exit 1: nothing contacted yet)."""
     try:
         project = given_wheel(wheel) if wheel else project_wheel()
     except (OSError, zipfile.BadZipFile) as exc:
         raise WheelhouseError(str(exc)) from None
-    return DeployJob(project, DeployRequest(force=force, systemd=systemd),
+    return DeployJob(project, DeployRequest(force=force, systemd=systemd, activate=activate),
                      interpreters([(h.name, h.vars) for h in ctx.hosts]))
 
 

@@ -9,7 +9,9 @@ own message. With --serial the next batch waits until this one is healthy.
 
 from __future__ import annotations
 
-from ...errors import ImageServingError
+import dataclasses
+
+from ...errors import ImageServingError, UsageError
 from ..context import RunContext
 from ..fanout import FanOut
 from ..jobs import RELOAD, Job, Kind, action_job, push_job
@@ -32,7 +34,11 @@ def read_config_file(path: str) -> bytes:
 
 
 def roll(ctx: RunContext, fanout: FanOut, job: Job, how: Rolling, on_batch: OnBatch | None = None) -> Outcome:
-    return execute(ctx, fanout, lambda fleet, targets: rolling(fleet, targets, job, how, on_batch))
+    if how.gate is not None and ctx.cluster is not None:  # before any host
+        raise UsageError("--gate-http asks each host through the controller's own connections: not with --cluster")
+    outcome = execute(ctx, fanout, lambda fleet, targets: rolling(fleet, targets, job, how, on_batch))
+    plan = how.plan([t.name for t in ctx.targets])
+    return dataclasses.replace(outcome, batches=tuple(tuple(b) for b in plan))
 
 
 def restart(ctx: RunContext, fanout: FanOut, component: str | None, how: Rolling, on_batch: OnBatch | None = None) -> Outcome:

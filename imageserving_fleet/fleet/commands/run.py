@@ -29,6 +29,7 @@ class Outcome:
     command: Command
     results: tuple[HostResult, ...]
     interrupted: bool = False
+    batches: tuple[tuple[str, ...], ...] | None = None  # a rolling run's plan (--json's "batches")
 
     @property
     def exit_code(self) -> int:

@@ -58,16 +58,20 @@ if os.path.isdir(versions):
                 used.add(path[len(prefix):].split(os.sep, 1)[0])
     facts["in_use"] = sorted(used)
 if os.path.isdir(stage):
-    for name in os.listdir(stage):
-        if name.endswith(".whl"):
-            h = hashlib.sha256()
-            try:
-                with open(os.path.join(stage, name), "rb") as f:
-                    for block in iter(lambda: f.read(1 << 20), b""):
-                        h.update(block)
-            except OSError:
-                continue
-            facts["staged"][name] = h.hexdigest()
+    for key in os.listdir(stage):
+        folder = os.path.join(stage, key)
+        if len(key) != 64 or not os.path.isdir(folder):
+            continue
+        for name in os.listdir(folder):
+            if name.endswith(".whl"):
+                h = hashlib.sha256()
+                try:
+                    with open(os.path.join(folder, name), "rb") as f:
+                        for block in iter(lambda: f.read(1 << 20), b""):
+                            h.update(block)
+                except OSError:
+                    continue
+                facts["staged"][key + "/" + name] = h.hexdigest()
 print(json.dumps(facts))
 """
 
@@ -90,7 +94,7 @@ class HostFacts:
     versions_dir: str
     versions: tuple[str, ...] = ()
     in_use: tuple[str, ...] = ()  # version directories some running process was started from
-    staged: dict[str, str] = field(default_factory=dict)  # uploaded wheel name -> sha256
+    staged: dict[str, str] = field(default_factory=dict)  # "<sha256>/<wheel name>" uploaded -> its actual sha256
     systemd: bool = False
 
     @property

@@ -7,9 +7,10 @@ Every command has the same shape, so quoting is done in one place:
 SCRIPT is a constant of this module; every value (paths, wheel names, the interpreter) travels as a
 positional argument quoted with shlex.quote, never pasted into a script. Uploads (transfer.py: SFTP,
 else piped) land in the login user's ~/.cache/imageserving-fleet/wheels (they run as that user even
-when the install runs through sudo) under a temporary name and are renamed into place, so hosts sharing a home never see
-half a wheel. The steps before the symlink switch only build a new directory; if one fails that
-directory is removed and the agent the symlink points to is untouched.
+when the install runs through sudo) under a temporary name and are renamed into place as
+<sha256>/<wheel name>, so hosts sharing a home never see half a wheel and two deploys of different
+builds with one file name never read each other's. The steps before the symlink switch only build
+a new directory; if one fails that directory is removed and the agent the symlink points to is untouched.
 """
 
 from __future__ import annotations
@@ -28,9 +29,9 @@ from ...errors import HostError
 from ..ssh import CommandResult, Session
 from ..target import Target
 from .facts import PROBE
-from .plan import Action, Plan
+from .plan import Action, Plan, staged_path
 from .transfer import Outgoing, Sent, send
-from .wheelhouse import Bundle
+from .wheelhouse import Bundle, Wheel
 
 STAGE = ".cache/imageserving-fleet/wheels"  # under the login user's home, where SFTP paths start
 UNIT_PATH = "/etc/systemd/system/imageserving.service"
@@ -39,8 +40,10 @@ _STEP_OUTPUT = 1 << 20
 
 # The constant scripts; $1... are the quoted arguments.
 _PROBE = 'exec "$2" -c "$3" "$4" "$1"'  # stage, python, code, venv
-# Renames the uploads into place, and drops parts an interrupted run left more than a day ago.
-_FINISH_UPLOADS = ('cd "$1" || exit 1; shift; while [ $# -gt 1 ]; do mv -f -- "$1" "$2" || exit 1; shift 2; done; '
+# Renames the uploads into place (<sha256>/<name>: keyed by content), and drops parts an interrupted
+# run left more than a day ago.
+_FINISH_UPLOADS = ('cd "$1" || exit 1; shift; while [ $# -gt 1 ]; do mkdir -p -- "${2%/*}" && mv -f -- "$1" "$2" '
+                   '|| exit 1; shift 2; done; '
                    "find . -maxdepth 1 -name '*.whl.part-*' -mmin +1440 -exec rm -f -- {} + 2>/dev/null; exit 0")
 _CREATE = 'mkdir -p -- "$2" && rm -rf -- "$3" && exec "$1" -m venv --without-pip -- "$3"'
 _INSTALL = ('s=$1 v=$2 pip=$3; shift 3; cd "$s" || exit 1; PIP_CONFIG_FILE=/dev/null exec "$v/bin/python" "$pip/pip" '
@@ -115,11 +118,11 @@ def install_steps(target: Target, plan: Plan, bundle: Bundle, python: str, *, pa
         steps.append(Step("upload", shell(target, _FINISH_UPLOADS, flat, sudo=False, stage_arg=True), sudo=False))
     if plan.action == Action.INSTALL:
         versions = os.path.dirname(plan.version_dir)
-        wheels = [check_wheel_name(w.name) for w in bundle.agent_wheels]
+        wheels = [_staged(w) for w in bundle.agent_wheels]
         steps += [
             Step("create venv", shell(target, _CREATE, [python, versions, plan.version_dir], password=password)),
-            Step("pip install", shell(target, _INSTALL, [plan.version_dir, check_wheel_name(bundle.installer.name),
-                                                         *wheels], password=password, stage_arg=True)),
+            Step("pip install", shell(target, _INSTALL, [plan.version_dir, _staged(bundle.installer), *wheels],
+                                      password=password, stage_arg=True)),
             Step("check", shell(target, _CHECK, [plan.version_dir, CHECK_MARK], password=password),
                  expect=f"imageserving {plan.version}"),
             Step("switch", shell(target, _SWITCH, [python, _SWITCH_PY, plan.version_dir, plan.venv],
@@ -137,6 +140,11 @@ def cleanup_command(target: Target, plan: Plan, password: bool = False) -> str:
     return shell(target, _REMOVE, [plan.version_dir], password=password)
 
 
+def _staged(wheel: Wheel) -> str:
+    """A wheel's path in the upload directory (plan.staged_path), its name checked."""
+    return staged_path(check_wheel_name(wheel.name), wheel.sha256)
+
+
 def upload(session: Session, bundle: Bundle, names: Sequence[str], deadline: float, *, python: str,
            unit: tuple[str, str] | None = None) -> tuple[list[tuple[str, str]], Sent | None]:
     """Sends the named wheels to the upload dir under temporary names, and `unit` (name, text) as is.
@@ -146,9 +154,10 @@ def upload(session: Session, bundle: Bundle, names: Sequence[str], deadline: flo
     """
     by_name = {w.name: w for w in bundle.wheels}
     token = secrets.token_hex(4)
-    parts = [(f"{check_wheel_name(name)}.part-{token}", name) for name in names]
-    files = [Outgoing(by_name[name].path, f"{STAGE}/{part}", by_name[name].path.stat().st_size,
-                               by_name[name].sha256) for part, name in parts]
+    wheels = [by_name[check_wheel_name(name)] for name in names]
+    parts = [(f"{w.name}.part-{token}", staged_path(w.name, w.sha256)) for w in wheels]
+    files = [Outgoing(w.path, f"{STAGE}/{part}", w.path.stat().st_size, w.sha256)
+             for w, (part, _) in zip(wheels, parts, strict=True)]
     with tempfile.TemporaryDirectory(prefix="imageserving-fleet-") as scratch:
         if unit is not None:
             name, text = unit

@@ -51,6 +51,7 @@ class WheelSet:
 class DeployRequest:
     force: bool = False  # reinstall even when the same build runs there
     systemd: bool = False  # install and enable the systemd unit
+    activate: bool = True  # after installing a new build: `restart supervisor` there (no component restarts)
 
 
 @dataclass(frozen=True)
@@ -100,9 +101,15 @@ def plan_host(facts: HostFacts, offer: WheelSet, request: DeployRequest) -> Plan
     keep = {new, *(facts.in_use)} | ({current} if current else set())
     prune = tuple(posixpath.join(facts.versions_dir, v) for v in facts.versions
                   if VERSION_DIR_RE.match(v) and v not in keep)
-    uploads = tuple(sorted(n for n, sha in offer.wheels.items() if facts.staged.get(n) != sha))
+    uploads = tuple(sorted(n for n, sha in offer.wheels.items() if facts.staged.get(staged_path(n, sha)) != sha))
     return Plan(Action.INSTALL, offer.version, facts.venv, posixpath.join(facts.versions_dir, new),
                 uploads=uploads, prune=prune, systemd=request.systemd)
+
+
+def staged_path(name: str, sha256: str) -> str:
+    """Where a wheel lives in the upload directory: keyed by its content, so two deploys of different
+    builds under one version (same file name) never read each other's wheel."""
+    return f"{sha256}/{name}"
 
 
 def _current(facts: HostFacts) -> str | None:

@@ -23,6 +23,7 @@ from ..runner import Fleet
 from ..ssh import Session
 from ..target import Target
 from . import install
+from .activate import activate
 from .facts import HostFacts, parse_facts
 from .plan import Action, DeployRequest, Refused, WheelSet, plan_host, render_unit
 from .transfer import TransferFailed
@@ -207,6 +208,12 @@ def _install(target: Target, session: Session, deadline: float, stdin: bytes | N
                         venv=plan.version_dir, uploaded=len(plan.uploads),
                         transfer=str(sent.method) if sent else None,
                         sftp_error=sent.sftp_error if sent else None, systemd=plan.systemd)
+    if plan.action == Action.INSTALL and job.request.activate:
+        done = activate(session, target, deadline, stdin)
+        deployed = replace(deployed, activated=done.activated, supervisor_pid=done.pid)
+        if not done.ok:
+            return HostResult(target.name, Result.DEGRADED, f"installed; restart supervisor failed: {done.detail}",
+                              deployed=deployed)
     note = ""
     if target.agent_command and target.agent_command not in (plan.agent, target.venv.rstrip("/") + "/bin/imageserving"):
         note = (f"imageserving_command is set to {target.agent_command} for this host: commands run that, not "

@@ -11,12 +11,13 @@
     webservers[0] [-1] [0:2] [1:] subscripts into a term's hosts; ranges include their end, and
     webservers[0-2]               `[x-y]` is `[x:y]` (a subscript, never a glob character class)
     localhost  127.0.0.1  ::1     when nothing in the inventory matches, Ansible's implicit localhost
+    @FILE  web*,@failed.retry     the file's lines as terms (a retry file), among any others
 
 A term that names a group selects the group's hosts (its children's included); a term that names a
 host selects it. The result is always in inventory order (the implicit localhost, which is in no
 group, not even `all`, comes last), and matching nothing is a PatternError. Each step mirrors one
 of Ansible's inventory/manager.py: split_pattern ↔ split_host_pattern, order_terms ↔ order_patterns,
-evaluate ↔ _evaluate_patterns, match_term ↔ _match_one_pattern, enumerate_matches ↔
+evaluate ↔ _evaluate_patterns, expand_files ↔ subset's `@filename` reading, match_term ↔ _match_one_pattern, enumerate_matches ↔
 _enumerate_matches, split_subscript / apply_subscript ↔ _split_subscript / _apply_subscript.
 """
 
@@ -24,16 +25,17 @@ from __future__ import annotations
 
 import fnmatch
 import ipaddress
+import os
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ...errors import PatternError
 from .model import LOCALHOST_NAMES, Host, Inventory
 
-__all__ = ["Subscript", "apply_subscript", "enumerate_matches", "evaluate", "match_term", "order_terms", "select",
-           "split_pattern", "split_subscript"]
+__all__ = ["Subscript", "apply_subscript", "enumerate_matches", "evaluate", "expand_files", "match_term", "order_terms",
+           "select", "split_pattern", "split_subscript"]
 
 # A host name, possibly with [x:y] ranges and a :port, which a ':' inside must not split.
 _LABEL = r"(?:[\w-]|\[[a-z0-9]*:[a-z0-9]*(?::\d+)?\])+"
@@ -62,9 +64,9 @@ def select(inventory: Inventory, pattern: str) -> list[Host]:
 
     Raises PatternError when the pattern is empty or malformed, or matches no host.
     """
-    terms = split_pattern(pattern)
+    terms = expand_files(split_pattern(pattern))
     if not terms:
-        raise PatternError("empty host pattern")
+        raise PatternError("empty host pattern" + (f" ({pattern!r}: its files list no host)" if "@" in pattern else ""))
     hosts = evaluate(inventory, order_terms(terms))
     if not hosts:
         raise PatternError(f"pattern {pattern!r} matches no host")
@@ -84,6 +86,35 @@ def split_pattern(pattern: str) -> list[str]:
     else:
         terms = _COLON_TERMS.findall(pattern)
     return [term.strip() for term in terms if term.strip()]
+
+
+def read_limit_file(path: str) -> str:
+    """The text of a `--limit @FILE`; raises PatternError naming the path when it cannot be read."""
+    if not os.path.exists(path):
+        raise PatternError(f"--limit @{path}: no such file")
+    if not os.path.isfile(path):
+        raise PatternError(f"--limit @{path}: a limit file must be a file, not a directory")
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return fh.read(16 * 2**20)
+    except OSError as exc:
+        raise PatternError(f"--limit @{path}: {exc.strerror or exc}") from None
+
+
+def expand_files(terms: Sequence[str], read: Callable[[str], str] = read_limit_file) -> list[str]:
+    """Takes split terms; returns them with each `@FILE` replaced by that file's lines, in place.
+
+    As ansible-core's InventoryManager.subset: each line, stripped, is one term as written (a host,
+    a glob, `!host`...), not split again; blank lines are dropped. Only a term that begins with `@`
+    is a file (`&@f` and `!@f` are not, in Ansible either).
+    """
+    out: list[str] = []
+    for term in terms:
+        if term.startswith("@"):
+            out.extend(line.strip() for line in read(term[1:]).split("\n") if line.strip())
+        else:
+            out.append(term)
+    return out
 
 
 # Ansible's parse_address takes an IPv6 address with a dotted IPv4 tail only in these three shapes.

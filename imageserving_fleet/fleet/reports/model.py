@@ -21,6 +21,7 @@ from typing import Any
 
 from ...errors import ImageServingError
 from ...schema import COMPONENT_IDS, SchemaError, parse_status
+from ...untrusted import escape
 from ..results import HostResult, Result, Summary, config_digests, exit_code, summarize
 from .trends import Trend
 
@@ -28,7 +29,6 @@ DEFAULT_TITLE = "Image Serving fleet"
 SEVERITY = {Result.OK: 0, Result.SKIPPED: 1, Result.DEGRADED: 2, Result.FAILED: 3, Result.UNREACHABLE: 4}
 _SLICE_LABEL = re.compile(r"([0-9]{1,6})/([0-9]{1,6})")  # K/N as written by --slice
 MAX_SLICES = 10_000
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 class ReportInputError(ImageServingError):
@@ -232,8 +232,8 @@ def _slice_key(label: str) -> tuple[int, int]:
 
 # ------------------------------------------------------------------- quiet
 def plain(text: str) -> str:
-    """Takes text from a host; returns it safe for a terminal or a mail (no control characters)."""
-    return _CONTROL.sub("?", text)
+    """Takes text from a host; returns it safe for a terminal or a mail (control characters escaped)."""
+    return escape(text, tabs=False)
 
 
 def quiet_summary(report: Report, limit: int = 20) -> list[str]:

@@ -13,7 +13,7 @@ from imageserving_fleet.fleet import rolling as rolling_mod
 from imageserving_fleet.fleet.commands import rolling
 from imageserving_fleet.fleet.context import Command
 from imageserving_fleet.fleet.results import HostResult, Result
-from imageserving_fleet.fleet.rolling import Rolling, batches, parse_serial, too_many_failures
+from imageserving_fleet.fleet.rolling import BatchSize, Rolling, batches, parse_serial, too_many_failures
 
 from .fakehosts import FakeHosts
 
@@ -27,7 +27,7 @@ def test_parse_serial(text: str, want: tuple[int, bool] | None) -> None:
         with pytest.raises(UsageError, match="--serial must be"):
             parse_serial(text)
     else:
-        assert parse_serial(text) == want
+        assert parse_serial(text) == (BatchSize(*want),)  # one size (lists: tests/fleet/test_rolling.py)
 
 
 HOSTS = ["a", "b", "c", "d", "e"]
