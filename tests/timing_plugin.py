@@ -85,6 +85,7 @@ class TimingPlugin:
         self.spawned: set[int] = set()
         self.failed: set[str] = set()
         self.orphans = 0
+        self.spawn_lock = threading.Lock()
         self._track_own_children()
         self.subreaper = self._become_subreaper()
         if self.subreaper:
@@ -103,12 +104,15 @@ class TimingPlugin:
         spawned = self.spawned
         original_execute = subprocess.Popen._execute_child  # type: ignore[attr-defined]
 
+        lock = self.spawn_lock
+
         def execute_child(popen: subprocess.Popen[Any], *args: Any, **kwargs: Any) -> None:
-            try:
-                original_execute(popen, *args, **kwargs)
-            finally:
-                if getattr(popen, "pid", None):
-                    spawned.add(popen.pid)
+            with lock:   # the reaper decides only when no spawn is between fork and being recorded
+                try:
+                    original_execute(popen, *args, **kwargs)
+                finally:
+                    if getattr(popen, "pid", None):
+                        spawned.add(popen.pid)
 
         subprocess.Popen._execute_child = execute_child  # type: ignore[attr-defined]
         original_fork = os.fork
@@ -125,8 +129,9 @@ class TimingPlugin:
         original_spawnv = mp_util.spawnv_passfds
 
         def spawnv_passfds(*args: Any, **kwargs: Any) -> int:
-            pid = int(original_spawnv(*args, **kwargs))
-            spawned.add(pid)
+            with lock:
+                pid = int(original_spawnv(*args, **kwargs))
+                spawned.add(pid)
             return pid
 
         mp_util.spawnv_passfds = spawnv_passfds
@@ -148,8 +153,9 @@ class TimingPlugin:
                 time.sleep(0.02)            # its owner reaps it; meanwhile look past it for orphans
                 self.orphans += self._reap_orphans()
                 continue
-            time.sleep(0.02)                # a pid we just started may not be recorded yet
-            if pid not in self.spawned:
+            with self.spawn_lock:           # a child that exited before its Popen recorded it is ours
+                adopted = pid not in self.spawned
+            if adopted:
                 try:
                     if os.waitpid(pid, os.WNOHANG)[0]:
                         self.orphans += 1
