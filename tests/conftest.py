@@ -34,19 +34,22 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 # agents) LAST, where one of them is the long pole. These files go first, slowest first (measured
 # with IMAGESERVING_TEST_TIMING, see tests/timing_plugin.py); the rest keep collection order.
 SLOW_FIRST = (
+    "tests/fleet/test_deploy.py",        # a module fixture: one unit, the longest
     "tests/fleet/test_packaging.py",     # a fresh venv and `pip install .`
     "tests/agent/test_supervisor.py",
     "tests/fleet/test_fleet_cli.py",
-    "tests/fleet/test_deploy.py",
-    "tests/fleet/test_fleet_config.py",
-    "tests/agent/test_faults.py",
     "tests/fleet/test_reports.py",
-    "tests/agent/test_health.py",
-    "tests/fleet/test_fleet_faults.py",
+    "tests/fleet/test_fleet_config.py",
+    "tests/fleet/test_login_shells.py",
     "tests/fleet/test_cluster.py",
+    "tests/agent/test_faults.py",
+    "tests/fleet/test_fleet_faults.py",
     "tests/agent/test_reload.py",
+    "tests/fleet/test_become.py",
+    "tests/fleet/test_operator_day.py",
     "tests/fleet/test_live.py",
-    "tests/fleet/test_socket_status.py",
+    "tests/agent/test_real_servers.py",
+    "tests/fleet/test_cluster_tls.py",
 )
 # Files whose tests share no module fixture, long enough to be split over N workers (each part a
 # unit of its own: loadfile would otherwise run all of them on one worker, one after the other).
