@@ -96,16 +96,19 @@ def test_tree_pids_finds_what_psutil_finds() -> None:
 
     import psutil
 
+    # Rooted at our own child, not at this process: a pytest worker has other children (the
+    # session's sshd) that this test must neither count nor kill.
     child = subprocess.Popen([sys.executable, "-c", "import os, time; os.fork(); time.sleep(60)"])
+    root = psutil.Process(child.pid)
     try:
-        me = psutil.Process()
-        wait_for(lambda: len(me.children(recursive=True)) >= 2)
-        want = {os.getpid(), *(c.pid for c in me.children(recursive=True))}
-        assert set(tree_pids(os.getpid())) == want
-        assert set(tree_pids(os.getpid(), children_map())) == want
+        wait_for(lambda: len(root.children(recursive=True)) >= 1)
+        want = {child.pid, *(c.pid for c in root.children(recursive=True))}
+        assert set(tree_pids(child.pid)) == want
+        assert set(tree_pids(child.pid, children_map())) == want
     finally:
-        for c in psutil.Process().children(recursive=True):
+        for c in root.children(recursive=True):
             c.kill()
+        child.kill()
         child.wait()
     assert tree_pids(2**22 + 12345) == []
 

@@ -115,11 +115,22 @@ class Lab:
         return next(dict(c) for c in self.agent_status(hv)["components"] if c["id"] == cid)
 
     def stop_all(self) -> None:
-        """Stops every logical host's supervisor directly (no SSH), whatever the test left."""
-        for hv in self.hosts.values():
-            home = hv.get("imageserving_home")
-            if home and Path(home, "run").exists():
-                subprocess.run([str(self.agent), "--home", home, "stop"], capture_output=True, timeout=120)
+        """Stops every logical host's supervisor directly (no SSH), whatever the test left.
+
+        All at once (each stop waits for its own components), and only where something may be left:
+        a supervisor that exited cleanly removed its pid and children files, so asking it again would
+        only pay an interpreter start to hear "already stopped".
+        """
+        homes = [hv["imageserving_home"] for hv in self.hosts.values() if hv.get("imageserving_home")]
+        left = [h for h in homes if any(Path(h, "run", f).exists() for f in ("supervisor.pid", "components.json"))]
+        procs = [subprocess.Popen([str(self.agent), "--home", home, "stop"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for home in left]
+        for proc in procs:
+            try:
+                proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 def by_host(doc: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
