@@ -4,65 +4,43 @@ library command (fleet/commands/), renders (render.py). `run()` maps errors to e
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, NoReturn
 
 import typer
 
 from ...errors import ImageServingError, UsageError
-from ..commands import control
+from ..commands import control, live
 from ..commands import hosts as hosts_cmd
 from ..commands import rolling as rolling_cmd
 from ..commands import status as status_cmd
-from ..commands.run import local_fleet, open_fanout
-from ..context import Command
-from ..hooks import HOOK_TIMEOUT, Hooks
+from ..commands.run import Outcome, local_fleet
+from ..context import Command, RunContext
+from ..fanout import FanOut
 from ..remote import check_id
 from ..render import batch_printer, err, out, print_hosts, terminal_confirm
 from ..results import EXIT_BAD_OPTIONS, EXIT_BEFORE_HOSTS, EXIT_INTERRUPTED
-from ..rolling import OnBatch, Rolling
-from .app import ARGV, SETTINGS, _context, _run, _show, app, recorded_show, say_error
-
-
-def _batches(ctx: typer.Context) -> OnBatch:
-    return batch_printer(err, ctx.obj.quiet or ctx.obj.as_json)
+from ..rolling import OnBatch, Rolling, RollingOptions
+from .app import ARGV, SETTINGS, _context, _run, _serve, _show, app, recorded_show, say_error
+from .globals import with_options
 
 
 def _id(component: str | None) -> str | None:
     return check_id(component) if component else None
 
 
+def _rolling(opts: RollingOptions) -> Rolling:
+    return opts.rolling(lambda: terminal_confirm(err))  # checked before any host (exit 5)
+
+
+def _roll(ctx: typer.Context, command: Command, how: Rolling, call: Callable[[RunContext, FanOut, OnBatch], Outcome],
+          component: str | None = None) -> NoReturn:
+    """A rolling command: its batches named on stderr; no progress bar when --confirm asks on the terminal."""
+    on_batch = batch_printer(err, ctx.obj.quiet or ctx.obj.as_json)
+    _show(ctx, command, lambda c, f: call(c, f, on_batch), component, bar=how.confirm is None)
+
+
 IdArg = Annotated[str | None, typer.Argument(help="ps, is or svg (default: all)")]
-SerialOpt = Annotated[str | None, typer.Option(
-    "--serial", metavar="N|N%|LIST", help="Batches of N hosts (or N% of them), or a list such as 1,10%,50% (the last "
-                                          "size repeats); the next batch starts when this one is all RUNNING.")]
-MaxFailOpt = Annotated[float, typer.Option(
-    "--max-fail-percentage", metavar="P", help="Stop when more than P% of a batch fails (default 0: any failure).")]
-ConfirmOpt = Annotated[bool, typer.Option(
-    "--confirm", help="Ask on the terminal before each batch after the first (a canary); refused without a TTY.")]
-BeforeOpt = Annotated[str | None, typer.Option(
-    "--before", metavar="CMD", help="Run CMD on the controller (/bin/sh -c) before each host's action, with "
-                                    "IMAGESERVING_HOST, IMAGESERVING_ADDRESS, IMAGESERVING_BATCH set (e.g. drain it); "
-                                    "a failure leaves the host untouched and failed.")]
-AfterOpt = Annotated[str | None, typer.Option(
-    "--after", metavar="CMD", help="Run CMD on the controller after each host's action and health gate, even when "
-                                   "the action failed (e.g. put it back); a failure fails the host.")]
-HookTimeoutOpt = Annotated[float, typer.Option(
-    "--hook-timeout", metavar="S", help="Kill a --before/--after still running after S seconds (its host fails; "
-                                        "default 60).")]
-GateOpt = Annotated[str | None, typer.Option(
-    "--gate-http", metavar="URL", help="Health gate: also wait until URL, as the host sees it (e.g. "
-                                       "http://127.0.0.1:8080/healthz), answers 2xx, asked through the host's SSH "
-                                       "connection.")]
-
-
-def _rolling(serial: str | None, max_fail_percentage: float, confirm: bool, before: str | None, after: str | None,
-             hook_timeout: float, gate_http: str | None) -> Rolling:
-    """Every rolling option, checked before any host is contacted (exit 5)."""
-    from ..httpgate import parse_gate_url
-
-    gate = parse_gate_url(gate_http) if gate_http is not None else None
-    return Rolling(serial, max_fail_percentage, Hooks(before, after, hook_timeout),
-                   terminal_confirm(err) if confirm else None, gate)
 
 
 @app.command()
@@ -76,12 +54,8 @@ def status(ctx: typer.Context, component: IdArg = None,
         if interval is not None:
             raise UsageError("--interval goes with --watch")
         _show(ctx, Command.STATUS, lambda c, f: status_cmd.status(c, f, cid))
-    from ..commands.live import watch as watch_fleet
-    from ..commands.live import watch_interval
-
-    every, run_ctx = watch_interval(interval, ctx.obj.as_json), _context(ctx, Command.WATCH)
-    with open_fanout(run_ctx) as fanout:  # closes every kept connection on the way out
-        raise typer.Exit(watch_fleet(run_ctx, fanout, [cid] if cid else [], every))
+    every, run_ctx = live.watch_interval(interval, ctx.obj.as_json), _context(ctx, Command.WATCH)
+    _serve(run_ctx, lambda fanout: live.watch(run_ctx, fanout, [cid] if cid else [], every))
 
 
 @app.command()
@@ -92,12 +66,10 @@ def exporter(ctx: typer.Context,
              interval: Annotated[float, typer.Option("--interval", metavar="S",
                                                      help="Seconds between polls of every host.")] = 15.0) -> None:
     """A Prometheus exporter: every host's status at /metrics, polled every --interval (a scrape never waits)."""
-    from ..commands import live
-
     run_ctx = _context(ctx, Command.EXPORTER)
     sock, every = live.listen(listen, interval)  # before any host
-    with sock, open_fanout(run_ctx) as fanout:
-        raise typer.Exit(live.exporter(run_ctx, fanout, sock, every))
+    with sock:
+        _serve(run_ctx, lambda fanout: live.exporter(run_ctx, fanout, sock, every))
 
 
 @app.command()
@@ -108,7 +80,7 @@ def start(ctx: typer.Context, component: Annotated[str | None, typer.Argument(
     Example: imageserving-fleet -l 'is0*' start is
     """
     cid = _id(component)
-    _show(ctx, Command.START, lambda c, f: control.start(c, f, cid), words=" ".join(["start", *([cid] if cid else [])]))
+    _show(ctx, Command.START, lambda c, f: control.start(c, f, cid), cid)
 
 
 @app.command()
@@ -119,15 +91,14 @@ def stop(ctx: typer.Context, component: Annotated[str | None, typer.Argument(
     Example: imageserving-fleet -l 'is0*' stop is   (maintenance; `start is` ends it)
     """
     cid = _id(component)
-    _show(ctx, Command.STOP, lambda c, f: control.stop(c, f, cid), words=" ".join(["stop", *([cid] if cid else [])]))
+    _show(ctx, Command.STOP, lambda c, f: control.stop(c, f, cid), cid)
 
 
 @app.command()
-def restart(ctx: typer.Context, component: Annotated[str | None, typer.Argument(
-                help="ps, is or svg (default: all); supervisor: a new supervisor from the installed agent takes over, "
-                     "no component restarts")] = None, serial: SerialOpt = None,
-            max_fail_percentage: MaxFailOpt = 0.0, confirm: ConfirmOpt = False, before: BeforeOpt = None,
-            after: AfterOpt = None, hook_timeout: HookTimeoutOpt = HOOK_TIMEOUT, gate_http: GateOpt = None) -> None:
+@with_options(RollingOptions, "opts")
+def restart(ctx: typer.Context, opts: RollingOptions, component: Annotated[str | None, typer.Argument(
+        help="ps, is or svg (default: all); supervisor: a new supervisor from the installed agent takes over, "
+             "no component restarts")] = None) -> None:
     """Restart one component or everything; rolling with --serial (the next batch waits for this one's health).
 
     `restart supervisor`: a new Server Supervisor on each host, no component restarted (the agent's handover).
@@ -135,22 +106,19 @@ def restart(ctx: typer.Context, component: Annotated[str | None, typer.Argument(
     Example: imageserving-fleet restart --serial 1,25% --confirm --before 'lb drain "$IMAGESERVING_HOST"'
     --after 'lb undrain "$IMAGESERVING_HOST"'
     """
-    cid = _id(component)
-    how = _rolling(serial, max_fail_percentage, confirm, before, after, hook_timeout, gate_http)
-    _show(ctx, Command.RESTART, lambda c, f: rolling_cmd.restart(c, f, cid, how, _batches(ctx)),
-          words=" ".join(["restart", *([cid] if cid else [])]), bar=how.confirm is None)
+    cid, how = _id(component), _rolling(opts)
+    _roll(ctx, Command.RESTART, how, lambda c, f, on_batch: rolling_cmd.restart(c, f, cid, how, on_batch), cid)
 
 
 @app.command()
-def reload(ctx: typer.Context, serial: SerialOpt = None, max_fail_percentage: MaxFailOpt = 0.0,
-           confirm: ConfirmOpt = False, before: BeforeOpt = None, after: AfterOpt = None,
-           hook_timeout: HookTimeoutOpt = HOOK_TIMEOUT, gate_http: GateOpt = None) -> None:
+@with_options(RollingOptions, "opts")
+def reload(ctx: typer.Context, opts: RollingOptions) -> None:
     """Make every host's supervisor re-read its configuration and apply only what changed.
 
     Example: imageserving-fleet reload --serial 25%
     """
-    how = _rolling(serial, max_fail_percentage, confirm, before, after, hook_timeout, gate_http)
-    _show(ctx, Command.RELOAD, lambda c, f: rolling_cmd.reload(c, f, how, _batches(ctx)), bar=how.confirm is None)
+    how = _rolling(opts)
+    _roll(ctx, Command.RELOAD, how, lambda c, f, on_batch: rolling_cmd.reload(c, f, how, on_batch))
 
 
 @app.command()
@@ -213,20 +181,17 @@ app.add_typer(config_app, name="config")
 
 
 @config_app.command("push")
-def config_push(ctx: typer.Context,
-                path: Annotated[str, typer.Argument(metavar="FILE", help="The agent configuration (YAML).")],
-                serial: SerialOpt = None, max_fail_percentage: MaxFailOpt = 0.0, confirm: ConfirmOpt = False,
-                before: BeforeOpt = None, after: AfterOpt = None, hook_timeout: HookTimeoutOpt = HOOK_TIMEOUT,
-                gate_http: GateOpt = None) -> None:
+@with_options(RollingOptions, "opts")
+def config_push(ctx: typer.Context, opts: RollingOptions,
+                path: Annotated[str, typer.Argument(metavar="FILE", help="The agent configuration (YAML).")]) -> None:
     """Validate FILE on each host with its own agent, install it (previous kept as .prev), reload.
 
     A host that refuses it keeps its old file and is failed with the agent's message.
     Example: imageserving-fleet config push agent.yaml --serial 3
     """
-    how = _rolling(serial, max_fail_percentage, confirm, before, after, hook_timeout, gate_http)
+    how = _rolling(opts)
     data = rolling_cmd.read_config_file(path)
-    _show(ctx, Command.CONFIG_PUSH, lambda c, f: rolling_cmd.config_push(c, f, data, how, _batches(ctx)),
-          bar=how.confirm is None)
+    _roll(ctx, Command.CONFIG_PUSH, how, lambda c, f, on_batch: rolling_cmd.config_push(c, f, data, how, on_batch))
 
 
 from . import report as _report  # noqa: E402,F401  (adds `report` and `report merge` to app)

@@ -36,13 +36,13 @@ def show(options: Options, outcome: Outcome, raw: bool = False) -> NoReturn:
 ARGV: list[str] = []  # the command line as given (run() sets it): the audit line records it, redacted
 
 
-def recorded_show(ctx: typer.Context, run_ctx: RunContext, run: Callable[[], Outcome], words: str | None = None,
+def recorded_show(ctx: typer.Context, run_ctx: RunContext, run: Callable[[], Outcome], component: str | None = None,
                   raw: bool = False) -> NoReturn:
-    """Runs a command and shows it; a change is recorded in the audit log, opened before any host
-    (unwritable: exit 1) and written on the way out, Ctrl-C included."""
+    """Runs a command and shows it; a change is recorded in the audit log (as `stop is`: the command
+    and its component), opened before any host (unwritable: exit 1), written on the way out, Ctrl-C included."""
     inventory = run_ctx.inventory_paths or ("(packaged localhost inventory)",)
-    with recorded(words or run_ctx.command.value, ARGV, inventory, run_ctx.options.limit,
-                  run_ctx.audit_log) as entry:
+    words = " ".join([run_ctx.command.value, *([component] if component else [])])
+    with recorded(words, ARGV, inventory, run_ctx.options.limit, run_ctx.audit_log) as entry:
         outcome = run()
         if entry is not None:
             entry.hosts, entry.exit = list(outcome.results), outcome.exit_code
@@ -75,8 +75,16 @@ def _run(ctx: typer.Context, run_ctx: RunContext, call: Callable[[FanOut], T], f
 
 
 def _show(ctx: typer.Context, command: Command, call: Callable[[RunContext, FanOut], Outcome],
-          words: str | None = None, raw: bool = False, bar: bool = True) -> NoReturn:
+          component: str | None = None, raw: bool = False, bar: bool = True) -> NoReturn:
     """Resolves the context, runs `call` on the fan-out, prints the outcome and exits with its code
-    (`words`: the command as the audit log names it, e.g. `stop is`)."""
+    (`component`: the one the command names, for the audit log)."""
     run_ctx = _context(ctx, command)
-    recorded_show(ctx, run_ctx, lambda: _run(ctx, run_ctx, lambda fanout: call(run_ctx, fanout), bar=bar), words, raw)
+    recorded_show(ctx, run_ctx, lambda: _run(ctx, run_ctx, lambda fanout: call(run_ctx, fanout), bar=bar), component,
+                  raw)
+
+
+def _serve(run_ctx: RunContext, call: Callable[[FanOut], int]) -> NoReturn:
+    """A long-lived command (status --watch, exporter) on one fan-out; every kept connection is
+    closed on the way out; exits with the command's code."""
+    with open_fanout(run_ctx) as fanout:
+        raise typer.Exit(call(fanout))
