@@ -3,8 +3,9 @@
 `Options` is the one declaration. The CLI builds its Typer options from it (cli/globals.py), the
 entry point lets each of them stand anywhere on the line (main.py hoists `hoisted()`), and the run
 context (context.py) resolves each against its environment variable (`Opt.env`). Adding a global
-option is one field here. A command's own family of options is declared the same way (`Opt` fields
-on a frozen dataclass, e.g. rolling.RollingOptions) and reaches the CLI through `declared()`. Pure: nothing is read or checked beyond the values themselves.
+option is one field here. A command's own options are declared the same way (`Opt` fields on a
+frozen dataclass, e.g. rolling.RollingOptions) and reach the CLI through `declared()`. Pure:
+nothing is read or checked beyond the values themselves.
 """
 
 from __future__ import annotations

@@ -12,25 +12,24 @@ import typer
 from ...errors import ImageServingError, UsageError
 from ..commands import control, live
 from ..commands import hosts as hosts_cmd
+from ..commands import logs as logs_cmd
 from ..commands import rolling as rolling_cmd
 from ..commands import status as status_cmd
 from ..commands.run import Outcome, local_fleet
 from ..context import Command, RunContext
+from ..deploy.plan import DeployOptions
 from ..fanout import FanOut
 from ..remote import check_id
 from ..render import batch_printer, err, out, print_hosts, terminal_confirm
+from ..reports.options import MergeOptions, ReportOptions
 from ..results import EXIT_BAD_OPTIONS, EXIT_BEFORE_HOSTS, EXIT_INTERRUPTED
-from ..rolling import OnBatch, Rolling, RollingOptions
-from .app import ARGV, SETTINGS, _context, _run, _serve, _show, app, recorded_show, say_error
+from ..rolling import Confirm, OnBatch, Rolling, RollingOptions
+from .app import ARGV, SETTINGS, _context, _run, _show, app, recorded_show, say_error
 from .globals import with_options
 
 
 def _id(component: str | None) -> str | None:
     return check_id(component) if component else None
-
-
-def _rolling(opts: RollingOptions) -> Rolling:
-    return opts.rolling(lambda: terminal_confirm(err))  # checked before any host (exit 5)
 
 
 def _roll(ctx: typer.Context, command: Command, how: Rolling, call: Callable[[RunContext, FanOut, OnBatch], Outcome],
@@ -40,36 +39,32 @@ def _roll(ctx: typer.Context, command: Command, how: Rolling, call: Callable[[Ru
     _show(ctx, command, lambda c, f: call(c, f, on_batch), component, bar=how.confirm is None)
 
 
-IdArg = Annotated[str | None, typer.Argument(help="ps, is or svg (default: all)")]
+def _ask() -> Confirm:
+    return terminal_confirm(err)  # --confirm: refused without a terminal (exit 5)
 
 
 @app.command()
-def status(ctx: typer.Context, component: IdArg = None,
-           watch: Annotated[bool, typer.Option("--watch", help="A full-screen live view; q or Ctrl-C leaves.")] = False,
-           interval: Annotated[float | None, typer.Option(
-               "--interval", metavar="S", help="With --watch: seconds between refreshes (default 2).")] = None) -> None:
+@with_options(live.WatchOptions, "opts")
+def status(ctx: typer.Context, opts: live.WatchOptions, component: Annotated[str | None, typer.Argument(
+        help="ps, is or svg (default: all)")] = None) -> None:
     """State, uptime and memory of every component on every host; --watch keeps it on the screen."""
     cid = _id(component)
-    if not watch:
-        if interval is not None:
+    if not opts.watch:
+        if opts.interval is not None:
             raise UsageError("--interval goes with --watch")
         _show(ctx, Command.STATUS, lambda c, f: status_cmd.status(c, f, cid))
-    every, run_ctx = live.watch_interval(interval, ctx.obj.as_json), _context(ctx, Command.WATCH)
-    _serve(run_ctx, lambda fanout: live.watch(run_ctx, fanout, [cid] if cid else [], every))
+    every, run_ctx = live.watch_interval(opts.interval, ctx.obj.as_json), _context(ctx, Command.WATCH)
+    raise typer.Exit(_run(ctx, run_ctx, lambda fanout: live.watch(run_ctx, fanout, [cid] if cid else [], every), bar=False))
 
 
 @app.command()
-def exporter(ctx: typer.Context,
-             listen: Annotated[str, typer.Option("--listen", metavar="ADDR",
-                                                 help="HOST:PORT, [V6]:PORT or :PORT to serve /metrics on.")
-                               ] = "127.0.0.1:9464",
-             interval: Annotated[float, typer.Option("--interval", metavar="S",
-                                                     help="Seconds between polls of every host.")] = 15.0) -> None:
+@with_options(live.ExporterOptions, "opts")
+def exporter(ctx: typer.Context, opts: live.ExporterOptions) -> None:
     """A Prometheus exporter: every host's status at /metrics, polled every --interval (a scrape never waits)."""
     run_ctx = _context(ctx, Command.EXPORTER)
-    sock, every = live.listen(listen, interval)  # before any host
+    sock, every = live.listen(opts.listen, opts.interval)  # before any host
     with sock:
-        _serve(run_ctx, lambda fanout: live.exporter(run_ctx, fanout, sock, every))
+        raise typer.Exit(_run(ctx, run_ctx, lambda fanout: live.exporter(run_ctx, fanout, sock, every), bar=False))
 
 
 @app.command()
@@ -106,7 +101,7 @@ def restart(ctx: typer.Context, opts: RollingOptions, component: Annotated[str |
     Example: imageserving-fleet restart --serial 1,25% --confirm --before 'lb drain "$IMAGESERVING_HOST"'
     --after 'lb undrain "$IMAGESERVING_HOST"'
     """
-    cid, how = _id(component), _rolling(opts)
+    cid, how = _id(component), opts.rolling(_ask)
     _roll(ctx, Command.RESTART, how, lambda c, f, on_batch: rolling_cmd.restart(c, f, cid, how, on_batch), cid)
 
 
@@ -117,25 +112,20 @@ def reload(ctx: typer.Context, opts: RollingOptions) -> None:
 
     Example: imageserving-fleet reload --serial 25%
     """
-    how = _rolling(opts)
+    how = opts.rolling(_ask)
     _roll(ctx, Command.RELOAD, how, lambda c, f, on_batch: rolling_cmd.reload(c, f, how, on_batch))
 
 
 @app.command()
-def logs(ctx: typer.Context,
-         name: Annotated[str, typer.Argument(help="ps, is, svg or supervisor")] = "supervisor",
-         lines: Annotated[int, typer.Option("-n", "--lines", help="How many last lines per host.")] = 20,
-         raw: Annotated[bool, typer.Option(
-             "--raw", help="Print the lines as the hosts sent them (default: control characters shown escaped, "
-                           "\\x1b, as journalctl does).")] = False) -> None:
+@with_options(logs_cmd.LogsOptions, "opts")
+def logs(ctx: typer.Context, opts: logs_cmd.LogsOptions,
+         name: Annotated[str, typer.Argument(help="ps, is, svg or supervisor")] = "supervisor") -> None:
     """The last lines of a log from every host, each prefixed by its host (hosts in inventory order).
 
     Example: imageserving-fleet -l 'is0*' logs is -n 5
     """
-    from ..commands import logs as logs_cmd
-
-    key, count = logs_cmd.log_name(name), logs_cmd.check_lines(lines)
-    _show(ctx, Command.LOGS, lambda c, f: logs_cmd.logs(c, f, key, count), raw=raw)
+    key, count = logs_cmd.log_name(name), logs_cmd.check_lines(opts.lines)
+    _show(ctx, Command.LOGS, lambda c, f: logs_cmd.logs(c, f, key, count), raw=opts.raw)
 
 
 @app.command()
@@ -145,17 +135,8 @@ def ping(ctx: typer.Context) -> None:
 
 
 @app.command()
-def deploy(ctx: typer.Context,
-           systemd: Annotated[bool, typer.Option(
-               "--systemd", help="Also install and enable the imageserving systemd unit (needs root: -b).")] = False,
-           force: Annotated[bool, typer.Option(
-               "--force", help="Reinstall even where the same build already runs.")] = False,
-           wheel: Annotated[str | None, typer.Option(
-               "--wheel", metavar="PATH", help="Deploy this imageserving-fleet wheel (e.g. a release build) "
-                                               "instead of building one from this installation.")] = None,
-           no_activate: Annotated[bool, typer.Option(
-               "--no-activate", help="Do not end with `restart supervisor` on hosts that got a new build (their "
-                                     "supervisor keeps the old code until restarted).")] = False) -> None:
+@with_options(DeployOptions, "opts")
+def deploy(ctx: typer.Context, opts: DeployOptions) -> None:
     """Install or upgrade the agent on every host: wheels over SFTP (else piped), a new venv, no package index there.
 
     Hosts that got a new build end with `imageserving restart supervisor`: the new code runs at once,
@@ -164,7 +145,7 @@ def deploy(ctx: typer.Context,
     from ..commands import deploy as deploy_cmd
 
     run_ctx = _context(ctx, Command.DEPLOY)  # a bad inventory or an empty --limit match: before the wheel build
-    job = deploy_cmd.plan(run_ctx, wheel, force=force, systemd=systemd, activate=not no_activate)
+    job = deploy_cmd.plan(run_ctx, opts.wheel, force=opts.force, systemd=opts.systemd, activate=not opts.no_activate)
     fleet = local_fleet(run_ctx)  # deploy's steps need the in-process fan-out's sessions
     recorded_show(ctx, run_ctx, lambda: _run(ctx, run_ctx, lambda _: deploy_cmd.deploy(run_ctx, fleet, job), fleet))
 
@@ -189,12 +170,38 @@ def config_push(ctx: typer.Context, opts: RollingOptions,
     A host that refuses it keeps its old file and is failed with the agent's message.
     Example: imageserving-fleet config push agent.yaml --serial 3
     """
-    how = _rolling(opts)
+    how = opts.rolling(_ask)
     data = rolling_cmd.read_config_file(path)
     _roll(ctx, Command.CONFIG_PUSH, how, lambda c, f, on_batch: rolling_cmd.config_push(c, f, data, how, on_batch))
 
 
-from . import report as _report  # noqa: E402,F401  (adds `report` and `report merge` to app)
+report_app = typer.Typer(add_completion=False, rich_markup_mode=None, context_settings=SETTINGS)
+app.add_typer(report_app, name="report")
+
+
+@report_app.callback(invoke_without_command=True)
+@with_options(ReportOptions, "opts")
+def report(ctx: typer.Context, opts: ReportOptions) -> None:
+    """A status run written as an HTML page, JSON, CSV or Markdown, for cron; `report merge` joins slices."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from ..commands import report as report_cmd
+
+    request = report_cmd.request_of(opts, ctx.obj.quiet, ctx.obj.as_json)
+    run_ctx = report_cmd.sliced(_context(ctx, Command.REPORT), request)
+    raise typer.Exit(_run(ctx, run_ctx, lambda fanout: report_cmd.run_report(run_ctx, fanout, request)))
+
+
+@report_app.command("merge")
+@with_options(MergeOptions, "opts")
+def report_merge(ctx: typer.Context, opts: MergeOptions,
+                 reports: Annotated[list[str], typer.Argument(metavar="REPORT.json",
+                                                              help="JSON reports (e.g. one per --slice).")]) -> None:
+    """Join JSON slice reports into one report."""
+    from ..commands import report as report_cmd
+
+    request = report_cmd.request_of(opts, ctx.obj.quiet, ctx.obj.as_json)
+    raise typer.Exit(report_cmd.run_merge(reports, request))
 
 
 def run(args: list[str]) -> None:

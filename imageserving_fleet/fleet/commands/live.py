@@ -4,10 +4,31 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Annotated
 
 from ...errors import UsageError
 from ..context import RunContext
 from ..fanout import FanOut
+from ..options import opt
+
+
+@dataclass(frozen=True)
+class WatchOptions:
+    """`status`'s options for its live view, as written (the CLI builds its options from them)."""
+
+    watch: Annotated[bool, opt("--watch", help="A full-screen live view; q or Ctrl-C leaves.")] = False
+    interval: Annotated[float | None, opt(
+        "--interval", metavar="S", help="With --watch: seconds between refreshes (default 2).")] = None
+
+
+@dataclass(frozen=True)
+class ExporterOptions:
+    """`exporter`'s options as written (the CLI builds its options from them)."""
+
+    listen: Annotated[str, opt("--listen", metavar="ADDR", help="HOST:PORT, [V6]:PORT or :PORT to serve /metrics on.")
+                      ] = "127.0.0.1:9464"
+    interval: Annotated[float, opt("--interval", metavar="S", help="Seconds between polls of every host.")] = 15.0
 
 
 def watch_interval(interval: float | None, as_json: bool) -> float:

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Annotated
+
 from ...errors import UsageError
 from ..context import RunContext
 from ..fanout import FanOut
 from ..jobs import logs_job
 from ..logs import MAX_LINES
+from ..options import opt
 from ..remote import check_id
 from .run import Outcome, execute
+
+
+@dataclass(frozen=True)
+class LogsOptions:
+    """`logs`' options as written, each declared once (the CLI builds its options from them)."""
+
+    lines: Annotated[int, opt("-n", "--lines", help="How many last lines per host.")] = 20
+    raw: Annotated[bool, opt("--raw", help="Print the lines as the hosts sent them (default: control characters "
+                                           "shown escaped, \\x1b, as journalctl does).")] = False
 
 
 def log_name(name: str) -> str:
