@@ -48,12 +48,10 @@ def _ask() -> Confirm:
 def status(ctx: typer.Context, opts: live.WatchOptions, component: Annotated[str | None, typer.Argument(
         help="ps, is or svg (default: all)")] = None) -> None:
     """State, uptime and memory of every component on every host; --watch keeps it on the screen."""
-    cid = _id(component)
-    if not opts.watch:
-        if opts.interval is not None:
-            raise UsageError("--interval goes with --watch")
+    cid, every = _id(component), opts.every(ctx.obj.as_json)
+    if every is None:
         _show(ctx, Command.STATUS, lambda c, f: status_cmd.status(c, f, cid))
-    every, run_ctx = live.watch_interval(opts.interval, ctx.obj.as_json), _context(ctx, Command.WATCH)
+    run_ctx = _context(ctx, Command.WATCH)
     raise typer.Exit(_run(ctx, run_ctx, lambda fanout: live.watch(run_ctx, fanout, [cid] if cid else [], every), bar=False))
 
 

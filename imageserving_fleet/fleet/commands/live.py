@@ -21,6 +21,14 @@ class WatchOptions:
     interval: Annotated[float | None, opt(
         "--interval", metavar="S", help="With --watch: seconds between refreshes (default 2).")] = None
 
+    def every(self, as_json: bool) -> float | None:
+        """None without --watch (and then no --interval: UsageError); else watch_interval()."""
+        if not self.watch:
+            if self.interval is not None:
+                raise UsageError("--interval goes with --watch")
+            return None
+        return watch_interval(self.interval, as_json)
+
 
 @dataclass(frozen=True)
 class ExporterOptions:
