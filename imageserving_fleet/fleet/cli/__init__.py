@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from functools import partial
 from typing import Annotated, NoReturn
 
 import typer
@@ -23,7 +24,7 @@ from ..remote import check_id
 from ..render import batch_printer, err, out, print_hosts, terminal_confirm
 from ..reports.options import MergeOptions, ReportOptions
 from ..results import EXIT_BAD_OPTIONS, EXIT_BEFORE_HOSTS, EXIT_INTERRUPTED
-from ..rolling import Confirm, OnBatch, Rolling, RollingOptions
+from ..rolling import OnBatch, Rolling, RollingOptions
 from .app import ARGV, SETTINGS, _context, _run, _show, app, recorded_show, say_error
 from .globals import with_options
 
@@ -37,10 +38,6 @@ def _roll(ctx: typer.Context, command: Command, how: Rolling, call: Callable[[Ru
     """A rolling command: its batches named on stderr; no progress bar when --confirm asks on the terminal."""
     on_batch = batch_printer(err, ctx.obj.quiet or ctx.obj.as_json)
     _show(ctx, command, lambda c, f: call(c, f, on_batch), component, bar=how.confirm is None)
-
-
-def _ask() -> Confirm:
-    return terminal_confirm(err)  # --confirm: refused without a terminal (exit 5)
 
 
 @app.command()
@@ -99,7 +96,7 @@ def restart(ctx: typer.Context, opts: RollingOptions, component: Annotated[str |
     Example: imageserving-fleet restart --serial 1,25% --confirm --before 'lb drain "$IMAGESERVING_HOST"'
     --after 'lb undrain "$IMAGESERVING_HOST"'
     """
-    cid, how = _id(component), opts.rolling(_ask)
+    cid, how = _id(component), opts.rolling(partial(terminal_confirm, err))
     _roll(ctx, Command.RESTART, how, lambda c, f, on_batch: rolling_cmd.restart(c, f, cid, how, on_batch), cid)
 
 
@@ -110,7 +107,7 @@ def reload(ctx: typer.Context, opts: RollingOptions) -> None:
 
     Example: imageserving-fleet reload --serial 25%
     """
-    how = opts.rolling(_ask)
+    how = opts.rolling(partial(terminal_confirm, err))
     _roll(ctx, Command.RELOAD, how, lambda c, f, on_batch: rolling_cmd.reload(c, f, how, on_batch))
 
 
@@ -168,7 +165,7 @@ def config_push(ctx: typer.Context, opts: RollingOptions,
     A host that refuses it keeps its old file and is failed with the agent's message.
     Example: imageserving-fleet config push agent.yaml --serial 3
     """
-    how = opts.rolling(_ask)
+    how = opts.rolling(partial(terminal_confirm, err))
     data = rolling_cmd.read_config_file(path)
     _roll(ctx, Command.CONFIG_PUSH, how, lambda c, f, on_batch: rolling_cmd.config_push(c, f, data, how, on_batch))
 
