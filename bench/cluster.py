@@ -112,6 +112,7 @@ def run(way: str, n: int, inv: Path, sshd: Any, cluster_address: str | None, wat
         argv += ["--cluster", cluster_address]
     env = {k: v for k, v in os.environ.items() if k not in ("SSH_AUTH_SOCK", "IMAGESERVING_CLUSTER")}
     env.update({CHILD: str(rusage), "PYTHONPATH": str(REPO)})
+    env["IMAGESERVING_PERSIST"] = "0"  # every run cold: no connection holder, no connections kept on workers
     before = sum(proc_cpu(p) for p in watch)
     started = time.monotonic()
     proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=1800)

@@ -165,7 +165,7 @@ def measure(n: int, homes: int, forks: int, supervisor_seconds: float, rounds: i
                 log(f"round {i + 1}: {wall:.2f}s wall, {used:.2f}s controller CPU, {ok}/{n} ok, "
                     f"snapshot {exporter.render_s * 1000:.0f} ms")
             out["polls"] = polls
-            server = MetricsServer(bind(f"127.0.0.1:{free_port()}"), exporter.snapshot).start()
+            server = MetricsServer(bind(f"127.0.0.1:{free_port()}"), exporter.snapshot, pages=exporter.pages()).start()
             scrapes: dict[str, Any] = {}
             for fmt, accept in (("prometheus", None), ("openmetrics", "application/openmetrics-text; version=1.0.0")):
                 times, size = [], 0
@@ -176,6 +176,15 @@ def measure(n: int, homes: int, forks: int, supervisor_seconds: float, rounds: i
                                 "bytes": size}
                 log(f"scrape {fmt}: median {scrapes[fmt]['median_ms']:.1f} ms, max {scrapes[fmt]['max_ms']:.1f} ms, "
                     f"{size} bytes")
+            # the live page: rendered (with its JSON) by the first request of a round, then served as is
+            page_url = server.url.removesuffix("metrics")
+            first, page_size = get(page_url)
+            again = [get(page_url)[0] for _ in range(10)]
+            json_first, json_size = get(page_url + "snapshot.json")
+            out["live_page"] = {"first_ms": 1000 * first, "cached_median_ms": 1000 * statistics.median(again),
+                                "bytes": page_size, "json_bytes": json_size, "json_ms": 1000 * json_first}
+            log(f"live page: first {first * 1000:.0f} ms (renders page + JSON), then {out['live_page']['cached_median_ms']:.1f}"
+                f" ms; {page_size // 1024} KiB, JSON {json_size // 1024} KiB")
             server.stop()
             out["scrape"] = scrapes
             state = WatchState([t.name for t in targets])
@@ -224,6 +233,10 @@ def write_markdown(res: dict[str, Any], path: Path) -> None:
         f"({res['scrape']['prometheus']['bytes'] // 1024} KiB) |",
         f"| same, OpenMetrics | {res['scrape']['openmetrics']['median_ms']:.1f} / "
         f"{res['scrape']['openmetrics']['max_ms']:.1f} ms |",
+        *([f"| live page `/`, first request of a round (renders the page and /snapshot.json) / then | "
+            f"{res['live_page']['first_ms']:.0f} / {res['live_page']['cached_median_ms']:.1f} ms "
+            f"({res['live_page']['bytes'] // 1024} KiB; JSON {res['live_page']['json_bytes'] // 1024} KiB) |"]
+          if "live_page" in res else []),
         f"| watch refresh, {res['hosts']} hosts (frame + rendering, CPU, median of 20) | "
         f"{res['watch_refresh_ms']['median']:.1f} ms |",
         f"| supervisor with the /metrics listener, scraped every 15 s: CPU over {sup['seconds']:.0f} s "

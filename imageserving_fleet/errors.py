@@ -17,6 +17,13 @@
     │   ├── InventoryVariableError     a host variable the fleet cannot use: host, variable (fleet exit 1)
     │   └── PatternError               bad or empty --limit pattern (fleet exit 1)
     ├── ClusterError                   --cluster: no scheduler there, no dask installed (fleet exit 1)
+    ├── HolderError                    the connection holder (--persist) cannot be used: the command
+    │   │                              goes direct
+    │   └── WireError                  fleet/persist/wire: a frame between client and holder that is not one
+    ├── SshConfigError                 ssh_config or a host's ssh options unusable: a bad Port or
+    │                                  ProxyJump (fleet exit 1, before any host)
+    ├── AnsibleConfigError             ansible.cfg unreadable or malformed, or a setting in it or in
+    │                                  ANSIBLE_* unusable: file and line (fleet exit 1)
     ├── StreamLocalRefused             fleet/ssh/streamlocal: sshd would not open the channel to the
     │                                  supervisor's socket (the fleet runs the agent instead)
     ├── Refused                        fleet/deploy/plan: this host cannot take the agent as asked
@@ -24,6 +31,7 @@
     ├── WheelhouseError                fleet/deploy/wheelhouse: no wheels for a platform (pip's reason)
     ├── ReportInputError               fleet/reports/model: `report merge` got no schema-1 report
     ├── HistoryError                   fleet/reports/history: the history file cannot be used
+    ├── CertificateFormatError         fleet/ssh/certificates: a host certificate that does not parse
     ├── AuditLogError                  fleet/audit: the audit log cannot be written, so the change is
     │                                  not made (fleet exit 1, before any host)
     ├── Interrupted                    fleet/fanout: Ctrl-C during a run; carries the partial results
@@ -120,6 +128,25 @@ class PatternError(InventoryError):
 
 class ClusterError(ImageServingError):
     """The cluster of --cluster cannot be used: not reachable, or dask is not installed."""
+
+
+class HolderError(ImageServingError):
+    """The per-user connection holder (SPEC §9) cannot be used; never ends a command, which goes direct."""
+
+
+class SshConfigError(ImageServingError):
+    """An ssh_config (or a host's ssh options) the SSH layer cannot use: found before any host is
+    contacted, so it is bad configuration (exit 1), not a bad option and not a host's failure."""
+
+
+class AnsibleConfigError(ImageServingError):
+    """An ansible.cfg that cannot be read or parsed, or a setting in it (or in ANSIBLE_*) that cannot
+    be used; carries the file and line when known."""
+
+    def __init__(self, message: str, *, path: str | None = None, line: int | None = None) -> None:
+        self.path, self.line = path, line
+        where = (path + (f":{line}" if line else "")) if path else ""
+        super().__init__(f"{where}: {message}" if where else message)
 
 
 class HostError(ImageServingError):

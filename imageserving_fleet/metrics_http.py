@@ -1,5 +1,6 @@
 """A small HTTP listener for `/metrics`, shared by the supervisor (`supervisor.metrics.listen`,
-agent/metrics_listener.py) and the fleet exporter.
+agent/metrics_listener.py) and the fleet exporter (which adds its own `pages`: the live page,
+/snapshot.json, /healthz).
 
 It runs in its own daemon thread and only ever serves what a `snapshot(fmt)` callable returns, so
 a slow or silent scraper can hold up nothing but itself (each connection has a 5 s deadline).
@@ -12,7 +13,8 @@ from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -22,6 +24,19 @@ DEFAULT_LISTEN = "127.0.0.1:9464"
 CLIENT_TIMEOUT = 5.0        # seconds a scraper may take to send its request and read the answer
 
 Snapshot = Callable[[str], bytes]   # format name -> exposition text
+
+
+@dataclass(frozen=True)
+class Page:
+    """Another path's answer (the fleet exporter's live page, /healthz): status, type, body, ETag."""
+
+    status: int
+    content_type: str
+    body: bytes
+    etag: str | None = None      # a quoted entity tag; If-None-Match with it gets a 304
+
+
+Pages = Mapping[str, Callable[[], Page]]
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -72,6 +87,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer(self, body: bool) -> None:
         path = self.path.split("?", 1)[0]
+        if path in self.server.pages:
+            self._page(self.server.pages[path], body)
+            return
         if path == "/":
             self._send(200, "text/html; charset=utf-8",
                        b'<html><body><a href="/metrics">/metrics</a></body></html>\n', body)
@@ -89,10 +107,24 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._send(200, CONTENT_TYPES[fmt], data, body)
 
-    def _send(self, code: int, ctype: str, data: bytes, body: bool) -> None:
+    def _page(self, make: Callable[[], Page], body: bool) -> None:
+        try:
+            page = make()
+        except Exception as exc:  # the listener must outlive a failed page
+            self._send(503, "text/plain; charset=utf-8", f"not available: {exc}\n".encode(), body)
+            return
+        if page.etag is not None and page.etag == self.headers.get("If-None-Match"):
+            self._send(304, page.content_type, b"", False, {"ETag": page.etag})
+            return
+        extra = {"Cache-Control": "no-cache"} | ({"ETag": page.etag} if page.etag else {})
+        self._send(page.status, page.content_type, page.body, body, extra)
+
+    def _send(self, code: int, ctype: str, data: bytes, body: bool, headers: Mapping[str, str] | None = None) -> None:
         self.send_response(code)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.end_headers()
         if body:
             self.wfile.write(data)
@@ -104,6 +136,7 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     snapshot: Snapshot
+    pages: Pages
 
     def handle_error(self, request: Any, client_address: Any) -> None:  # a scraper that hung up
         pass
@@ -116,11 +149,12 @@ class MetricsServer:
     connection gets its own short-lived thread, so one silent scraper holds up no other.
     """
 
-    def __init__(self, sock: socket.socket, snapshot: Snapshot) -> None:
+    def __init__(self, sock: socket.socket, snapshot: Snapshot, pages: Pages | None = None) -> None:
         self._server = _Server(sock.getsockname()[:2], _Handler, bind_and_activate=False)
         self._server.socket.close()
         self._server.socket = self._sock = sock
         self._server.snapshot = snapshot
+        self._server.pages = pages or {}
         self._stopped = False
         self.address = sock.getsockname()[:2]
         self._thread = threading.Thread(target=self._accept, name="metrics http", daemon=True)

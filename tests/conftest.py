@@ -13,6 +13,11 @@ import tempfile
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
+# The connection holder (SPEC §9) is off for the whole suite: a test that ran a fleet command would
+# otherwise leave a background holder behind. The tests of the holder turn it on for their own
+# commands (tests/fleet/test_persist.py), in directories of their own, and stop what they start.
+os.environ["IMAGESERVING_PERSIST"] = "0"
+
 # Every changing fleet command appends to the audit log (default ~/.imageserving-fleet/audit.jsonl):
 # the suite's runs go to a file of its own, not to the home of whoever runs the tests.
 if "IMAGESERVING_AUDIT_LOG" not in os.environ:

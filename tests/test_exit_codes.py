@@ -70,6 +70,13 @@ FLEET_CASES: list[tuple[str, str | None, list[str], int, str]] = [
     ("report format", None, ["report", "--format", "pdf"], 5, "pdf"),
     ("report slice", None, ["report", "--slice", "3/2"], 5, "3/2"),
     ("report merge nothing", None, ["report", "merge"], 5, "REPORT.json"),
+    ("logs grep not a regex", None, ["logs", "is", "--grep", "err("], 5, "--grep: not a regular expression: 'err('"),
+    ("logs since not a duration", None, ["logs", "is", "--since", "yesterday"], 5, "--since: expected a duration"),
+    ("logs since zero", None, ["logs", "is", "--since", "0s"], 5, "--since: expected a duration"),
+    ("logs bad file name", None, ["logs", "is:../etc", "--group"], 5, "invalid log name '../etc'"),
+    ("exporter notify not http", None, ["exporter", "--notify", "ftp://hooks"], 5, "--notify: expected an http"),
+    ("exporter notify interval", None, ["exporter", "--notify", "http://127.0.0.1:9/x", "--notify-interval", "often"],
+     5, "--notify-interval: expected a duration"),
 ]
 
 
@@ -180,3 +187,23 @@ def test_a_missing_controller_module_is_said_once_before_any_host(tmp_path: Path
     proc = subprocess.run([sys.executable, "-c", code, "-i", str(inventory), "status"],
                           capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 1 and "Python module rich" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+SSH_HOST = "all:\n  hosts:\n    web1:\n      ansible_host: 127.0.0.1\n      ansible_port: 1\n"
+
+
+@pytest.mark.parametrize(("ssh_config", "inventory", "says"), [
+    ("Host *\n    Port abc\n", SSH_HOST.replace("      ansible_port: 1\n", ""), "ssh_config Port 'abc' is not a number"),
+    ("Host *\n    ProxyJump bastion:notaport\n", SSH_HOST, "bad ProxyJump host 'bastion:notaport'"),
+    ("", _inventory_with("ansible_host: 127.0.0.1\n      ansible_ssh_common_args: -o ProxyJump=b:0"),
+     "bad ProxyJump host 'b:0'"),
+], ids=["bad Port", "broken ProxyJump in ssh_config", "broken ProxyJump in ansible_ssh_common_args"])
+def test_ssh_config_errors_exit_1_before_any_host(ssh_config: str, inventory: str, says: str, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bad configuration found before any host is contacted: exit 1 (not 5, not a host's failure)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "hosts.yml").write_text(inventory)
+    (tmp_path / "ssh_config").write_text(ssh_config)
+    code, out, err = _run_in_process(fleet_main, ["-i", "hosts.yml", "--ssh-config", "ssh_config", "status"], capsys)
+    assert code == 1 and says in err and out == "" and "Traceback" not in err, (code, err)

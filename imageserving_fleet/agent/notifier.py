@@ -15,16 +15,15 @@ from __future__ import annotations
 import os
 import queue
 import signal
-import socket
 import subprocess
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from urllib.parse import urlsplit
 
 from ..timefmt import utc_stamp
 from .config import NotifyConfig
+from .httpline import status_line, status_text, succeeded
 from .notify import Damper, Notification
 
 QUEUE_MAX = 256          # notifications waiting to be sent; past it they are dropped and logged
@@ -38,45 +37,17 @@ class _DeliveryFailed(Exception):
 
 
 def post_json(url: str, body: bytes, timeout: float = SEND_TIMEOUT) -> None:
-    """POSTs body to url (HTTP/1.0, one deadline); a 2xx answer passes, anything else raises _DeliveryFailed.
-
-    A plain socket, as the health checks speak: http.client would pull ssl and email into the
-    long-lived supervisor for one status line.
-    """
-    parts = urlsplit(url)
-    host = parts.hostname or "127.0.0.1"
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    end = time.monotonic() + timeout
-    head = (f"POST {target} HTTP/1.0\r\nHost: {parts.netloc}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\nUser-Agent: imageserving-notify\r\nConnection: close\r\n\r\n")
+    """POSTs body to url (HTTP/1.0, one deadline); a 2xx answer passes, anything else raises _DeliveryFailed."""
+    headers = (f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+               "User-Agent: imageserving-notify\r\n")
     try:
-        with socket.create_connection((host, port), timeout=timeout) as raw:
-            sock = raw
-            if parts.scheme == "https":
-                import ssl
-
-                sock = ssl.create_default_context().wrap_socket(raw, server_hostname=host)
-            sock.sendall(head.encode() + body)
-            answer = b""
-            while b"\r\n" not in answer and len(answer) < 1024:
-                left = end - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError
-                sock.settimeout(left)
-                chunk = sock.recv(1024)
-                if not chunk:
-                    break
-                answer += chunk
+        fields = status_line(url, "POST", body, headers, timeout)
     except TimeoutError:
         raise _DeliveryFailed(f"url {url}: no answer within {timeout:g}s") from None
     except OSError as exc:
         raise _DeliveryFailed(f"url {url}: {exc.strerror or exc}") from None
-    fields = answer.split(b"\r\n", 1)[0].split()
-    if len(fields) >= 2 and fields[0].startswith(b"HTTP/") and fields[1][:1] == b"2":
-        return
-    status = b" ".join(fields[1:3]).decode(errors="replace") if fields else "no status line"
-    raise _DeliveryFailed(f"url {url}: {status}")
+    if not succeeded(fields):
+        raise _DeliveryFailed(f"url {url}: {status_text(fields)}")
 
 
 class Notifier:

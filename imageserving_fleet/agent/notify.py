@@ -20,6 +20,7 @@ import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
+from ..damping import Gate, offer
 from .states import Event, Exited, HealthFailed, Proc, State, Stop
 
 TROUBLE = frozenset({"crash", "fatal", "unhealthy"})
@@ -86,19 +87,18 @@ def message_of(new: Proc) -> str:
 
 
 class Damper:
-    """At most one notification per (component, event) every `min_interval` seconds of the injected clock."""
+    """At most one notification per (component, event) every `min_interval` seconds of the injected clock.
+
+    The rule is damping.offer's, shared with the fleet exporter's --notify; the agent sends no
+    held-back event later (it never calls damping.due): the next one admitted carries the count.
+    """
 
     def __init__(self, min_interval: float, clock: Callable[[], float]) -> None:
         self.min_interval, self.clock = min_interval, clock
-        self._last: dict[tuple[str, str], float] = {}
-        self._suppressed: dict[tuple[str, str], int] = {}
+        self._gates: dict[tuple[str, str], Gate[str]] = {}
 
     def admit(self, component: str, event: str) -> int | None:
         """Returns None when this one is suppressed, else how many were suppressed before it (then reset)."""
-        key, now = (component, event), self.clock()
-        last = self._last.get(key)
-        if last is not None and now - last < self.min_interval:
-            self._suppressed[key] = self._suppressed.get(key, 0) + 1
-            return None
-        self._last[key] = now
-        return self._suppressed.pop(key, 0)
+        key = (component, event)
+        self._gates[key], send = offer(self._gates.get(key, Gate()), event, self.clock(), self.min_interval)
+        return None if send is None else send.suppressed

@@ -16,12 +16,11 @@ import signal
 import socket
 import subprocess
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from .config import ReadyCheck
+from .httpline import status_line, status_text, succeeded
 
 PROBE_TIMEOUT = 2.0   # a readiness check's own timeout (it is repeated until ready_timeout)
 INTERVAL = 0.1        # seconds between readiness checks of a starting component
@@ -51,38 +50,14 @@ def probe_tcp(host: str, port: int, timeout: float = PROBE_TIMEOUT) -> None:
 
 def probe_http(url: str, timeout: float = PROBE_TIMEOUT) -> None:
     """GETs the URL; a 2xx or 3xx answer passes, anything else raises _CheckFailed."""
-    parts = urlsplit(url)
-    host = parts.hostname or "127.0.0.1"
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    end = time.monotonic() + timeout  # one deadline for the whole check: a server dripping bytes cannot extend it
     try:
-        with socket.create_connection((host, port), timeout=timeout) as raw:
-            sock = raw
-            if parts.scheme == "https":
-                import ssl  # only for the rare https probe
-
-                sock = ssl.create_default_context().wrap_socket(raw, server_hostname=host)
-            sock.sendall(f"GET {target} HTTP/1.0\r\nHost: {parts.netloc}\r\nConnection: close\r\n\r\n".encode())
-            head = b""
-            while b"\r\n" not in head and len(head) < 1024:
-                left = end - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError
-                sock.settimeout(left)
-                chunk = sock.recv(1024)
-                if not chunk:
-                    break
-                head += chunk
+        fields = status_line(url, "GET", timeout=timeout)
     except TimeoutError:
         raise _CheckFailed(f"http {url}: no answer within {timeout:g}s") from None
     except OSError as exc:
         raise _CheckFailed(f"http {url}: {exc.strerror or exc}") from None
-    fields = head.split(b"\r\n", 1)[0].split()
-    if len(fields) >= 2 and fields[0].startswith(b"HTTP/") and fields[1][:1] in (b"2", b"3"):
-        return
-    status = b" ".join(fields[1:3]).decode(errors="replace") if fields else "no status line"
-    raise _CheckFailed(f"http {url}: {status}")
+    if not succeeded(fields, b"23"):
+        raise _CheckFailed(f"http {url}: {status_text(fields)}")
 
 
 class Check:

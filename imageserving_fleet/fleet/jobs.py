@@ -4,7 +4,7 @@
     action_job(kind, cid)    start / stop / restart [ID] --json
     RELOAD, push_job(data)   reload; config install from stdin (then reload)
     VERSION                  `imageserving --version` (ping)
-    logs_job(name, lines)    `imageserving logs NAME -n N` (plain lines)
+    logs_job(name, lines, grep, since)   `imageserving logs NAME -n N [--grep RE] [--since D]` (plain lines)
     step_job(step)           a deploy phase: a function over the host's session, not an agent command
     gate_job(step)           --gate-http: one GET through the host's connection (httpgate.py)
 
@@ -96,8 +96,14 @@ def push_job(data: bytes) -> Job:
     return Job(Kind.CONFIG_PUSH, ("config", "install", "--json"), stdin=data)
 
 
-def logs_job(name: str, lines: int) -> Job:
-    return Job(Kind.LOGS, ("logs", name, "-n", str(lines)))
+def logs_job(name: str, lines: int, grep: str | None = None, since: str | None = None) -> Job:
+    """`imageserving logs NAME -n N [--grep RE] [--since D]` (values checked by logs.logs_request)."""
+    args: tuple[str, ...] = ("logs", name, "-n", str(lines))
+    if grep is not None:
+        args += ("--grep", grep)
+    if since is not None:
+        args += ("--since", since)
+    return Job(Kind.LOGS, args)
 
 
 def step_job(step: Step) -> Job:

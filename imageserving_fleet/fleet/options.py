@@ -15,13 +15,18 @@ import typing
 from dataclasses import dataclass
 from typing import Annotated
 
+from .runwide import DEFAULT_CONNECT_TIMEOUT, DEFAULT_FORKS
 from .target import FleetOptions
+
+__all__ = ["DEFAULT_FORKS", "ENV_BECOME_PASS", "ENV_CLUSTER", "ENV_INVENTORY", "ENV_SSH_PASS", "Options", "declared",
+           "hoisted"]
 
 ENV_INVENTORY = "IMAGESERVING_INVENTORY"
 ENV_CLUSTER = "IMAGESERVING_CLUSTER"
 ENV_AUDIT_LOG = "IMAGESERVING_AUDIT_LOG"
+ENV_PERSIST = "IMAGESERVING_PERSIST"
 ENV_BECOME_PASS = "IMAGESERVING_BECOME_PASS"  # read by the run context only, never an option (argv is public)
-DEFAULT_FORKS = 50
+ENV_SSH_PASS = "IMAGESERVING_SSH_PASS"  # likewise: the SSH password, never on argv
 
 
 @dataclass(frozen=True)
@@ -48,21 +53,26 @@ class Options:
              "Default ./inventory/hosts.yml, else localhost only.")] = ()
     limit: Annotated[str | None, opt("-l", "--limit", metavar="PATTERN",
                                      help="Ansible host pattern, e.g. 'web*:&prod:!web03'.")] = None
-    forks: Annotated[int, opt("-f", "--forks", help="Hosts worked on at once.")] = DEFAULT_FORKS
+    forks: Annotated[int | None, opt("-f", "--forks", help="Hosts worked on at once (default: ansible.cfg's forks, "
+                                                          "else 50).")] = None
     timeout: Annotated[float | None, opt(
         "--timeout", metavar="S", help="Whole per-host deadline (default 30 for status/ping/report, "
                                        "300 for start/stop/restart).")] = None
-    connect_timeout: Annotated[float, opt("--connect-timeout", metavar="S")] = 10.0
+    connect_timeout: Annotated[float | None, opt(
+        "--connect-timeout", metavar="S", help="SSH connect timeout (default: ansible.cfg's timeout, else 10).")] = None
     as_json: Annotated[bool, opt("--json", help="One JSON document on stdout (schema 1).")] = False
     user: Annotated[str | None, opt("-u", "--user", help="Remote user for every host.")] = None
     private_key: Annotated[str | None, opt("--private-key", metavar="PATH")] = None
     ssh_config: Annotated[str | None, opt("--ssh-config", metavar="PATH", help="Default ~/.ssh/config.")] = None
-    host_key_policy: Annotated[str, opt(
-        "--host-key-policy", help="reject (default): unknown keys refused; accept-new: record them; warn. "
-                                  "A changed key is always refused.")] = "reject"
+    host_key_policy: Annotated[str | None, opt(
+        "--host-key-policy", help="reject (default): unknown keys refused; accept-new: record them; warn (ansible.cfg "
+                                  "host_key_checking = False). A changed key is always refused.")] = None
     become: Annotated[bool, opt("-b", "--become", help="Run the agent through sudo.")] = False
     ask_become_pass: Annotated[bool, opt(
         "-K", "--ask-become-pass", help="Prompt for the sudo password (or set IMAGESERVING_BECOME_PASS).")] = False
+    ask_pass: Annotated[bool, opt(
+        "-k", "--ask-pass", help="Prompt once for the SSH password (or set IMAGESERVING_SSH_PASS); tried after "
+                                 "the keys.")] = False
     quiet: Annotated[bool, opt("-q", "--quiet", help="Print only what is wrong.")] = False
     verbose: Annotated[bool, opt(
         "-v", "--verbose", help="Debug lines on stderr: what a host's shell printed around the agent's "
@@ -76,16 +86,23 @@ class Options:
         "--audit-log", metavar="PATH", env=ENV_AUDIT_LOG,
         help="Where changes are recorded, one JSON line per run (0600). Env IMAGESERVING_AUDIT_LOG; "
              "default ~/.imageserving-fleet/audit.jsonl.")] = None
+    persist: Annotated[float | None, opt(
+        "--persist", metavar="S", env=ENV_PERSIST,
+        help="Keep this user's SSH connections S seconds after their last use, in a background connection holder "
+             "that later commands ask through (default 60; 0: off, nothing outlives the command). Env "
+             "IMAGESERVING_PERSIST. `persist stop` ends it.")] = None
 
     def __post_init__(self) -> None:
         self.ssh  # noqa: B018 - a bad --host-key-policy or --connect-timeout is refused (exit 5) at once
 
     @property
     def ssh(self) -> FleetOptions:
-        """The connection options every host of the run shares (checked: UsageError)."""
+        """The connection options the command line gives every host (checked: UsageError); the run
+        context adds what IMAGESERVING_*, ANSIBLE_* and ansible.cfg say (context.resolve)."""
         return FleetOptions(user=self.user, private_key=self.private_key, ssh_config=self.ssh_config,
-                            host_key_policy=self.host_key_policy, connect_timeout=self.connect_timeout,
-                            become=self.become)
+                            host_key_policy=self.host_key_policy or "reject",
+                            connect_timeout=DEFAULT_CONNECT_TIMEOUT if self.connect_timeout is None
+                            else self.connect_timeout, become=self.become)
 
 
 def declared(options: type = Options) -> list[tuple[dataclasses.Field[object], object, Opt]]:

@@ -4,7 +4,8 @@ The watch view and the exporter both stand on this. Every `interval` a new round
 hosts whose previous poll has ended; a host that hangs is still bounded by the per-host deadline
 (`--timeout`) of the round it is in, and meanwhile the other hosts go on being polled: a slow
 host holds up only itself. Each answer is handed on as soon as it arrives (`on_result`, with
-the monotonic time it came), and each round's end too (`on_round`).
+the monotonic time it came), and each round's end too (`on_round`, and `on_round_s` with how long
+the round took). `set_targets` swaps the hosts polled from the next round on (SIGHUP).
 
 It runs on any fan-out (fanout.FanOut: the in-process Fleet or a cluster's).
 """
@@ -48,9 +49,10 @@ class Poller:
 
     def __init__(self, fleet: FanOut, targets: Sequence[Target], interval: float, timeout: float,
                  on_result: Callable[[HostResult, float], None],
-                 on_round: Callable[[list[HostResult]], None] | None = None, job: Job = STATUS) -> None:
+                 on_round: Callable[[list[HostResult]], None] | None = None, job: Job = STATUS,
+                 on_round_s: Callable[[float], None] | None = None) -> None:
         self.fleet, self.targets, self.interval, self.timeout, self.job = fleet, list(targets), interval, timeout, job
-        self._on_result, self._on_round = on_result, on_round
+        self._on_result, self._on_round, self._on_round_s = on_result, on_round, on_round_s
         self._outstanding: set[str] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -63,6 +65,11 @@ class Poller:
         """The hosts asked and not answered yet."""
         with self._lock:
             return frozenset(self._outstanding)
+
+    def set_targets(self, targets: Sequence[Target]) -> None:
+        """Polls these hosts from the next round on; a round in flight ends with the hosts it had."""
+        with self._lock:
+            self.targets = list(targets)
 
     def start(self) -> Poller:
         self._thread.start()
@@ -98,6 +105,7 @@ class Poller:
             self._stop.wait(due - now)
 
     def _round(self, batch: list[Target]) -> None:
+        started = time.monotonic()
         try:
             results = self.fleet.run(batch, self.job, timeout=self.timeout)
         except Interrupted as exc:
@@ -110,5 +118,9 @@ class Poller:
         finally:
             with self._lock:
                 self._outstanding.difference_update(t.name for t in batch)
-        if self._on_round is not None and not self._stop.is_set():
+        if self._stop.is_set():
+            return
+        if self._on_round_s is not None:
+            self._on_round_s(time.monotonic() - started)
+        if self._on_round is not None:
             self._on_round(results)

@@ -18,7 +18,8 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -120,18 +121,23 @@ def recap(results: Sequence[HostResult]) -> Text:
 
 
 def print_outcome(console: Console, outcome: Outcome, *, as_json: bool = False, quiet: bool = False,
-                  raw: bool = False) -> None:
-    """A run's results as its command shows them (--quiet: only the hosts not ok, nothing if none)."""
+                  raw: bool = False, group: bool = False) -> None:
+    """A run's results as its command shows them (--quiet: only the hosts not ok, nothing if none;
+    `group`: logs --group, each distinct output once under its hosts; `raw`: logs --raw)."""
     results, command = outcome.results, outcome.command
     wrong = [r for r in results if r.result != Result.OK]
     if as_json:
         if command is Command.LOGS:
             from .logs import logs_document
 
-            sys.stdout.write(logs_document(results) + "\n")
+            sys.stdout.write(logs_document(results, grouped=group) + "\n")
         else:
             batches = {} if outcome.batches is None else {"batches": [list(b) for b in outcome.batches]}
             sys.stdout.write(json.dumps(fleet_document(command.value, results) | batches) + "\n")
+    elif command is Command.LOGS and group:
+        from .loggroup import group_results, print_groups
+
+        print_groups(group_results(results), raw=raw)
     elif command is Command.LOGS:
         from .logs import print_logs
 
@@ -143,10 +149,15 @@ def print_outcome(console: Console, outcome: Outcome, *, as_json: bool = False, 
         print_results(console, wrong if quiet else list(results))
 
 
-def print_hosts(console: Console, rows: Sequence[HostRow], *, as_json: bool = False) -> None:
+def print_hosts(console: Console, rows: Sequence[HostRow], *, as_json: bool = False,
+                run: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+    """The hosts table, then where each setting came from (one row per host and setting), then the
+    run's settings and their sources; or all of it as one JSON document."""
     if as_json:
-        sys.stdout.write(json.dumps(hosts_document(list(rows))) + "\n")
+        sys.stdout.write(json.dumps(hosts_document(list(rows), run)) + "\n")
         return
+    from .explain import text_rows
+
     table = Table(header_style="bold")
     for col in COLUMNS:
         table.add_column(col, overflow="fold")
@@ -155,6 +166,17 @@ def print_hosts(console: Console, rows: Sequence[HostRow], *, as_json: bool = Fa
         table.add_row(*(str(cells[c]) if cells[c] not in (None, False) else "-" for c in COLUMNS))
     console.print(table)
     console.print(f"{len(rows)} host(s)")
+    sources = Table(header_style="bold", title="where each setting came from")
+    for col in ("host", "setting", "value", "source"):
+        sources.add_column(col, overflow="fold")
+    for row in rows:
+        for line in text_rows(row.host, row.settings):
+            sources.add_row(*line)
+    console.print(sources)
+    for name, item in (run or {}).items():
+        value = item["value"]
+        shown = ", ".join(value) if isinstance(value, list) else value
+        console.print(f"{name}: {shown if shown not in (None, '') else '-'}  ({item['source']})", markup=False)
 
 
 def progress_bar(console: Console, total: int) -> tuple[Callable[[HostResult], None] | None, Callable[[], None]]:

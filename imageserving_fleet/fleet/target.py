@@ -6,22 +6,29 @@ What ~/.ssh/config adds on top (HostName, IdentityFile, ProxyJump...) is resolve
 run, by the SSH layer (`fleet.ssh`), because reading that file is I/O: `Target.destination` is
 all of a Target that layer sees.
 
-Precedence, as with Ansible driving OpenSSH: the CLI's --user/--private-key, then the host's
-`ansible_*` variables, then options inside `ansible_ssh_common_args`, then ssh_config, then defaults.
+Precedence, as with Ansible driving OpenSSH (SPEC §3): the command line (--user, --private-key,
+-b) and IMAGESERVING_SSH_PASS, then the host's `ansible_*` variables, then options inside its ssh
+arguments (ansible_ssh_args/_common_args/_extra_args, else ansible.cfg's), then ANSIBLE_* and
+ansible.cfg (remote_user, remote_port, private_key_file, become...), then ssh_config, then defaults.
+Each setting's source is kept in `Target.sources` for `hosts`.
 """
 
 from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from imageserving_fleet.errors import InventoryVariableError, UsageError
-from imageserving_fleet.fleet.ssh.settings import Destination
+from imageserving_fleet.errors import AnsibleConfigError, InventoryVariableError, UsageError
+from imageserving_fleet.fleet.ansiblecfg import AnsibleSettings
+from imageserving_fleet.fleet.ssh.settings import Destination, Secret
+from imageserving_fleet.fleet.sshargs import port as _port
+from imageserving_fleet.fleet.sshargs import ssh_options
 
 HOST_KEY_POLICIES = ("reject", "accept-new", "warn")
+PASSWORD_VARS = ("ansible_password", "ansible_ssh_pass", "ansible_ssh_password")
 DEFAULT_VENV = "~/.imageserving/venv"
 
 # Ansible's names for its SSH connection plugins all mean "ssh" to us; "smart" is its old default.
@@ -31,10 +38,6 @@ _CONNECTIONS = {
 _RESOURCE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
 _TRUE = {"true", "yes", "on", "1", "y", "t"}
 _FALSE = {"false", "no", "off", "0", "n", "f", ""}
-# OpenSSH client options that take an argument (from ssh(1)); needed to skip them correctly.
-_SSH_OPTS_WITH_ARG = set("BbcDEeFIiJLlmOoPpQRSWw")
-# Short options we translate to their ssh_config keyword; the others are accepted and ignored.
-_SSH_SHORT_TO_KEYWORD = {"p": "port", "l": "user", "i": "identityfile", "J": "proxyjump", "F": "-F"}
 
 
 @dataclass(frozen=True)
@@ -45,8 +48,17 @@ class FleetOptions:
     private_key: str | None = None
     ssh_config: str | None = None  # None: ~/.ssh/config when it exists (and /etc/ssh/ssh_config)
     host_key_policy: str = "reject"  # reject | accept-new | warn
+    # "command line --host-key-policy" holds for every host; any other (ansible.cfg, default) gives way
+    # to a host's own `-o StrictHostKeyChecking` in its ssh arguments
+    host_key_policy_source: str = "command line --host-key-policy"
     connect_timeout: float = 10.0
     become: bool = False
+    # -k/--ask-pass or IMAGESERVING_SSH_PASS: beats the inventory's ansible_password
+    password: Secret | None = field(default=None, repr=False)
+    password_source: str = "command line -k"
+    user_source: str = "command line -u"
+    # ANSIBLE_* and ansible.cfg: beneath the inventory's variables (remote_user, become...)
+    ansible: AnsibleSettings = field(default_factory=AnsibleSettings)
 
     def __post_init__(self) -> None:
         if self.host_key_policy not in HOST_KEY_POLICIES:
@@ -78,13 +90,17 @@ class Target:
     worker: str | None = None  # imageserving_worker: the cluster resource its work must run on (§8)
     # common_args parsed once (ssh_options()): ssh_config keyword -> values, in the order given
     ssh_args: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    password: Secret | None = field(default=None, repr=False)  # tried after the keys
+    # setting (user, address, port, key, jump, become, become_user, password) -> where it came from;
+    # what is not here comes from ssh_config or a default (the `hosts` command says which)
+    sources: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 
     @property
     def destination(self) -> Destination:
         """What the SSH layer needs of this host to reach it."""
         return Destination(name=self.name, hostname=self.hostname, port=self.port,
                            port_explicit=self.port_explicit, user=self.user, key_file=self.key_file,
-                           options=self.ssh_args, local=self.connection == "local")
+                           options=self.ssh_args, local=self.connection == "local", password=self.password)
 
     @property
     def address(self) -> str:
@@ -94,43 +110,113 @@ class Target:
         return f"{user}{host}" + (f":{self.port}" if self.port != 22 else "")
 
 
-def make_target(name: str, vars: Mapping[str, Any], options: FleetOptions) -> Target:
-    """Takes a host's inventory name and merged variables plus the CLI options; returns its Target.
+def make_target(name: str, vars: Mapping[str, Any], options: FleetOptions,
+                origins: Mapping[str, str] | None = None) -> Target:
+    """Takes a host's inventory name and merged variables plus the run's options (command line,
+    IMAGESERVING_*, and beneath the inventory: ANSIBLE_* and ansible.cfg); returns its Target, with
+    where each connection setting came from (`Target.sources`). `origins`: variable -> the group or
+    host (and file) that set it, for those sources.
 
-    Raises InventoryVariableError naming the host and the variable when a value cannot be used.
+    Raises InventoryVariableError naming the host and the variable when a value cannot be used,
+    AnsibleConfigError when a setting from ansible.cfg or ANSIBLE_* cannot be.
     """
     var = _VarReader(name, vars)
+    cfg = options.ansible
+    src: dict[str, str] = {}
+
+    def inv(key: str) -> str:
+        where = (origins or {}).get(key)
+        return f"inventory {key}" + (f" ({where})" if where else "")
+
     connection_name = var.text("ansible_connection") or "ssh"
     connection = _CONNECTIONS.get(connection_name.removeprefix("ansible.builtin."))
     if connection is None:
         raise InventoryVariableError(name, "ansible_connection", f"{connection_name!r} is not supported "
                                      f"(use ssh or local)")
-    common_args = var.args("ansible_ssh_common_args") + var.args("ansible_ssh_extra_args")
-    try:
-        from_args = ssh_options(common_args)
-    except ValueError as exc:
-        raise InventoryVariableError(name, "ansible_ssh_common_args", str(exc)) from None
+    # ssh's command line as ansible-core builds it: ssh_args, then ssh_common_args, then ssh_extra_args,
+    # each from the host's variable, else ANSIBLE_*, else ansible.cfg; OpenSSH takes the first value given.
+    parts: list[tuple[tuple[str, ...], str, str]] = []  # (args, source, variable for errors)
+    for key, configured in (("ansible_ssh_args", cfg.ssh_args), ("ansible_ssh_common_args", cfg.ssh_common_args),
+                            ("ansible_ssh_extra_args", cfg.ssh_extra_args)):
+        given = var.args(key)
+        if key in vars:
+            parts.append((given, inv(key), key))
+        elif configured is not None:
+            parts.append((configured.value, configured.source, key))
+    common_args: tuple[str, ...] = ()
+    from_args: dict[str, list[str]] = {}
+    for args, source, key in parts:
+        try:
+            options_here = ssh_options(args)
+        except ValueError as exc:
+            if source.startswith("inventory"):
+                raise InventoryVariableError(name, key, str(exc)) from None
+            raise AnsibleConfigError(f"{source}: {exc}") from None
+        common_args += args
+        for option, values in options_here.items():
+            if option not in from_args:
+                src[f"ssh {option}"] = source
+            from_args.setdefault(option, []).extend(values)
 
     # ansible-core lists each option's variables oldest name last and the last one set wins,
     # so the legacy ansible_ssh_host/_port/_user beat ansible_host/_port/_user (plugins/connection/ssh.py).
-    port = var.port("ansible_ssh_port") or var.port("ansible_port")
-    port_explicit = port is not None
+    hostname = _last(var, ("ansible_host", "ansible_ssh_host"), var.text, src, "address", inv)
+    if hostname is None:
+        hostname, src["address"] = name, "inventory name"
+    port = _last(var, ("ansible_port", "ansible_ssh_port"), var.port, src, "port", inv)
     if port is None and "port" in from_args:
-        port, port_explicit = _port(from_args["port"][0]), True
-    user = (options.user or var.text("ansible_ssh_user") or var.text("ansible_user")
-            or (from_args["user"][0] if "user" in from_args else None))
-    key_file = (options.private_key or var.text("ansible_ssh_private_key_file")
-                or var.text("ansible_private_key_file"))
+        port, src["port"] = _port(from_args["port"][0]), src["ssh port"]
+    if port is None and cfg.remote_port is not None:
+        port, src["port"] = cfg.remote_port.value, cfg.remote_port.source
+    port_explicit = port is not None
+    user = options.user
+    if user is not None:
+        src["user"] = options.user_source
+    else:
+        user = _last(var, ("ansible_user", "ansible_ssh_user"), var.text, src, "user", inv)
+    if user is None and "user" in from_args:
+        user, src["user"] = from_args["user"][0], src["ssh user"]
+    if user is None and cfg.remote_user is not None and cfg.remote_user.value:
+        user, src["user"] = cfg.remote_user.value, cfg.remote_user.source
+    key_file = options.private_key
+    if key_file is not None:
+        src["key"] = "command line --private-key"
+    else:
+        key_file = _last(var, ("ansible_private_key_file", "ansible_ssh_private_key_file"), var.text, src, "key", inv)
+    if key_file is None and cfg.private_key_file is not None and cfg.private_key_file.value:
+        key_file, src["key"] = cfg.private_key_file.value, cfg.private_key_file.source
+    if "proxyjump" in from_args:
+        src["jump"] = src["ssh proxyjump"]
+    become = _become(var, options, src, inv)
+    become_user = var.text("ansible_become_user")
+    if become_user is not None:
+        src["become_user"] = inv("ansible_become_user")
+    elif cfg.become_user is not None and cfg.become_user.value:
+        become_user, src["become_user"] = cfg.become_user.value, cfg.become_user.source
+    method = var.text("ansible_become_method")
+    method_source = inv("ansible_become_method")
+    if method is None and cfg.become_method is not None:
+        method, method_source = cfg.become_method.value, cfg.become_method.source
+    if become and method not in (None, "sudo", "ansible.builtin.sudo"):
+        why = f"become_method {method!r} is not supported (only sudo)"
+        if method_source.startswith("inventory"):
+            raise InventoryVariableError(name, "ansible_become_method", why)
+        raise AnsibleConfigError(f"{method_source}: {why}")
+    password = options.password
+    if password is not None:
+        src["password"] = options.password_source
+    else:
+        password = _password(var, src, inv)
     return Target(
         name=name,
-        hostname=var.text("ansible_ssh_host") or var.text("ansible_host") or name,
+        hostname=hostname,
         port=port or 22,
         user=user,
         key_file=key_file,
         connection=connection,
         common_args=common_args,
-        become=var.flag("ansible_become", default=options.become),
-        become_user=var.text("ansible_become_user"),
+        become=become,
+        become_user=become_user,
         agent_command=var.text("imageserving_command"),
         venv=var.text("imageserving_venv") or DEFAULT_VENV,
         home=var.text("imageserving_home"),
@@ -138,72 +224,51 @@ def make_target(name: str, vars: Mapping[str, Any], options: FleetOptions) -> Ta
         port_explicit=port_explicit,
         worker=var.resource("imageserving_worker"),
         ssh_args=tuple((key, tuple(values)) for key, values in from_args.items()),
+        password=password,
+        sources=tuple(sorted((k, v) for k, v in src.items() if not k.startswith("ssh ")
+                             or k == "ssh stricthostkeychecking")),
     )
 
 
-def ssh_options(args: Sequence[str]) -> dict[str, list[str]]:
-    """Takes OpenSSH client arguments (`-o Port=2222 -J bastion -i key`); returns keyword -> values.
-
-    Keywords are ssh_config's, lower-cased (`-p` gives "port", `-J` "proxyjump", `-F` "-F"); values
-    keep the order given (OpenSSH uses the first, except IdentityFile where all count). Flags
-    without meaning for us (-C, -v, -q, -A...) are accepted and ignored. Raises ValueError.
-    """
-    found: dict[str, list[str]] = {}
-    items = list(args)
-    i = 0
-    while i < len(items):
-        arg = items[i]
-        i += 1
-        if not arg.startswith("-") or arg == "-":
-            raise ValueError(f"unexpected argument {arg!r} (only options such as -o Key=Value)")
-        j = 1
-        while j < len(arg):
-            letter = arg[j]
-            if letter not in _SSH_OPTS_WITH_ARG:
-                j += 1
-                continue
-            value = arg[j + 1:]
-            if not value:
-                if i >= len(items):
-                    raise ValueError(f"option -{letter} needs a value")
-                value = items[i]
-                i += 1
-            if letter == "o":
-                key, val = _split_o(value)
-                found.setdefault(key, []).append(val)
-            elif letter in _SSH_SHORT_TO_KEYWORD:
-                found.setdefault(_SSH_SHORT_TO_KEYWORD[letter], []).append(value)
-            break
-    if "port" in found:
-        _port(found["port"][0])
+def _last(var: _VarReader, keys: tuple[str, ...], read: Callable[[str], Any], src: dict[str, str], setting: str,
+          inv: Callable[[str], str]) -> Any:
+    """Of an option's variables, the last one set wins (ansible-core's `_loop_entries`); records its source."""
+    found = None
+    for key in keys:
+        value = read(key)
+        if value is not None:
+            found, src[setting] = value, inv(key)
     return found
 
 
-def _split_o(value: str) -> tuple[str, str]:
-    """Takes the value of `-o` (`Key=Value` or `Key Value`); returns (lower-cased key, value)."""
-    text = value.strip()
-    for index, char in enumerate(text):
-        if char == "=" or char.isspace():
-            key, rest = text[:index], text[index:].lstrip()
-            if rest.startswith("="):
-                rest = rest[1:].lstrip()
-            if key and rest:
-                return key.lower(), rest
-            break
-    raise ValueError(f"-o {value!r} is not Key=Value")
+def _become(var: _VarReader, options: FleetOptions, src: dict[str, str], inv: Callable[[str], str]) -> bool:
+    """-b, else ANSIBLE_BECOME/ansible.cfg, else False; an ansible_become variable beats them (as in Ansible)."""
+    default, source = False, "default"
+    if options.become:
+        default, source = True, "command line -b"
+    elif options.ansible.become is not None:
+        default, source = options.ansible.become.value, options.ansible.become.source
+    if "ansible_become" in var.vars and var.vars["ansible_become"] is not None:
+        src["become"] = inv("ansible_become")
+        return var.flag("ansible_become", default=default)
+    src["become"] = source
+    return default
 
 
-def _port(value: object) -> int:
-    """Takes a port as YAML or an argument gives it; returns it as an int or raises ValueError."""
-    if isinstance(value, bool):  # YAML's `yes` is a bool, and bool is an int in Python
-        raise ValueError(f"expected a port number 1-65535, got {value!r}")
-    try:
-        port = int(str(value).strip()) if not isinstance(value, int) else value
-    except ValueError:
-        raise ValueError(f"expected a port number 1-65535, got {value!r}") from None
-    if not 0 < port < 65536:
-        raise ValueError(f"expected a port number 1-65535, got {value!r}")
-    return port
+def _password(var: _VarReader, src: dict[str, str], inv: Callable[[str], str]) -> Secret | None:
+    """ansible_password, ansible_ssh_pass, ansible_ssh_password: the last one set wins (ansible-core)."""
+    found = None
+    for key in PASSWORD_VARS:
+        value = var.vars.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise var._fail(key, "expected a string")  # never the value: it is a secret
+        if "{{" in str(value):
+            raise var._fail(key, "templated values (a vault lookup?) are not supported here")
+        found = str(value)  # not stripped: spaces may be part of a password
+        src["password"] = inv(key)
+    return Secret(found) if found is not None else None
 
 
 class _VarReader:

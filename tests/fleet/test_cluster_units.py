@@ -78,6 +78,7 @@ def test_placement_groups_by_resource_in_order_and_answers_the_unoffered() -> No
 
 @pytest.mark.parametrize("kind, policy", [
     (JobKind.STATUS, OnLostWorker.ASK_AGAIN), (JobKind.VERSION, OnLostWorker.ASK_AGAIN), (JobKind.LOGS, OnLostWorker.ASK_AGAIN),
+    (JobKind.HTTP_GATE, OnLostWorker.ASK_AGAIN),
     (JobKind.START, OnLostWorker.FAIL), (JobKind.STOP, OnLostWorker.FAIL), (JobKind.RESTART, OnLostWorker.FAIL),
     (JobKind.RELOAD, OnLostWorker.FAIL), (JobKind.CONFIG_PUSH, OnLostWorker.FAIL), (JobKind.DEPLOY, OnLostWorker.FAIL),
 ])
@@ -119,6 +120,20 @@ def test_refusals_come_before_any_cluster_or_host(tmp_path: Path, monkeypatch: p
         resolve(options, {}, Command.DEPLOY, prompt=never)
     with pytest.raises(UsageError, match="--cluster 'bogus'"):
         resolve(Options(inventory=(str(inventory),)), {"IMAGESERVING_CLUSTER": "bogus"}, Command.STATUS)
+
+
+def test_an_ssh_password_goes_only_to_a_tls_cluster(tmp_path: Path) -> None:
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text("all:\n  hosts:\n    h1:\n      ansible_host: 127.0.0.1\n      ansible_password: pw\n")
+    with pytest.raises(UsageError, match="an SSH password .* is sent only to a tls:// cluster"):
+        resolve(Options(inventory=(str(inventory),), cluster="tcp://127.0.0.1:1"), {}, Command.STATUS)
+    with pytest.raises(UsageError, match="an SSH password .* is sent only to a tls:// cluster"):
+        resolve(Options(inventory=(str(inventory),), cluster="tcp://127.0.0.1:1"),
+                {"IMAGESERVING_SSH_PASS": "x"}, Command.STATUS)
+    target = resolve(Options(inventory=(str(inventory),)), {}, Command.HOSTS).targets[0]
+    assert "pw" not in repr(target) and target.password is not None
+    copy = pickle.loads(pickle.dumps(target))  # as a shard carries it to a tls:// cluster's worker
+    assert copy.password is not None and copy.password.reveal() == "pw"
 
 
 def test_without_cluster_nothing_of_dask_is_imported(tmp_path: Path) -> None:

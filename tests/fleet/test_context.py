@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from imageserving_fleet.errors import InventoryError, UsageError
-from imageserving_fleet.fleet.context import ACTION_TIMEOUT, STATUS_TIMEOUT, Command, Source, inventory_paths, resolve
+from imageserving_fleet.fleet.context import ACTION_TIMEOUT, STATUS_TIMEOUT, Command, Source, resolve
 from imageserving_fleet.fleet.options import Options, declared, hoisted
 
 LOCAL = "all:\n  hosts:\n    here:\n      ansible_connection: local\n"
@@ -24,14 +24,24 @@ def _inventory(tmp_path: Path, text: str = LOCAL, name: str = "hosts.yml") -> st
 def test_the_inventory_comes_from_the_option_else_the_variable_else_the_default(tmp_path: Path,
                                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.ansible.cfg of the developer's
     a, b = _inventory(tmp_path, name="a.yml"), _inventory(tmp_path, name="b.yml")
     env = {"IMAGESERVING_INVENTORY": f"{a}{os.pathsep}{os.pathsep}{b}"}
-    assert inventory_paths(Options(inventory=("x.yml",)), env) == (["x.yml"], Source.OPTION)
-    assert inventory_paths(Options(), env) == ([a, b], Source.ENVIRONMENT)
-    assert inventory_paths(Options(), {}) == ([], Source.DEFAULT)  # no ./inventory/hosts.yml here: localhost only
+
+    def paths(options: Options, environ: dict[str, str]) -> tuple[list[str], Source]:
+        ctx = resolve(options, environ, Command.HOSTS)
+        assert ctx.wide is not None
+        return list(ctx.wide.inventories.value), ctx.sources["inventory"]
+
+    assert paths(Options(inventory=(a,)), env) == ([a], Source.OPTION)
+    assert paths(Options(), env) == ([a, b], Source.ENVIRONMENT)
+    assert paths(Options(), {}) == ([], Source.DEFAULT)  # no ./inventory/hosts.yml here: localhost only
+    (tmp_path / "ansible.cfg").write_text(f"[defaults]\ninventory = {b}\n")
+    assert paths(Options(), {}) == ([b], Source.ANSIBLE)
+    (tmp_path / "ansible.cfg").unlink()
     (tmp_path / "inventory").mkdir()
     (tmp_path / "inventory" / "hosts.yml").write_text(LOCAL)
-    assert inventory_paths(Options(), {}) == (["inventory/hosts.yml"], Source.DEFAULT)
+    assert paths(Options(), {}) == (["inventory/hosts.yml"], Source.DEFAULT)
     ctx = resolve(Options(), {}, Command.STATUS)
     assert [t.name for t in ctx.targets] == ["here"] and ctx.sources["inventory"] is Source.DEFAULT
 
@@ -41,7 +51,8 @@ def test_the_inventory_is_read_once_and_hosts_selected_once(tmp_path: Path, monk
 
     calls: list[list[str]] = []
     real = context.load_inventory
-    monkeypatch.setattr(context, "load_inventory", lambda paths: calls.append(list(paths)) or real(paths))
+    monkeypatch.setattr(context, "load_inventory",
+                        lambda paths, *more: calls.append(list(paths)) or real(paths, *more))
     path = _inventory(tmp_path, BECOMES)
     ctx = resolve(Options(inventory=(path,), limit="root*"), {}, Command.HOSTS)
     assert calls == [[path]] and [h.name for h in ctx.hosts] == [t.name for t in ctx.targets] == ["root1"]
@@ -122,7 +133,7 @@ def test_every_global_option_is_declared_once_and_hoisted() -> None:
     assert {"-i", "--inventory", "-l", "--cluster", "--timeout", "-f"} <= set(with_value)
     assert {"--json", "-K", "-b", "-q", "-v"} <= set(flags) and not set(flags) & set(with_value)
     envs = {d.env for _, _, d in declared() if d.env}
-    assert envs == {"IMAGESERVING_INVENTORY", "IMAGESERVING_CLUSTER", "IMAGESERVING_AUDIT_LOG"}
+    assert envs == {"IMAGESERVING_INVENTORY", "IMAGESERVING_CLUSTER", "IMAGESERVING_AUDIT_LOG", "IMAGESERVING_PERSIST"}
 
 
 def test_the_cli_offers_every_declared_option(capsys: pytest.CaptureFixture[str]) -> None:

@@ -107,6 +107,13 @@ def test_logs_from_several_hosts_prefixed_in_inventory_order(fleet: Lab) -> None
     assert code == 0
     assert [(h["host"], h["lines"]) for h in doc["hosts"]] == [("h01", ["line 9", "line 10"]),
                                                                ("h02", ["line 9", "line 10"])]
+    grouped = fleet.fleet("-l", "h03:h01:h02", "logs", "is", "-n", "2", "--group")  # identical: one block
+    assert (grouped.returncode, grouped.stdout) == (0, "-" * 12 + "\nh[01-03] (3)\n" + "-" * 12 + "\nline 9\nline 10\n")
+    # --grep filtered by each host's agent: only the matching lines came back
+    grep = fleet.fleet("-l", "h01:h02", "logs", "is", "-n", "5", "--grep", "^line 1", "--group")
+    shown = grep.stdout.splitlines()
+    assert grep.returncode == 0 and shown[:3] == ["-" * 12, "h[01-02] (2)", "-" * 12], grep  # one block
+    assert "line 10" in shown[3:] and all(ln in ("line 1", "line 10") for ln in shown[3:]), grep
 
 
 def test_a_held_component_leaves_its_host_ok_until_started(fleet: Lab) -> None:

@@ -1,7 +1,9 @@
 """The live fleet with real parts: a real Prometheus scraping the fleet exporter and an agent's own
-/metrics, promtool on both outputs, the watch view driven in tmux as a person would.
+/metrics, promtool on both outputs, the exporter's live page in headless Chromium, its --notify
+reaching an HTTP receiver on loopback, SIGHUP, the watch view driven in tmux as a person would.
 
-One lab (logical hosts on the session's sshd), one exporter and one Prometheus for the module:
+One lab (logical hosts on the session's sshd), one exporter, one notification receiver and one
+Prometheus for the module:
     h1, h2, h3   good hosts; h2's svg has `restart: never` (a kill leaves it EXITED);
                  h3's supervisor serves /metrics itself (supervisor.metrics.listen)
     dead         a port where nothing listens (unreachable)
@@ -12,11 +14,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,6 +34,7 @@ from tests.fleet.fleetlab import Lab, free_port
 from tests.sshd import SshServer, closed_port, silent_listener
 
 PROMETHEUS, PROMTOOL, TMUX = "/usr/bin/prometheus", "/usr/bin/promtool", shutil.which("tmux")
+CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if os.access("/usr/bin/chromium", os.X_OK) else None)
 GOOD = ("h1", "h2", "h3")
 COMPONENTS = ("is", "svg", "ps")
 
@@ -98,16 +104,62 @@ def lab(sshd: SshServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[L
             lab.stop_all()
 
 
+class Receiver:
+    """An HTTP server on loopback keeping every JSON document POSTed to it (the --notify URL)."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        docs = self.docs = []  # type: list[dict[str, Any]]
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                assert self.headers.get("Content-Type") == "application/json"
+                docs.append(json.loads(body))
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+
 @pytest.fixture(scope="module")
-def exporter(lab: Lab) -> Iterator[str]:
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    try:
+        yield r
+    finally:
+        r.server.shutdown()
+        r.server.server_close()
+
+
+class Exporter(str):
+    """The exporter's /metrics URL; `.proc` its process, `.base` its root URL."""
+
+    proc: subprocess.Popen[bytes]
+    base: str
+
+
+@pytest.fixture(scope="module")
+def exporter(lab: Lab, receiver: Receiver) -> Iterator[Exporter]:
     port = free_port()
     argv = [sys.executable, "-m", "imageserving_fleet.fleet.main", "-i", str(lab.inventory()),
             "--ssh-config", str(lab.sshd.ssh_config_path), "--timeout", "4", "--connect-timeout", "3",
-            "exporter", "--listen", f"127.0.0.1:{port}", "--interval", "1"]
+            "exporter", "--listen", f"127.0.0.1:{port}", "--interval", "1",
+            "--notify", receiver.url, "--notify-interval", "2s"]
     log = open(lab.dir / "exporter.log", "w")
     env = {k: v for k, v in os.environ.items() if k != "SSH_AUTH_SOCK"}
     proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=lab.dir)
-    url = f"http://127.0.0.1:{port}/metrics"
+    url = Exporter(f"http://127.0.0.1:{port}/metrics")
+    url.proc, url.base = proc, f"http://127.0.0.1:{port}/"
     try:
         wait_for(lambda: all(f'imageserving_host_up{{host="{h}"}}' in http_get(url)[2] for h in (*GOOD, "dead", "hang")),
                  what="every host in the exporter's /metrics")
@@ -198,6 +250,10 @@ def test_promtool_accepts_the_agent_and_the_exporter(lab: Lab, exporter: str) ->
         pytest.skip("promtool is not installed (apt-get install -y prometheus)")
     texts = {"imageserving metrics": agent(lab, "h3", "metrics").stdout, "exporter": http_get(exporter)[2],
              "agent /metrics": http_get(f"http://127.0.0.1:{lab.agent_metrics_port}/metrics")[2]}  # type: ignore[attr-defined]
+    own = ("imageserving_exporter_poll_duration_seconds", "imageserving_exporter_last_poll_timestamp_seconds",
+           "imageserving_exporter_hosts 5.0", "imageserving_exporter_poll_errors_total",
+           'imageserving_exporter_notifications_total{outcome="sent"}')
+    assert all(name in texts["exporter"] for name in own), texts["exporter"]
     for name, text in texts.items():
         assert "imageserving_component_up" in text, name
         check = subprocess.run([PROMTOOL, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)
@@ -205,6 +261,17 @@ def test_promtool_accepts_the_agent_and_the_exporter(lab: Lab, exporter: str) ->
     status, ctype, body = http_get(exporter, accept="application/openmetrics-text; version=1.0.0")
     assert ctype.startswith("application/openmetrics-text") and body.endswith("# EOF\n")
     assert "# TYPE imageserving_host_result stateset" in body
+
+
+def test_the_shipped_alert_rules_are_valid_and_name_only_metrics_that_exist(exporter: Exporter) -> None:
+    if not os.access(PROMTOOL, os.X_OK):
+        pytest.skip("promtool is not installed (apt-get install -y prometheus)")
+    rules = Path(__file__).resolve().parents[2] / "docs" / "prometheus" / "imageserving-rules.yml"
+    check = subprocess.run([PROMTOOL, "check", "rules", str(rules)], capture_output=True, text=True, timeout=30)
+    assert check.returncode == 0, check.stdout + check.stderr
+    served = http_get(exporter)[2]
+    for name in set(re.findall(r"\b(imageserving_[a-z_]+)", rules.read_text())):
+        assert f"\n{name}" in served or f"\n{name}{{" in served, name
 
 
 def test_a_hanging_host_never_holds_up_a_scrape(lab: Lab, exporter: str) -> None:
@@ -247,6 +314,89 @@ def test_report_openmetrics_once_for_cron(lab: Lab, tmp_path: Path) -> None:
     assert proc.returncode in (0, 2), proc.stderr
     text = out.read_text()
     assert 'imageserving_host_up{host="h1"} 1.0' in text and 'imageserving_component_up{component="is",host="h1"}' in text
+
+
+# ------------------------------------------------------------------ live page, healthz, notify, SIGHUP
+def chromium(url: str, profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    argv = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+            f"--user-data-dir={profile}", "--virtual-time-budget=5000", *args, url]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=90)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)")
+def test_the_live_page_in_chromium_refreshes_its_rows_in_place(exporter: Exporter, tmp_path: Path) -> None:
+    url = exporter.base + "#sort=host&dir=desc"
+    shot = tmp_path / "exporter-live-page.png"   # the artifact: look at it when the page changes
+    dom = chromium(url, tmp_path / "profile", "--window-size=1280,640", "--hide-scrollbars", f"--screenshot={shot}",
+                   "--dump-dom").stdout         # both after the same 5 s of virtual time
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+    # the live script fetched /snapshot.json (its CSP allows only its own origin) and put the rows in
+    # place at least once; report.js re-indexed them and kept the sort the address asks for
+    renders = re.search(r'data-live-renders="(\d+)"', dom)
+    assert renders and int(renders.group(1)) >= 1, dom[-3000:]
+    assert 'data-ready="1"' in dom and 'data-sort="host:desc"' in dom
+    rows = re.findall(r'<th scope="row" class="sticky host" data-col="host" data-v="([^"]*)"', dom)
+    assert rows == sorted((*GOOD, "dead", "hang"), reverse=True), rows
+    assert '<span id="live-state"></span>' in dom  # no "does not answer" warning
+    assert re.search(r'<b data-count="unreachable">2</b>', dom), dom[:3000]
+
+
+def test_healthz_and_snapshot_json(exporter: Exporter) -> None:
+    status, ctype, body = http_get(exporter.base + "healthz")
+    assert status == 200 and ctype.startswith("text/plain") and body.startswith("ok: last poll ended"), body
+    status, ctype, body = http_get(exporter.base + "snapshot.json")
+    doc = json.loads(body)
+    assert ctype == "application/json" and doc["command"] == "exporter" and doc["round"] >= 1
+    assert [h["host"] for h in doc["hosts"]] == [*GOOD, "dead", "hang"]
+    assert all(f'data-v="{h}"' in doc["html"]["rows"] for h in (*GOOD, "dead", "hang"))
+    req = urllib.request.Request(exporter.base + "snapshot.json", headers={"If-None-Match": f'"{doc["round"]}"'})
+    try:  # the same round again: 304, no body (unless a new round ended meanwhile)
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            assert json.loads(resp.read())["round"] > doc["round"]
+    except urllib.error.HTTPError as exc:
+        assert exc.code == 304
+
+
+def log_text(lab: Lab) -> str:
+    return (lab.dir / "exporter.log").read_text()
+
+
+def test_sighup_rereads_the_inventory_and_a_killed_supervisor_reaches_notify(
+        lab: Lab, exporter: Exporter, receiver: Receiver) -> None:
+    inventory = lab.dir / "hosts.yml"
+    inventory.write_text("all:\n  hosts: [\n")         # a bad inventory: kept polling the old one
+    exporter.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "SIGHUP: inventory not re-read, still polling the same 5 host(s): " in log_text(lab),
+             what="the bad inventory logged")
+    assert 'imageserving_exporter_inventory_reloads_total{outcome="error"} 1.0' in http_get(exporter)[2]
+    h4 = lab.add_host("h4")  # one quiet component: quick to start, and to clean up after the kill
+    Path(h4["imageserving_config"]).write_text(yaml.safe_dump({"components": {"is": {
+        "command": ["/bin/sleep", "3600"], "ready": None, "start_delay": "100ms", "stop_timeout": "2s"}}}))
+    assert agent(lab, "h4", "start").returncode == 0
+    lab.inventory()                                     # now with h4
+    exporter.proc.send_signal(signal.SIGHUP)
+    try:
+        wait_for(lambda: "SIGHUP: inventory re-read: 6 host(s), added h4" in log_text(lab), what="h4 added")
+        ok = 'imageserving_host_result{host="h4",imageserving_host_result="ok"} 1.0'
+        wait_for(lambda: ok in http_get(exporter)[2], what="h4 polled and ok")
+        pid = int(Path(lab.hosts["h4"]["imageserving_home"], "run", "supervisor.pid").read_text())
+        os.kill(pid, signal.SIGKILL)
+        doc = wait_for(lambda: next((d for d in list(receiver.docs) if d["host"] == "h4"), None),
+                       what="h4's notification at the receiver")
+        assert (doc["event"], doc["component"], doc["previous_state"], doc["state"]) == ("result", None, "ok", "failed")
+        assert doc["text"].startswith("imageserving-fleet exporter: h4: ok -> failed") and doc["suppressed"] == 0
+        assert doc["source"] == "imageserving-fleet exporter" and doc["time"].endswith("Z")
+    finally:
+        agent(lab, "h4", "start")   # its components outlived the supervisor: a new one stops them first
+        agent(lab, "h4", "stop")
+        del lab.hosts["h4"]
+        lab.inventory()
+        exporter.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "removed h4" in log_text(lab), what="h4 removed")
+    wait_for(lambda: 'host="h4"' not in http_get(exporter)[2], what="h4 gone from /metrics")
 
 
 # ------------------------------------------------------------------ watch

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from imageserving_fleet.errors import InventoryVariableError, UsageError
-from imageserving_fleet.fleet.target import FleetOptions, make_target, ssh_options
+from imageserving_fleet.fleet.sshargs import ssh_options
+from imageserving_fleet.fleet.target import FleetOptions, make_target
 
 NO_OPTIONS = FleetOptions()
 

@@ -55,11 +55,15 @@ def status(ctx: typer.Context, opts: live.WatchOptions, component: Annotated[str
 @app.command()
 @with_options(live.ExporterOptions, "opts")
 def exporter(ctx: typer.Context, opts: live.ExporterOptions) -> None:
-    """A Prometheus exporter: every host's status at /metrics, polled every --interval (a scrape never waits)."""
+    """A Prometheus exporter and a live page: every host's status polled every --interval (a scrape never waits).
+
+    SIGHUP re-reads the inventory (a bad one is logged and the hosts polled stay as they were).
+    """
+    notifying = live.notify_options(opts.notify, opts.notify_interval)  # before any host, before the port
     run_ctx = _context(ctx, Command.EXPORTER)
     sock, every = live.listen(opts.listen, opts.interval)  # before any host
     with sock:
-        raise typer.Exit(_run(ctx, run_ctx, lambda fanout: live.exporter(run_ctx, fanout, sock, every), bar=False))
+        raise typer.Exit(_run(ctx, run_ctx, lambda f: live.exporter(run_ctx, f, sock, every, notifying), bar=False))
 
 
 @app.command()
@@ -113,14 +117,16 @@ def reload(ctx: typer.Context, opts: RollingOptions) -> None:
 
 @app.command()
 @with_options(logs_cmd.LogsOptions, "opts")
-def logs(ctx: typer.Context, opts: logs_cmd.LogsOptions,
-         name: Annotated[str, typer.Argument(help="ps, is, svg or supervisor")] = "supervisor") -> None:
+def logs(ctx: typer.Context, opts: logs_cmd.LogsOptions, name: Annotated[str, typer.Argument(
+        metavar="ID[:NAME]", help="ps, is, svg or supervisor; ID:NAME a file of the component's `logs:` key (e.g. "
+                                  "is:access)")] = "supervisor") -> None:
     """The last lines of a log from every host, each prefixed by its host (hosts in inventory order).
 
-    Example: imageserving-fleet -l 'is0*' logs is -n 5
+    Example: imageserving-fleet -l 'is0*' logs is:access --grep ' 5[0-9][0-9] ' --since 10m --group
     """
-    key, count = logs_cmd.log_name(name), logs_cmd.check_lines(opts.lines)
-    _show(ctx, Command.LOGS, lambda c, f: logs_cmd.logs(c, f, key, count), raw=opts.raw)
+    r = logs_cmd.request(name, opts.lines, opts.grep, opts.since)  # exit 5 before any host
+    _show(ctx, Command.LOGS, lambda c, f: logs_cmd.logs(c, f, r.name, r.lines, r.grep, r.since), raw=opts.raw,
+          group=opts.group)
 
 
 @app.command()
@@ -147,8 +153,10 @@ def deploy(ctx: typer.Context, opts: DeployOptions) -> None:
 
 @app.command()
 def hosts(ctx: typer.Context) -> None:
-    """The matched hosts and their connection settings (contacts nothing)."""
-    print_hosts(out, hosts_cmd.hosts(_context(ctx, Command.HOSTS)), as_json=ctx.obj.as_json)
+    """The matched hosts, their connection settings and where each came from (contacts nothing)."""
+    run_ctx = _context(ctx, Command.HOSTS)
+    run = run_ctx.wide.as_dict() if run_ctx.wide is not None else None
+    print_hosts(out, hosts_cmd.hosts(run_ctx), as_json=ctx.obj.as_json, run=run)
 
 
 config_app = typer.Typer(add_completion=False, rich_markup_mode=None, no_args_is_help=True,
@@ -168,6 +176,21 @@ def config_push(ctx: typer.Context, opts: RollingOptions,
     how = opts.rolling(partial(terminal_confirm, err))
     data = rolling_cmd.read_config_file(path)
     _roll(ctx, Command.CONFIG_PUSH, how, lambda c, f, on_batch: rolling_cmd.config_push(c, f, data, how, on_batch))
+
+
+persist_app = typer.Typer(add_completion=False, rich_markup_mode=None, no_args_is_help=True,
+                          context_settings=SETTINGS,
+                          help="The connection holder that keeps SSH connections between commands (--persist).")
+app.add_typer(persist_app, name="persist")
+
+
+@persist_app.command("stop")
+def persist_stop() -> None:
+    """End this user's connection holder now; its connections close. Exit 0 whether one ran or not."""
+    from ..persist.client import stop_holder
+
+    pid = stop_holder()
+    print(f"stopped the connection holder (pid {pid})" if pid else "no connection holder was running")
 
 
 report_app = typer.Typer(add_completion=False, rich_markup_mode=None, context_settings=SETTINGS)

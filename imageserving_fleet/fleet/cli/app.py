@@ -31,13 +31,13 @@ def say_error(message: object) -> None:
 
 
 def recorded_show(ctx: typer.Context, run_ctx: RunContext, run: Callable[[], Outcome], component: str | None = None,
-                  raw: bool = False) -> NoReturn:
+                  raw: bool = False, group: bool = False) -> NoReturn:
     """Runs a command, prints its results and exits with its code (99, and a note, when Ctrl-C cut it
     short). A change is recorded in the audit log (record.audited: opened before any host, exit 1
     if it cannot be; written on the way out, Ctrl-C included); hosts not ok get a retry file, named on stderr."""
     with audited(run_ctx, ARGV, component) as note:
         outcome = note(run())
-        print_outcome(out, outcome, as_json=ctx.obj.as_json, quiet=ctx.obj.quiet, raw=raw)
+        print_outcome(out, outcome, as_json=ctx.obj.as_json, quiet=ctx.obj.quiet, raw=raw, group=group)
         leave_retry(outcome.command.value, outcome.results, lambda line: err.print(line, markup=False))
         if outcome.interrupted:
             err.print("interrupted: the report above is partial")
@@ -45,7 +45,10 @@ def recorded_show(ctx: typer.Context, run_ctx: RunContext, run: Callable[[], Out
 
 
 def _context(ctx: typer.Context, command: Command) -> RunContext:
-    return resolve(ctx.obj, os.environ, command)
+    run_ctx = resolve(ctx.obj, os.environ, command)
+    for notice in run_ctx.notices:  # the packaged inventory in use, settings not honoured: never silent
+        err.print(notice, markup=False)
+    return run_ctx
 
 
 def _run(ctx: typer.Context, run_ctx: RunContext, call: Callable[[FanOut], T], fanout: FanOut | None = None,
@@ -63,9 +66,9 @@ def _run(ctx: typer.Context, run_ctx: RunContext, call: Callable[[FanOut], T], f
 
 
 def _show(ctx: typer.Context, command: Command, call: Callable[[RunContext, FanOut], Outcome],
-          component: str | None = None, raw: bool = False, bar: bool = True) -> NoReturn:
+          component: str | None = None, raw: bool = False, bar: bool = True, group: bool = False) -> NoReturn:
     """Resolves the context, runs `call` on the fan-out, prints the outcome and exits with its code
     (`component`: the one the command names, for the audit log)."""
     run_ctx = _context(ctx, command)
     recorded_show(ctx, run_ctx, lambda: _run(ctx, run_ctx, lambda fanout: call(run_ctx, fanout), bar=bar), component,
-                  raw)
+                  raw, group)

@@ -26,4 +26,5 @@ def cluster_fleet(ctx: RunContext, on_result: Callable[[HostResult], None] | Non
         raise ClusterError(f"--cluster needs dask distributed ({exc.name or exc} is missing): "
                            "pip install 'imageserving-fleet[cluster]'") from None
     return ClusterFleet(ctx.cluster, ctx.ssh, forks=ctx.forks, timeout=ctx.timeout,
-                        become_password=ctx.become_password, on_result=on_result)
+                        become_password=ctx.become_password, on_result=on_result,
+                        persist=ctx.persist)

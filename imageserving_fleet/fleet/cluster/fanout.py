@@ -15,6 +15,7 @@ import math
 import queue
 import time
 import uuid
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -62,7 +63,7 @@ class ClusterFleet:
 
     def __init__(self, address: ClusterAddress, options: FleetOptions, *, forks: int, timeout: float,
                  become_password: str | None = None, on_result: Callable[[HostResult], None] | None = None,
-                 keep_sessions: bool = False) -> None:
+                 keep_sessions: bool = False, persist: float = 0.0) -> None:
         if become_password is not None and not address.encrypted:
             # The runner refuses this before anything is contacted too; this is the last line.
             raise ClusterError(f"a become password goes only to a tls:// cluster, not {address}")
@@ -70,7 +71,8 @@ class ClusterFleet:
         self.forks, self.timeout = max(1, forks), timeout
         self._password = Secret(become_password) if become_password is not None else None
         self.on_result = on_result
-        self.keep_sessions = keep_sessions  # connections live in the workers' shards, one run each
+        self.keep_sessions = keep_sessions
+        self.persist = persist  # > 0: workers keep connections this long unused (workerpool.py)
         self._client: Client | None = None
         self._local: Any = None
 
@@ -85,9 +87,14 @@ class ClusterFleet:
                 # --forks stays the number of hosts worked on at once, over all the local workers.
                 workers = self.address.workers
                 threads = max(1, math.ceil(self.forks / (workers * shard_size(hosts, workers, self.forks))))
-                self._local = LocalCluster(n_workers=workers, threads_per_worker=threads,
-                                           processes=True, host="127.0.0.1", dashboard_address=None,
-                                           silence_logs=logging.ERROR)
+                import dask
+
+                # Workers that keep connections (--persist): a shard stays on its home worker, where
+                # its hosts' connections are; the scheduler's work stealing would move it away.
+                with dask.config.set({"distributed.scheduler.work-stealing": self.persist <= 0}):
+                    self._local = LocalCluster(n_workers=workers, threads_per_worker=threads,
+                                               processes=True, host="127.0.0.1", dashboard_address=None,
+                                               silence_logs=logging.ERROR)
                 self._client = Client(self._local, set_as_default=False)
             else:
                 if self.address.encrypted:
@@ -101,10 +108,24 @@ class ClusterFleet:
 
     def _offered(self) -> tuple[int, int, set[str]]:
         """The number of workers, their threads in all, and the resource names at least one offers."""
-        info = self.client().scheduler_info(n_workers=-1)
-        workers = info.get("workers", {})
+        workers = self._workers()
         names = {name for w in workers.values() for name, qty in (w.get("resources") or {}).items() if qty > 0}
         return len(workers), sum(int(w.get("nthreads") or 1) for w in workers.values()), names
+
+    def _workers(self) -> dict[str, Any]:
+        return dict(self.client().scheduler_info(n_workers=-1).get("workers", {}))
+
+    def _home_worker(self, shard: Shard, resource: str | None, workers: dict[str, Any]) -> str | None:
+        """The worker a shard goes to round after round, where its hosts' kept connections are.
+
+        A stable choice among the workers that can take it (by the shard's first host), so a
+        watch or an exporter finds each host's connection where it left it; None: any worker.
+        """
+        able = sorted(addr for addr, w in workers.items()
+                      if resource is None or (w.get("resources") or {}).get(resource, 0) > 0)
+        if not able or not shard.targets:
+            return None
+        return able[zlib.crc32(shard.targets[0].name.encode()) % len(able)]
 
     # ---------------------------------------------------------------- one run
     def run(self, targets: Sequence[Target], job: Job, timeout: float | None = None) -> list[HostResult]:
@@ -123,6 +144,9 @@ class ClusterFleet:
             if self.on_result:
                 self.on_result(res)
 
+        if self.address.kind is Kind.LOCAL:  # one machine has no regions: placement labels do not apply
+            targets = [replace(t, worker=None) if t.worker else t for t in targets]
+        known = self._workers() if self.persist > 0 else {}
         workers, threads, offered = self._offered()
         if workers == 0:
             for t in targets:
@@ -145,7 +169,9 @@ class ClusterFleet:
 
         def submit(shard: Shard, resource: str | None, attempt: int) -> None:
             key = f"{KEY_PREFIX}-{job.kind.value}-{run_id}-{shard.index}-{attempt}"
-            future = client.submit(run_shard, shard, key=key, resources=resources_for(resource), pure=False)
+            home = self._home_worker(shard, resource, known) if attempt == 1 and known else None
+            future = client.submit(run_shard, shard, key=key, resources=resources_for(resource), pure=False,
+                                   workers=[home] if home else None, allow_other_workers=home is not None)
             outstanding[future] = (shard, resource, attempt)
             future.add_done_callback(finished.put)
 
@@ -154,7 +180,8 @@ class ClusterFleet:
                 claim = f"{KEY_PREFIX}-claim-{run_id}-{index}" if policy is OnLostWorker.FAIL else None
                 if claim:
                     claims.append(claim)
-                submit(Shard(index, hosts, self.options, job, limit, self.forks, self._password, claim), resource, 1)
+                submit(Shard(index, hosts, self.options, job, limit, self.forks, self._password, claim, self.persist),
+                       resource, 1)
             next_check = time.monotonic() + POLL
             while outstanding:
                 try:

@@ -26,6 +26,7 @@ POLICY: dict[Kind, OnLostWorker] = {
     Kind.STATUS: OnLostWorker.ASK_AGAIN,     # status, report, the health gate of a rolling restart
     Kind.VERSION: OnLostWorker.ASK_AGAIN,    # ping
     Kind.LOGS: OnLostWorker.ASK_AGAIN,
+    Kind.HTTP_GATE: OnLostWorker.ASK_AGAIN,  # a GET of the host's own URL (refused with --cluster today)
     Kind.START: OnLostWorker.FAIL,
     Kind.STOP: OnLostWorker.FAIL,
     Kind.RESTART: OnLostWorker.FAIL,

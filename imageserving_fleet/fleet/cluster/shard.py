@@ -4,8 +4,9 @@ A shard carries everything its hosts need, resolved on the controller: the targe
 inventory already read and merged there), the CLI's connection options, the job and its
 deadline. The worker reads no inventory: what it reads is its own SSH material (ssh_config,
 known_hosts, keys) at the paths the options name, as an OpenSSH client on that machine would.
-It runs the shard with runner.Fleet, the same code as a run without --cluster: its own
-connections, deadlines and host-key checks, one shard at a time per worker thread.
+It runs the shard with runner.Fleet, the same code as a run without --cluster: deadlines and
+host-key checks as there, one shard at a time per worker thread; its connections are the
+worker's kept ones (workerpool.py) unless the run's --persist is 0.
 """
 
 from __future__ import annotations
@@ -15,28 +16,9 @@ from dataclasses import dataclass, replace
 from ..jobs import Job
 from ..results import HostResult, Result
 from ..runner import Fleet
+from ..ssh.settings import Secret
 from ..target import FleetOptions, Target
 from .policy import WORKER_LOST
-
-
-class Secret:
-    """A become password in transit: its repr and str never show it (dask logs tasks' arguments)."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-    __str__ = __repr__
-
-    def __reduce__(self) -> tuple[type, tuple[str]]:
-        return (Secret, (self._value,))
 
 
 @dataclass(frozen=True)
@@ -53,6 +35,9 @@ class Shard:
     # For actions (policy FAIL): a dask Event the first attempt sets; a second attempt, made by
     # the scheduler after the first's worker died, finds it set and must not act again.
     claim: str | None = None
+    # The run's --persist: the worker keeps the connections this long unused (workerpool.py); 0 ends
+    # them with the shard.
+    persist: float = 0.0
 
     def __repr__(self) -> str:  # what a worker's log may show of a task: no targets' details, no secret
         return f"Shard({self.index}, {self.job.kind.value}, {len(self.targets)} hosts)"
@@ -69,12 +54,18 @@ def run_shard(shard: Shard) -> list[HostResult]:
     worker = get_worker().address
     if shard.claim is not None and not _first_attempt(shard.claim):
         return worker_lost(shard.targets)  # asked by the lost worker, not by this one: "worker" stays null
-    from ..ssh import Connector
-
     password = shard.become_password.reveal() if shard.become_password else None
-    with Fleet(Connector(shard.options), forks=max(1, min(shard.forks, len(shard.targets))),
-               timeout=shard.timeout, become_password=password, keep_sessions=False) as fleet:
-        results = fleet.run(shard.targets, shard.job)
+    if shard.persist > 0:
+        from .workerpool import run_kept
+
+        results = run_kept(shard.targets, shard.job, shard.options, forks=shard.forks, timeout=shard.timeout,
+                           persist=shard.persist, password=password)
+    else:
+        from ..ssh import Connector
+
+        with Fleet(Connector(shard.options), forks=max(1, min(shard.forks, len(shard.targets))),
+                   timeout=shard.timeout, become_password=password, keep_sessions=False) as fleet:
+            results = fleet.run(shard.targets, shard.job)
     return [replace(r, worker=worker, clustered=True) for r in results]
 
 

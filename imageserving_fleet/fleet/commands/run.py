@@ -1,6 +1,7 @@
 """Running one command's work on the run's fan-out, and opening that fan-out.
 
-    open_fanout(ctx) -> FanOut                  the in-process Fleet, or a ClusterFleet (--cluster)
+    open_fanout(ctx) -> FanOut                  the in-process Fleet, a ClusterFleet (--cluster), or a
+                                                HolderFleet (the user's connection holder, --persist)
     execute(ctx, fanout, job or work) -> Outcome    Ctrl-C gives a partial Outcome, never an exception
 """
 
@@ -11,11 +12,11 @@ from dataclasses import dataclass
 
 from ..context import Command, RunContext
 from ..fanout import FanOut, Interrupted
+from ..fdlimit import raise_fd_limit as _raise_fd_limit
 from ..jobs import Job
 from ..requirements import modules_for, require
 from ..results import EXIT_INTERRUPTED, HostResult, exit_code, summarize
 from ..runner import Fleet
-from ..ssh import Connector
 from ..target import Target
 
 # A command's work beyond one job (rolling restart, deploy): the fan-out and the targets -> results
@@ -41,16 +42,32 @@ def local_fleet(ctx: RunContext, on_result: Callable[[HostResult], None] | None 
     """The in-process fan-out; checks once, before any host, that its modules import."""
     require(modules_for(ctx.targets))  # not one "internal error" per host
     _raise_fd_limit(len(ctx.targets))
-    return Fleet(Connector(ctx.ssh), forks=ctx.forks, timeout=ctx.timeout, become_password=ctx.become_password,
+    from ..ssh import Connector  # the SSH library only for a command that connects itself
+
+    connector = Connector(ctx.ssh)
+    try:
+        connector.check(ctx.targets)  # a bad ssh_config Port or ProxyJump: exit 1 before any host
+    except BaseException:
+        connector.close()
+        raise
+    return Fleet(connector, forks=ctx.forks, timeout=ctx.timeout, become_password=ctx.become_password,
                  on_result=on_result, keep_sessions=ctx.command.keep_sessions)
 
 
 def open_fanout(ctx: RunContext, on_result: Callable[[HostResult], None] | None = None) -> FanOut:
-    """The run's fan-out: a ClusterFleet when the context has a cluster, else the in-process Fleet."""
+    """The run's fan-out: a ClusterFleet when the context has a cluster; through the user's connection
+    holder when --persist allows it (§9; a become or SSH password stays in the command that asked
+    for it, which then runs direct); else the in-process Fleet."""
     if ctx.cluster is not None:  # the hosts' work goes to the workers (cluster/); dask only from here
         from ..cluster.connect import cluster_fleet
 
         return cluster_fleet(ctx, on_result)
+    secret = ctx.become_password is not None or any(t.password is not None for t in ctx.targets)
+    if ctx.persist > 0 and ctx.command.through_holder and not secret:
+        from ..persist.client import HolderFleet
+
+        return HolderFleet(ctx.ssh, forks=ctx.forks, timeout=ctx.timeout, persist=ctx.persist, on_result=on_result,
+                           direct=lambda: local_fleet(ctx))
     return local_fleet(ctx, on_result)
 
 
@@ -65,15 +82,3 @@ def execute(ctx: RunContext, fanout: FanOut, work: Job | Work, targets: Sequence
     except Interrupted as exc:
         return Outcome(ctx.command, tuple(exc.results), interrupted=True)
     return Outcome(ctx.command, tuple(results))
-
-
-def _raise_fd_limit(hosts: int) -> None:
-    """Several fds per connection: lift the soft limit to the hard one (parallel-ssh#311)."""
-    try:
-        import resource
-
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    except (ImportError, ValueError, OSError):
-        pass

@@ -40,6 +40,7 @@ class VarsSource(Protocol):
 class _Group:
     name: str
     vars: dict[str, Any] = field(default_factory=dict)
+    where: dict[str, str] = field(default_factory=dict)  # variable -> "file:line" that set it
     parents: list[str] = field(default_factory=list)
     children: list[str] = field(default_factory=list)
     priority: int = 1  # Ansible's default ansible_group_priority
@@ -50,6 +51,7 @@ class _Group:
 class _HostDef:
     name: str
     vars: dict[str, Any] = field(default_factory=dict)
+    where: dict[str, str] = field(default_factory=dict)  # variable -> "file:line" that set it
     groups: dict[str, None] = field(default_factory=dict)  # direct groups, an ordered set
 
 
@@ -101,6 +103,7 @@ class Builder:
                                      f"got {value!r}", path=where[0], line=where[1]) from None
             return  # a setting of the group, not a variable of its hosts (Ansible's group.py)
         self.groups[group].vars[key] = value
+        self.groups[group].where[key] = _where(where)
 
     def add_hosts(self, pattern: str, group: str, variables: Mapping[Any, Any], where: Where) -> None:
         try:
@@ -113,6 +116,7 @@ class Builder:
                 host = self.hosts[name] = _HostDef(name)
                 if port is not None:  # only where the host first appears: Ansible's data.py ignores it later
                     host.vars["ansible_port"] = port
+                    host.where["ansible_port"] = _where(where)
             host.groups[group] = None
             self.groups[group].hosts[name] = None
             if name in self.groups:
@@ -122,6 +126,7 @@ class Builder:
                     self.set_group_var(name, key, value, where)
             else:
                 host.vars.update(variables)
+                host.where.update(dict.fromkeys(variables, _where(where)))
 
     def build(self, var_dirs: Sequence[VarsSource]) -> Inventory:
         """Link orphans to `all`, fill `ungrouped`, then merge every host's variables in Ansible's order
@@ -162,6 +167,7 @@ class Builder:
             return depth_of(name), self.groups[name].priority, name
 
         group_layer: dict[tuple[str, ...], dict[str, Any]] = {}  # hosts sharing groups share the merge
+        origin_layer: dict[tuple[str, ...], dict[str, str]] = {}
         hosts = []
         for hdef in self.hosts.values():
             names: set[str] = {"all"}
@@ -169,11 +175,17 @@ class Builder:
                 names |= ancestors_of(direct)
             ordered = tuple(sorted(names, key=precedence))
             if ordered not in group_layer:
-                group_layer[ordered] = self._group_vars(ordered, var_dirs)
+                origin_layer[ordered] = {}
+                group_layer[ordered] = self._group_vars(ordered, var_dirs, origin_layer[ordered])
             merged = dict(group_layer[ordered])
             merged.update(hdef.vars)
-            merged.update(_host_files(var_dirs, hdef.name))
-            hosts.append(Host(hdef.name, MappingProxyType(merged), ordered))
+            origins = dict(origin_layer[ordered])
+            origins.update((key, f"host {hdef.name}, {where}") for key, where in hdef.where.items())
+            for var_dir in var_dirs:
+                found = var_dir.host_vars(hdef.name)
+                merged.update(found)
+                origins.update(dict.fromkeys(found, f"{_base(var_dir)}host_vars/{hdef.name}"))
+            hosts.append(Host(hdef.name, MappingProxyType(merged), ordered, origins=MappingProxyType(origins)))
         groups = MappingProxyType({name: self._members(name) for name in self.groups})
         all_vars = group_layer.get(("all",)) or self._group_vars(("all",), var_dirs)
         implicit = {name: implicit_localhost(name, all_vars, _host_files(var_dirs, name))
@@ -197,17 +209,35 @@ class Builder:
             found.update(dict.fromkeys(self.groups[group].hosts))
         return tuple(found)
 
-    def _group_vars(self, ordered: tuple[str, ...], var_dirs: Sequence[VarsSource]) -> dict[str, Any]:
-        """Takes a host's groups in precedence order ("all" first), returns their merged variables."""
+    def _group_vars(self, ordered: tuple[str, ...], var_dirs: Sequence[VarsSource],
+                    origins: dict[str, str] | None = None) -> dict[str, Any]:
+        """Takes a host's groups in precedence order ("all" first), returns their merged variables
+        (and fills `origins`: variable -> the group, file and line that set it)."""
         merged: dict[str, Any] = {}
+        origins = {} if origins is None else origins
         for name in ordered:
-            merged.update(self.groups[name].vars)
+            group = self.groups[name]
+            merged.update(group.vars)
+            origins.update((key, f"group {name}, {group.where.get(key, '?')}") for key in group.vars)
         for var_dir in var_dirs:
-            merged.update(var_dir.group_vars("all"))
+            found = var_dir.group_vars("all")
+            merged.update(found)
+            origins.update(dict.fromkeys(found, f"{_base(var_dir)}group_vars/all"))
         for var_dir in var_dirs:  # Ansible's loop: per source, then per group
             for name in ordered[1:]:
-                merged.update(var_dir.group_vars(name))
+                found = var_dir.group_vars(name)
+                merged.update(found)
+                origins.update(dict.fromkeys(found, f"{_base(var_dir)}group_vars/{name}"))
         return merged
+
+
+def _where(where: Where) -> str:
+    return where[0] + (f":{where[1]}" if where[1] else "")
+
+
+def _base(var_dir: VarsSource) -> str:
+    base = getattr(var_dir, "base", None)
+    return f"{base}/" if base is not None else ""
 
 
 def _host_files(var_dirs: Sequence[VarsSource], name: str) -> dict[str, Any]:

@@ -28,8 +28,12 @@ __all__ = ["default_inventory", "inventory_from_text", "load_inventory", "looks_
 PACKAGED_DEFAULT = "default_inventory.yml"
 
 
-def load_inventory(paths: Sequence[str | Path]) -> Inventory:
-    """Takes inventory files and directories, returns them read in order into one Inventory."""
+def load_inventory(paths: Sequence[str | Path], playbook_dir: str | Path | None = None) -> Inventory:
+    """Takes inventory files and directories, returns them read in order into one Inventory.
+
+    `playbook_dir`: group_vars/ and host_vars/ there are read too, after every inventory source's
+    (ansible-core's "playbook group_vars": they win over the inventory's, group by group).
+    """
     builder = Builder()
     var_dirs: dict[Path, VarsDir] = {}
     try:
@@ -47,7 +51,12 @@ def load_inventory(paths: Sequence[str | Path]) -> Inventory:
             key = base.resolve()
             if key not in var_dirs and any((base / d).is_dir() for d in VARS_DIRS):
                 var_dirs[key] = VarsDir(base)
-        return builder.build(list(var_dirs.values()))
+        sources = list(var_dirs.values())
+        if playbook_dir is not None:
+            base = Path(playbook_dir)
+            if any((base / d).is_dir() for d in VARS_DIRS):
+                sources.append(var_dirs.get(base.resolve()) or VarsDir(base))
+        return builder.build(sources)
     except OSError as exc:  # a directory we may not list, a file we may not stat...
         raise InventoryError(f"cannot read: {exc.strerror or exc}", path=str(exc.filename or "")) from None
 

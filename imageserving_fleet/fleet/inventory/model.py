@@ -30,6 +30,8 @@ class Host:
     # empty for the implicit localhost, which is in no group, not even "all"
     groups: tuple[str, ...] = ()
     implicit: bool = False  # Ansible's implicit localhost: not in the inventory, only named explicitly
+    # variable -> where its value came from ("group web, hosts.yml:4", "/p/group_vars/all"), for `hosts`
+    origins: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

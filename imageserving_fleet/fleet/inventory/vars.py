@@ -26,6 +26,7 @@ class VarsDir:
     _RANK = {"": 0, ".yml": 1, ".yaml": 2, ".json": 3}  # Ansible's order when several match
 
     def __init__(self, base: Path) -> None:
+        self.base = base
         self.index = {kind: self._index(base / kind) for kind in VARS_DIRS}
         self.cache: dict[tuple[str, str], Mapping[str, Any]] = {}
 

@@ -3,6 +3,10 @@
 Autoescaping is on for every value, so a host name or a reason that holds markup shows as text.
 A Content-Security-Policy in the page allows only its own style and script (by hash) and no
 network at all, so even a value that slipped through could neither run nor call out.
+
+The exporter's live page (`/`) is the same page with `live` set: one more script (by hash), which
+may fetch from its own origin only (`connect-src 'self'`), asks /snapshot.json for the last poll
+and puts its rows in place; `fragments` renders those rows from the same template's blocks.
 """
 
 from __future__ import annotations
@@ -106,6 +110,31 @@ def _environment() -> Any:
     return env
 
 
+@dataclass(frozen=True)
+class Live:
+    """What the live page says about its poller; `round` tells the page whether rows changed."""
+
+    interval: float
+    hosts: int
+    round: int = 0
+
+    @property
+    def every(self) -> str:
+        return format_duration(self.interval) if self.interval >= 60 else f"{self.interval:g} s"
+
+
+def _digest(text: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
+
+
+@lru_cache(maxsize=1)
+def _live_asset() -> tuple[str, str]:
+    """The live page's own script and its CSP hash."""
+    js = (resources.files("imageserving_fleet.fleet.reports") / "templates" / "report.live.js.j2").read_text(
+        encoding="utf-8")
+    return js, _digest(js)
+
+
 @lru_cache(maxsize=1)
 def _assets() -> tuple[str, str, str, str]:
     """The page's CSS and JS, and their CSP hashes (the text inlined must be exactly what is hashed).
@@ -116,18 +145,27 @@ def _assets() -> tuple[str, str, str, str]:
     css = (base / "report.css.j2").read_text(encoding="utf-8")
     js = (base / "report.js.j2").read_text(encoding="utf-8")
 
-    def digest(text: str) -> str:
-        return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
-
-    return css, js, digest(css), digest(js)
+    return css, js, _digest(css), _digest(js)
 
 
-def render_html(report: Report) -> str:
-    """Takes a report; returns the page."""
+def render_html(report: Report, live: Live | None = None) -> str:
+    """Takes a report; returns the page (the exporter's live page with `live`)."""
     from markupsafe import Markup
 
     css, js, css_hash, js_hash = _assets()
-    csp = (f"default-src 'none'; style-src {css_hash}; script-src {js_hash}; img-src data:; "
+    live_js, live_hash = _live_asset() if live else ("", "")
+    scripts = f"{js_hash} {live_hash}" if live else js_hash
+    connect = "; connect-src 'self'" if live else ""
+    csp = (f"default-src 'none'; style-src {css_hash}; script-src {scripts}; img-src data:{connect}; "
            "base-uri 'none'; form-action 'none'")
     return _environment().get_template("report.html.j2").render(
-        **view(report), css=Markup(css), js=Markup(js), csp=csp)
+        **view(report), css=Markup(css), js=Markup(js), csp=csp, live=live, live_js=Markup(live_js))
+
+
+def fragments(report: Report) -> dict[str, str]:
+    """Takes a report; returns what the live page replaces: its table rows and problems (HTML, from the
+    page's own template blocks, escaped alike), the component ids of its columns, and its title."""
+    template = _environment().get_template("report.html.j2")
+    context = template.new_context({**view(report), "live": None})
+    return {name: "".join(template.blocks[name](context)) for name in ("rows", "problems")} | {
+        "ids": ",".join(report.component_ids), "title": f"{report.title}: {report.summary.line()}"}

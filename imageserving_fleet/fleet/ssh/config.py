@@ -12,7 +12,7 @@ import shlex
 import threading
 from typing import Any
 
-from imageserving_fleet.errors import UsageError
+from imageserving_fleet.errors import SshConfigError, UsageError
 
 from .base import load_paramiko
 
@@ -27,7 +27,7 @@ def read_ssh_config(path: str, base: str, depth: int = 0) -> str:
     Relative Include paths are under `base` (~/.ssh for a user's file, /etc/ssh for the system's).
     """
     if depth > 16:
-        raise UsageError(f"{path}: Include nested too deeply")
+        raise SshConfigError(f"{path}: Include nested too deeply")
     out = []
     with open(path, encoding="utf-8", errors="replace") as handle:
         for line in handle:
@@ -73,6 +73,16 @@ class SshConfigFiles:
             found = self._lookups[key] = dict(config.lookup(hostname))
             return found
 
+    def unchanged(self) -> bool:
+        """Whether every file read so far still reads the same (Includes too): a long-lived user (the
+        connection holder) then keeps the parsed files and the lookups instead of parsing again."""
+        with self._lock:
+            texts = dict(self._texts)
+        try:
+            return all(config_text(path) == text for path, text in texts.items())
+        except UsageError:
+            return False
+
     def _parse(self, path: str | None) -> Any:
         paramiko = load_paramiko()
         text = self._texts.get(path)
@@ -81,7 +91,7 @@ class SshConfigFiles:
         try:
             config = paramiko.SSHConfig.from_text(text)
         except paramiko.SSHException as exc:
-            raise UsageError(f"ssh_config {path or '~/.ssh/config'}: {exc}") from None
+            raise SshConfigError(f"ssh_config {path or '~/.ssh/config'}: {exc}") from None
         # ProxyCommand's %p/%r must be the port and user we actually use (an inventory
         # ansible_port beats the file's Port), so we expand those tokens ourselves.
         config.TOKENS_BY_CONFIG_KEY = {key: tokens for key, tokens in config.TOKENS_BY_CONFIG_KEY.items()

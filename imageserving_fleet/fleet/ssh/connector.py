@@ -24,14 +24,15 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from imageserving_fleet.errors import Reason, UnreachableError, UsageError
+from imageserving_fleet.errors import Reason, SshConfigError, UnreachableError, UsageError
 
 from .auth import Keys, authenticate
 from .base import Session, load_paramiko
+from .certificates import CERT_HOST_KEY_ALGORITHMS
 from .config import SshConfigFiles
 from .deadline import WATCHDOG, hard_close, remaining
 from .known_hosts import HostKeys, KnownKey, key_type
@@ -83,8 +84,10 @@ class Connector:
         self._closed = False
         if options.private_key and not os.path.isfile(os.path.expanduser(options.private_key)):
             raise UsageError(f"--private-key {options.private_key}: no such file")
+        self._warn = warn or warn_on_stderr
         self._config = SshConfigFiles(options.ssh_config)
-        self._host_keys = HostKeys(options.host_key_policy, warn or warn_on_stderr)
+        self._host_keys = HostKeys(options.host_key_policy, self._warn,
+                                   fixed=options.host_key_policy_source.startswith("command line"))
         self._keys = Keys()
         self._resolver = Resolver()
         self._jumps: dict[tuple[Any, ...], SshSession] = {}
@@ -118,10 +121,43 @@ class Connector:
         return resolve(destination_of(where), self._config.lookup, connect_timeout=self.options.connect_timeout,
                        local_user=self._local_user)
 
+    def ssh_config_options(self, where: Destination | HasDestination) -> dict[str, Any]:
+        """What ssh_config says for this destination (keys lower-cased): for `hosts`' sources."""
+        dest = destination_of(where)
+        args = dest.option_map()
+        return self._config.lookup(args["-F"][0] if "-F" in args else None, dest.hostname)
+
+    def check(self, destinations: Sequence[Destination | HasDestination]) -> None:
+        """Resolves every host's settings and jump hosts before any is contacted: a bad ssh_config
+        Port or ProxyJump is bad configuration (SshConfigError, exit 1), not one host's failure."""
+        for where in destinations:
+            dest = destination_of(where)
+            if dest.local:
+                continue
+            s = self.settings(dest)
+            for hop in (s.proxy_jump or "").split(",") if s.proxy_jump else ():
+                self.hop_settings(s, hop)
+
     def hop_settings(self, behind: SshSettings, hop: str) -> SshSettings:
         """The settings of one ProxyJump hop of `behind`, by the same rules as any host's."""
         return resolve_hop(behind, hop, self._config.lookup, connect_timeout=self.options.connect_timeout,
                            local_user=self._local_user, private_key=self.options.private_key)
+
+    def refresh(self) -> None:
+        """Reads ssh_config, known_hosts, keys and host names afresh at their next use.
+
+        For a long-lived user of one Connector across commands (the connection holder,
+        persist/holder.py): each command sees the files as they are now, exactly as a new
+        Connector would. Sessions and jump hosts already open are kept.
+        """
+        same = self._config.unchanged()  # the same text: keep its parse and its lookups
+        with self._lock:
+            if not same:
+                self._config = SshConfigFiles(self.options.ssh_config)
+            self._host_keys = HostKeys(self.options.host_key_policy, self._warn)
+            self._keys = Keys()
+            # The old resolver is not closed: a connect in progress may still be waiting on it.
+            self._resolver = Resolver()
 
     def close(self) -> None:
         """Ends the run: aborts connections in progress and every session and jump host it opened."""
@@ -222,7 +258,7 @@ class Connector:
                                     f"{budget:.1f}s ({attempt.phase})")
         if self._closed:
             return UnreachableError(s.name, Reason.CONNECTION_LOST, "the run was aborted")
-        if isinstance(exc, UsageError | _EarlyClose):
+        if isinstance(exc, UsageError | SshConfigError | _EarlyClose):
             return exc
         early_eof = (isinstance(exc, paramiko.SSHException) and "protocol banner" in str(exc)
                      and isinstance(exc.__context__, EOFError | ConnectionResetError))
@@ -307,12 +343,18 @@ class Connector:
         options.kex = _prefer(_FAST_KEX, options.kex)
         options.ciphers = _prefer(_FAST_CIPHERS, options.ciphers)
         options.digests = _prefer(_FAST_MACS, options.digests)
+        # A host a @cert-authority line covers: certificates first, as OpenSSH orders them (paramiko
+        # lists them after every plain type, so the plain key would be negotiated and be "unknown").
+        certs = CERT_HOST_KEY_ALGORITHMS if any(k.authority for k in known) else ()
         wanted: list[str] = []
         for entry in known:
+            if entry.authority or entry.revoked:
+                continue
             kind = key_type(entry.blob)
             wanted += ["rsa-sha2-512", "rsa-sha2-256"] if kind == "ssh-rsa" else [kind]
-        if wanted:
-            options.key_types = _prefer(tuple(wanted), options.key_types)
+        if wanted or certs:
+            plain = _prefer(tuple(wanted), options.key_types)
+            options.key_types = certs + tuple(k for k in plain if k not in certs)
 
     def _classify(self, exc: BaseException, s: SshSettings, phase: str) -> UnreachableError:
         """Turns what socket or paramiko raised into an UnreachableError with a short reason."""

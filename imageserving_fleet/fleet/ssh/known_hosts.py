@@ -1,8 +1,11 @@
 """known_hosts as OpenSSH reads it, and the host key check that uses it.
 
-    KnownHosts(path)        one file, indexed once: plain names, hashed (|1|) lines, patterns, @revoked
-    HostKeys(policy, warn)  every file a run reads, each read once; check() refuses a changed key
-                            always and an unknown one as --host-key-policy says
+    KnownHosts(path)        one file, indexed once: plain names, hashed (|1|) lines, patterns,
+                            @revoked and @cert-authority lines (with their host patterns)
+    HostKeys(policy, warn)  every file a run reads, each read once; check() accepts a host
+                            certificate a @cert-authority line vouches for (certificates.py), refuses
+                            a revoked key or CA always, a changed key always, and an unknown one as
+                            --host-key-policy says
 """
 
 from __future__ import annotations
@@ -14,24 +17,18 @@ import os
 import re
 import shlex
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from imageserving_fleet.errors import Reason, UnreachableError
 
+from .certificates import CertificateFormatError, certificate_problem, parse_certificate
+from .keyblob import fingerprint, glob_regex, key_type
 from .settings import SshSettings
 
-
-def fingerprint(blob: bytes) -> str:
-    """OpenSSH's SHA256 fingerprint of a public key blob (`SHA256:...`)."""
-    return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
-
-
-def key_type(blob: bytes) -> str:
-    """The algorithm name at the start of a public key blob (`ssh-ed25519`...)."""
-    size = int.from_bytes(blob[:4], "big")
-    return blob[4:4 + size].decode("ascii", "replace")
+__all__ = ["HostKeys", "KnownHosts", "KnownKey", "fingerprint", "glob_regex", "key_type"]
 
 
 # --------------------------------------------------------------------------- known_hosts
@@ -43,16 +40,11 @@ class KnownKey:
     path: str
     line: int
     revoked: bool = False
+    authority: bool = False  # a @cert-authority line: the key of a CA that signs host certificates
 
     @property
     def where(self) -> str:
         return f"{self.path}:{self.line}"
-
-
-def glob_regex(pattern: str) -> re.Pattern[str]:
-    # OpenSSH patterns know only * and ?; fnmatch would read the [ ] of "[host]:port" as a set.
-    return re.compile("".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-                      + r"\Z", re.IGNORECASE)
 
 
 class KnownHosts:
@@ -79,18 +71,18 @@ class KnownHosts:
         fields = text.split()
         if not fields or fields[0].startswith("#"):
             return
-        revoked = False
+        revoked = authority = False
         if fields[0].startswith("@"):
-            if fields[0] != "@revoked":
-                return  # @cert-authority: host certificates are not verified here
-            revoked, fields = True, fields[1:]
+            if fields[0] not in ("@revoked", "@cert-authority"):
+                return  # an unknown marker: OpenSSH skips the line too
+            revoked, authority, fields = fields[0] == "@revoked", fields[0] == "@cert-authority", fields[1:]
         if len(fields) < 3:
             return
         try:
             blob = base64.b64decode(fields[2], validate=True)
         except ValueError:
             return
-        key = KnownKey(blob, self.path, number, revoked)
+        key = KnownKey(blob, self.path, number, revoked, authority)
         names = fields[0]
         if names.startswith("|1|"):
             try:
@@ -152,8 +144,9 @@ class KnownHosts:
 class HostKeys:
     """The known_hosts files of one run, each indexed once and shared by every worker thread."""
 
-    def __init__(self, policy: str, warn: Callable[[str], None]) -> None:
+    def __init__(self, policy: str, warn: Callable[[str], None], *, fixed: bool = True) -> None:
         self.policy, self._warn = policy, warn
+        self.fixed = fixed  # the command line gave the policy: no host's StrictHostKeyChecking changes it
         self._lock = threading.RLock()
         self._known: dict[str, KnownHosts] = {}
         self._warned: set[tuple[str, bytes]] = set()
@@ -170,31 +163,50 @@ class HostKeys:
         return found
 
     def check(self, s: SshSettings, key: Any, known: list[KnownKey]) -> None:
-        """Refuses a changed key always; an unknown one as --host-key-policy says."""
+        """Accepts a host certificate a CA line vouches for, else checks the plain key: a revoked or
+        changed one is refused always, an unknown one as --host-key-policy says (OpenSSH's order)."""
         blob = key.asbytes()
         name = s.host_key_name
         offered = f"{key_type(blob)} {fingerprint(blob)}"
+        cert_blob = _certificate_blob(key)
         with self._lock:
             # Look again: another alias of the same host may have recorded it meanwhile.
             known = self.known(s) if not known else known
-            same = [k for k in known if k.blob == blob]
-            if any(k.revoked for k in same):
+            revoked = [k for k in known if k.revoked]
+            authorities = [k for k in known if k.authority]
+            keys = [k for k in known if not k.revoked and not k.authority]
+            cert_problem = None
+            if cert_blob is not None:
+                cert_problem = self._check_certificate(s, cert_blob, revoked, authorities)
+                if cert_problem is None:
+                    return
+            same = [k for k in revoked if k.blob == blob]
+            if same:
                 raise UnreachableError(s.name, Reason.CHANGED_HOST_KEY, f"{name} offers {offered}, which is "
                                        f"marked @revoked in {same[0].where}")
-            if same:
-                return
-            others = [k for k in known if not k.revoked]
-            if others:
-                old = others[0]
+            if any(k.blob == blob for k in keys):
+                return  # as OpenSSH: a certificate not accepted falls back to its plain key
+            note = f"; its host certificate was not accepted: {cert_problem}" if cert_problem else ""
+            if keys:
+                old = keys[0]
                 raise UnreachableError(s.name, Reason.CHANGED_HOST_KEY, (
                     f"{name} now offers {offered}, but {old.where} holds {key_type(old.blob)} "
-                    f"{fingerprint(old.blob)}; if the host was reinstalled, remove the old key with "
+                    f"{fingerprint(old.blob)}{note}; if the host was reinstalled, remove the old key with "
                     f"ssh-keygen -R {shlex.quote(name)} -f {shlex.quote(old.path)}"))
-            policy = self.policy
-            if policy == "reject":
+            # The command line's policy holds for every host; else a host's own StrictHostKeyChecking.
+            policy = self.policy if self.fixed or s.host_key_policy is None else s.host_key_policy
+            if policy == "reject" or (policy == "accept-new" and authorities):
+                # A host a CA vouches for is never pinned by its plain key: that would bypass the CA.
+                if cert_problem:
+                    advice = "renew or re-sign its host certificate"
+                elif authorities:
+                    advice = (f"a @cert-authority line ({authorities[0].where}) covers it, but it offered "
+                              f"no certificate: set HostCertificate in its sshd_config")
+                else:
+                    advice = "check the fingerprint, then run with --host-key-policy accept-new to trust it"
                 raise UnreachableError(s.name, Reason.UNKNOWN_HOST_KEY, (
-                    f"{name} offers {offered}, which is not in {', '.join(s.known_hosts_files[:1])}; "
-                    f"check the fingerprint, then run with --host-key-policy accept-new to trust it"))
+                    f"{name} offers {offered}, which is not in {', '.join(s.known_hosts_files[:1])}{note}; "
+                    f"{advice}"))
             if policy == "accept-new":
                 path = s.known_hosts_files[0]
                 index = self._known.get(path) or self._known.setdefault(path, KnownHosts(path))
@@ -208,4 +220,29 @@ class HostKeys:
                 return
             self._warned.add((name, blob))
         self._warn(f"warning: {s.name}: unknown host key {offered} for {name} accepted, not recorded "
-                   f"(--host-key-policy warn)")
+                   f"(--host-key-policy warn){note}")
+
+    def _check_certificate(self, s: SshSettings, cert_blob: bytes, revoked: list[KnownKey],
+                           authorities: list[KnownKey]) -> str | None:
+        """None when the host certificate is good; why not otherwise. A revoked key or CA raises."""
+        try:
+            cert = parse_certificate(cert_blob)
+        except CertificateFormatError as exc:
+            return str(exc)
+        for entry in revoked:
+            if entry.blob in (cert.plain_key, cert.ca_key):
+                what = "key" if entry.blob == cert.plain_key else f"CA {cert.ca_fingerprint}"
+                raise UnreachableError(s.name, Reason.CHANGED_HOST_KEY, (
+                    f"{s.host_key_name} offers a host certificate (id {cert.key_id!r}) whose {what} is marked "
+                    f"@revoked in {entry.where}"))
+        # The principal is the name the user connects to, without the port (OpenSSH's check_host_cert).
+        principal = (s.host_key_alias or s.hostname).lower()
+        return certificate_problem(cert, principal, authorities, time.time())
+
+
+def _certificate_blob(key: Any) -> bytes | None:
+    """The certificate paramiko negotiated as the host key, or None for a plain key."""
+    public = getattr(key, "public_blob", None)
+    if public is not None and str(public.key_type).endswith("-cert-v01@openssh.com"):
+        return bytes(public.key_blob)
+    return None

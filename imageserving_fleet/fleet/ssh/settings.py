@@ -17,16 +17,52 @@ import os
 import re
 import shlex
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from imageserving_fleet.errors import UsageError
+from imageserving_fleet.errors import SshConfigError
 
 DEFAULT_KNOWN_HOSTS = ("~/.ssh/known_hosts", "~/.ssh/known_hosts2")
 GLOBAL_KNOWN_HOSTS = ("/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2")
 
+# The OpenSSH client options this layer honours, from ssh_config and from ssh arguments (`-o Key=Value`,
+# `-p -l -i -J -F`): resolve() reads these and no others (target.unsupported_ssh_args names the rest).
+SUPPORTED_SSH_OPTIONS = frozenset((
+    "hostname", "port", "user", "identityfile", "identitiesonly", "proxyjump", "proxycommand", "connecttimeout",
+    "userknownhostsfile", "globalknownhostsfile", "hostkeyalias", "hashknownhosts", "stricthostkeychecking", "-F",
+))
+# StrictHostKeyChecking in a host's ssh arguments (`-o StrictHostKeyChecking=no`, common in inventories
+# and what ansible-core's host_key_checking = False sends) -> the host key policy it means here.
+STRICT_TO_POLICY = {"yes": "reject", "ask": "reject", "accept-new": "accept-new", "no": "warn", "off": "warn"}
+
 # (config path or None for the run's, host name) -> that host's ssh_config options, keys lower-cased
 Lookup = Callable[[str | None, str], dict[str, Any]]
+
+
+class Secret:
+    """A password in memory and in transit: its repr and str never show it (logs, dask task reprs)."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __reduce__(self) -> tuple[type, tuple[str]]:
+        return (Secret, (self._value,))
 
 
 class ClientOptions(Protocol):
@@ -38,6 +74,8 @@ class ClientOptions(Protocol):
     def ssh_config(self) -> str | None: ...
     @property
     def host_key_policy(self) -> str: ...
+    @property
+    def host_key_policy_source(self) -> str: ...
     @property
     def connect_timeout(self) -> float: ...
 
@@ -55,6 +93,8 @@ class Destination:
     # OpenSSH client options, parsed: (ssh_config keyword lower-cased, or "-F") -> values in order
     options: tuple[tuple[str, tuple[str, ...]], ...] = ()
     local: bool = False  # run on the controller itself, no SSH
+    # tried after the keys (password, then keyboard-interactive): -k, IMAGESERVING_SSH_PASS, ansible_password
+    password: Secret | None = field(default=None, repr=False)
 
     def option_map(self) -> dict[str, list[str]]:
         return {key: list(values) for key, values in self.options}
@@ -88,6 +128,10 @@ class SshSettings:
     proxy_command: str | None = None
     connect_timeout: float = 10.0
     config_path: str | None = None  # the `-F` file the host named; its jump hosts read it too
+    identities_only: bool = False  # IdentitiesOnly: no ssh-agent key but those of identity_files
+    # from the host's ssh arguments' StrictHostKeyChecking; None: the run's --host-key-policy
+    host_key_policy: str | None = None
+    password: Secret | None = field(default=None, repr=False)
 
     @property
     def host_key_name(self) -> str:
@@ -102,7 +146,7 @@ def resolve(dest: Destination, lookup: Lookup, *, connect_timeout: float, local_
     """Takes a destination, the ssh_config lookup and the run's limits; returns its SshSettings.
 
     `config_path` is the `-F` file to read when the destination names none (a jump host reads
-    the file of the host behind it). Raises UsageError naming the host when a value is unusable.
+    the file of the host behind it). Raises SshConfigError naming the host when a value is unusable.
     """
     args = dest.option_map()
     config_path = args["-F"][0] if "-F" in args else config_path
@@ -118,7 +162,7 @@ def resolve(dest: Destination, lookup: Lookup, *, connect_timeout: float, local_
         try:
             port = int(cfg["port"])
         except ValueError:
-            raise UsageError(f"host {dest.name}: ssh_config Port {cfg['port']!r} is not a number") from None
+            raise SshConfigError(f"host {dest.name}: ssh_config Port {cfg['port']!r} is not a number") from None
     user = dest.user or cfg.get("user") or local_user
     identities = [dest.key_file] if dest.key_file else []
     identities += args.get("identityfile", []) + list(cfg.get("identityfile", []))
@@ -132,6 +176,10 @@ def resolve(dest: Destination, lookup: Lookup, *, connect_timeout: float, local_
     command = proxy if proxy_key == "proxycommand" and proxy else None
     if command:
         command = expand_proxy_command(command, hostname, port, user, dest.hostname)
+    strict = args["stricthostkeychecking"][0].lower() if "stricthostkeychecking" in args else None
+    if strict is not None and strict not in STRICT_TO_POLICY:
+        raise SshConfigError(f"host {dest.name}: StrictHostKeyChecking {strict!r} is not one of "
+                             f"{', '.join(STRICT_TO_POLICY)}")
     timeout = connect_timeout
     configured = first("connecttimeout") or ""
     if re.fullmatch(r"\d+(\.\d+)?", configured) and float(configured) > 0:
@@ -144,6 +192,8 @@ def resolve(dest: Destination, lookup: Lookup, *, connect_timeout: float, local_
         host_key_alias=first("hostkeyalias"),
         hash_known_hosts=(first("hashknownhosts") or "").lower() == "yes",
         proxy_jump=jump, proxy_command=command, connect_timeout=timeout, config_path=config_path,
+        identities_only=(first("identitiesonly") or "").lower() == "yes", password=dest.password,
+        host_key_policy=STRICT_TO_POLICY[strict] if strict else None,
     )
 
 
@@ -159,13 +209,14 @@ def resolve_hop(behind: SshSettings, hop: str, lookup: Lookup, *, connect_timeou
     try:
         user, host, port = parse_jump(hop)
     except ValueError as exc:
-        raise UsageError(f"host {behind.name}: {exc}") from None
+        raise SshConfigError(f"host {behind.name}: {exc}") from None
     dest = Destination(name=behind.name, hostname=host, port=port or 22, port_explicit=port is not None,
                        user=user)
     s = resolve(dest, lookup, connect_timeout=connect_timeout, local_user=local_user,
                 config_path=behind.config_path)
     keys = dedupe([*s.identity_files, *(k for k in (private_key, *behind.identity_files) if k)])
-    return replace(s, identity_files=keys, proxy_jump=None, proxy_command=None)
+    # The host's password is the host's: a jump host gets none (keys and the agent only).
+    return replace(s, identity_files=keys, proxy_jump=None, proxy_command=None, password=None)
 
 
 def parse_jump(spec: str) -> tuple[str | None, str, int | None]:
@@ -175,15 +226,16 @@ def parse_jump(spec: str) -> tuple[str | None, str, int | None]:
     if "@" in text:
         user, text = text.rsplit("@", 1)
     port: int | None = None
+    number = None
     if text.startswith("["):
         host, _, rest = text[1:].partition("]")
-        if rest.startswith(":"):
-            port = int(rest[1:])
+        number = rest[1:] if rest.startswith(":") else None
     elif text.count(":") == 1:
         host, _, number = text.partition(":")
-        port = int(number)
     else:
         host = text
+    if number is not None:
+        port = int(number) if number.isdigit() else 0
     if not host or (port is not None and not 0 < port < 65536):
         raise ValueError(f"bad ProxyJump host {spec!r}")
     return user or None, host, port

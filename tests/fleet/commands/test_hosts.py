@@ -26,5 +26,7 @@ def test_rows_of_the_selected_hosts_in_inventory_order(tmp_path: Path) -> None:
     doc = hosts_document(rows)
     assert list(doc) == ["schema", "command", "hosts"] and doc["command"] == "hosts"
     assert list(doc["hosts"][0]) == ["host", "address", "connection", "become", "become_user", "home", "config",
-                                     "worker", "agent"]
+                                     "worker", "agent", "settings"]
+    assert db.settings["become"]["value"] is True
+    assert db.settings["become"]["source"].startswith("inventory ansible_become (host db, ")
     assert json.loads(json.dumps(doc)) == doc

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -45,3 +46,21 @@ def test_every_hosts_lines_and_the_json_document(tmp_path: Path) -> None:
     doc = json.loads(logs_document(outcome.results))
     assert doc["command"] == "logs" and list(doc["hosts"][0]) == ["host", "result", "reason", "elapsed_s", "lines"]
     assert all(r.result == Result.OK for r in outcome.results)
+
+
+def test_grep_and_since_reach_every_host_and_group_prints_one_block(tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from imageserving_fleet.fleet.commands.run import Outcome
+    from imageserving_fleet.fleet.render import out, print_outcome
+
+    hosts = FakeHosts(["is01", "is02", "is03"])
+    ctx = hosts.context(tmp_path, Command.LOGS)
+    with hosts.fleet() as fleet:
+        outcome = logs.logs(ctx, fleet, "is:access", 5, " 50[0-9] ", "10m")
+    assert [argv for _, argv in hosts.calls] == [["logs", "is:access", "-n", "5", "--grep", " 50[0-9] ",
+                                                  "--since", "10m"]] * 3
+    same = Outcome(Command.LOGS, tuple(replace(r, lines=("GET /x 503",)) for r in outcome.results))
+    print_outcome(out, same, group=True)   # what the CLI prints for --group
+    assert capsys.readouterr().out == "\n".join(["-" * 13, "is[01-03] (3)", "-" * 13, "GET /x 503"]) + "\n"
+    print_outcome(out, same, as_json=True, group=True)
+    assert json.loads(capsys.readouterr().out)["groups"][0]["folded"] == "is[01-03]"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from imageserving_fleet.errors import UsageError
+from imageserving_fleet.errors import SshConfigError, UsageError
 from imageserving_fleet.fleet.ssh import Connector
 from imageserving_fleet.fleet.ssh.config import SshConfigFiles, read_ssh_config
 from imageserving_fleet.fleet.target import FleetOptions, make_target
@@ -47,7 +47,7 @@ def test_lookup(tmp_path: Path, files: dict[str, str], host: str, expected: dict
 
 def test_include_loops_are_refused(tmp_path: Path) -> None:
     (tmp_path / "config").write_text(f"Include {tmp_path}/config\n")
-    with pytest.raises(UsageError, match="nested too deeply"):
+    with pytest.raises(SshConfigError, match="nested too deeply"):
         read_ssh_config(str(tmp_path / "config"), str(tmp_path))
 
 

@@ -43,7 +43,6 @@ def hashed(name: str, salt: bytes = b"s" * 20) -> str:
     (f"web? ssh-ed25519 {KEY}", "web1", True),
     (f"[web]:2* ssh-ed25519 {KEY}", "[web]:2222", True),          # [ ] are literal, not a set
     (f"# web ssh-ed25519 {KEY}", "web", False),
-    (f"@cert-authority web ssh-ed25519 {KEY}", "web", False),     # certificates are not verified here
     ("web ssh-ed25519 not-base64!", "web", False),
     ("web ssh-ed25519", "web", False),
 ])
@@ -174,3 +173,23 @@ def test_revoked_host_key_is_refused(sshd: SshServer, ssh_config_for: Callable[.
     options = FleetOptions(ssh_config=str(ssh_config_for(known_hosts=known_hosts)))
     error, _ = unreachable(lambda: Connector(options).connect(target_for(sshd, options), soon()))
     assert error.reason == "changed host key" and "revoked" in error.detail
+
+
+@pytest.mark.parametrize(("source", "connects"), [("default", True), ("ansible.cfg /p/ansible.cfg:3", True),
+                                                   ("command line --host-key-policy", False)])
+def test_a_host_s_strict_host_key_checking_no_gives_way_only_to_the_command_line(
+        sshd: SshServer, ssh_config_for: Callable[..., Path], tmp_path: Path, source: str, connects: bool) -> None:
+    """`ansible_ssh_common_args: -o StrictHostKeyChecking=no` (common in inventories) means warn for
+    that host, unless --host-key-policy was given on the command line."""
+    config = ssh_config_for(known_hosts=tmp_path / "empty_known_hosts")
+    options = FleetOptions(ssh_config=str(config), host_key_policy="reject", host_key_policy_source=source)
+    target = target_for(sshd, options, ansible_ssh_common_args="-o StrictHostKeyChecking=no")
+    warnings: list[str] = []
+    connector = Connector(options, warn=warnings.append)
+    if connects:
+        assert connector.connect(target, soon()).run("true", timeout=10).exit_code == 0
+        assert len(warnings) == 1 and "accepted, not recorded" in warnings[0]
+    else:
+        error, _ = unreachable(lambda: connector.connect(target, soon()))
+        assert error.reason == "unknown host key"
+    assert not (tmp_path / "empty_known_hosts").exists()

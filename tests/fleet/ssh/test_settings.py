@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from imageserving_fleet.errors import UsageError
+from imageserving_fleet.errors import SshConfigError
 from imageserving_fleet.fleet.ssh import Connector, Destination
 from imageserving_fleet.fleet.ssh.settings import parse_jump, resolve, resolve_hop
 from imageserving_fleet.fleet.target import FleetOptions, make_target
@@ -65,8 +65,8 @@ def test_resolve(dest: Destination, config: dict[str, dict[str, Any]], expected:
     assert {key: getattr(settings, key) for key in expected} == expected
 
 
-def test_a_config_port_that_is_not_a_number_is_a_usage_error_naming_the_host() -> None:
-    with pytest.raises(UsageError, match="host w: ssh_config Port"):
+def test_a_config_port_that_is_not_a_number_is_a_config_error_naming_the_host() -> None:
+    with pytest.raises(SshConfigError, match="host w: ssh_config Port"):
         settle(Destination("w", "web", port_explicit=False), {"web": {"port": "ssh"}})
 
 
