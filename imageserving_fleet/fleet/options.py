@@ -3,7 +3,9 @@
 `Options` is the one declaration. The CLI builds its Typer options from it (cli/globals.py), the
 entry point lets each of them stand anywhere on the line (main.py hoists `hoisted()`), and the run
 context (context.py) resolves each against its environment variable (`Opt.env`). Adding a global
-option is one field here. Pure: nothing is read or checked beyond the values themselves.
+option is one field here. A command's own options are declared the same way (`Opt` fields on a
+frozen dataclass, e.g. rolling.RollingOptions) and reach the CLI through `declared()`. Pure:
+nothing is read or checked beyond the values themselves.
 """
 
 from __future__ import annotations
@@ -103,11 +105,12 @@ class Options:
                             else self.connect_timeout, become=self.become)
 
 
-def declared() -> list[tuple[dataclasses.Field[object], object, Opt]]:
-    """Every global option: (its field, its type without the declaration, its Opt), in order."""
-    hints = typing.get_type_hints(Options, include_extras=True)
+def declared(options: type = Options) -> list[tuple[dataclasses.Field[object], object, Opt]]:
+    """Every option a declaration (Options, rolling.RollingOptions) holds: (its field, its type
+    without the declaration, its Opt), in order."""
+    hints = typing.get_type_hints(options, include_extras=True)
     out = []
-    for field in dataclasses.fields(Options):
+    for field in dataclasses.fields(options):
         hint = hints[field.name]
         out.append((field, hint.__origin__, next(m for m in hint.__metadata__ if isinstance(m, Opt))))
     return out

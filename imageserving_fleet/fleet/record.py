@@ -2,6 +2,7 @@
 
     with recorded(command, argv, inventory, limit, audit_log) as entry:   opens the audit log first
         ...run...; entry.hosts = results; entry.exit = code              (None for read-only commands)
+    with audited(run_ctx, argv, component) as note: note(outcome)         the same, for a run context
     leave_retry(command, results, warn)                                       the retry file and its hint
 
 The CLI calls these around every command that contacts hosts; the logic is here so that it has
@@ -15,10 +16,15 @@ import signal
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .audit import AuditEntry, AuditLog, redact
 from .results import HostResult
 from .retry import hint, write_retry
+
+if TYPE_CHECKING:
+    from .commands.run import Outcome
+    from .context import RunContext
 
 
 @contextlib.contextmanager
@@ -34,6 +40,22 @@ def recorded(command: str, argv: Sequence[str], inventory: Sequence[str], limit:
     with _terminated_as_interrupted(), log.recording(AuditEntry(command=command, argv=redact(argv),
                                                                  inventory=list(inventory), limit=limit)) as entry:
         yield entry
+
+
+@contextlib.contextmanager
+def audited(ctx: RunContext, argv: Sequence[str], component: str | None = None
+            ) -> Iterator[Callable[[Outcome], Outcome]]:
+    """`recorded` for a run: the command and its component as the audit log names them (`stop is`),
+    its inventory files; yields what notes the run's outcome in the entry (and hands it back)."""
+    inventory = ctx.inventory_paths or ("(packaged localhost inventory)",)
+    words = " ".join([ctx.command.value, *([component] if component else [])])
+    with recorded(words, argv, inventory, ctx.options.limit, ctx.audit_log) as entry:
+        def note(outcome: Outcome) -> Outcome:
+            if entry is not None:
+                entry.hosts, entry.exit = list(outcome.results), outcome.exit_code
+            return outcome
+
+        yield note
 
 
 @contextlib.contextmanager

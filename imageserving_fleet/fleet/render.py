@@ -5,6 +5,7 @@
     progress_bar(console, total)      on a terminal only: (told of each host done, takes it down)
     batch_printer(console, quiet)     a rolling run's batches as they begin
     terminal_confirm(console)         --confirm's question before each batch after the first
+    debug_log()                       -v: the package's debug lines on stderr
     out, err                          the consoles: stdout (wide in a pipe), stderr (unwrapped)
 
 Every string a host sent (reasons, component ids, versions, log lines, deploy's cells) goes
@@ -15,6 +16,7 @@ host cannot drive the terminal or restyle the table.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -27,7 +29,7 @@ from ..componentstate import TONE
 from ..errors import UsageError
 from ..schema import COMPONENT_IDS, ComponentStatus
 from ..units import format_duration, format_size
-from ..untrusted import escape
+from ..untrusted import EscapingFormatter, escape
 from .commands.hosts import COLUMNS, HostRow, hosts_document
 from .commands.run import Outcome
 from .context import Command
@@ -240,3 +242,11 @@ def terminal_confirm(console: Console) -> Confirm:
         return answer.strip().lower() in ("y", "yes")
 
     return confirm
+
+
+def debug_log() -> None:
+    """-v: the package's debug lines on stderr, escaped (they carry what hosts printed)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(EscapingFormatter("debug: %(message)s"))
+    logging.getLogger("imageserving_fleet").addHandler(handler)
+    logging.getLogger("imageserving_fleet").setLevel(logging.DEBUG)

@@ -17,12 +17,14 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Annotated
 
 from ..errors import UsageError
 from .fanout import FanOut, Interrupted
-from .hooks import HookRunner, Hooks, check_hooks
-from .httpgate import GateUrl, gate_step_for
+from .hooks import HOOK_TIMEOUT, HookRunner, Hooks, check_hooks
+from .httpgate import GateUrl, gate_step_for, parse_gate_url
 from .jobs import STATUS, Job, Kind, gate_job
+from .options import opt
 from .results import HostResult, Result
 from .target import Target
 
@@ -56,6 +58,44 @@ class Rolling:
     def plan(self, hosts: Sequence[str]) -> list[list[str]]:
         """The batches of these hosts (--json's `"batches"`)."""
         return batches(hosts, self.serial)
+
+
+@dataclass(frozen=True)
+class RollingOptions:
+    """The rolling options as written (restart, reload, config push), each declared once: the CLI
+    builds its options from these fields (options.declared); `rolling()` checks them into a Rolling."""
+
+    serial: Annotated[str | None, opt(
+        "--serial", metavar="N|N%|LIST", help="Batches of N hosts (or N% of them), or a list such as 1,10%,50% (the "
+                                              "last size repeats); the next batch starts when this one is all RUNNING.")
+    ] = None
+    max_fail_percentage: Annotated[float, opt(
+        "--max-fail-percentage", metavar="P", help="Stop when more than P% of a batch fails (default 0: any failure).")
+    ] = 0.0
+    confirm: Annotated[bool, opt(
+        "--confirm", help="Ask on the terminal before each batch after the first (a canary); refused without a TTY.")
+    ] = False
+    before: Annotated[str | None, opt(
+        "--before", metavar="CMD", help="Run CMD on the controller (/bin/sh -c) before each host's action, with "
+                                        "IMAGESERVING_HOST, IMAGESERVING_ADDRESS, IMAGESERVING_BATCH set (e.g. drain "
+                                        "it); a failure leaves the host untouched and failed.")] = None
+    after: Annotated[str | None, opt(
+        "--after", metavar="CMD", help="Run CMD on the controller after each host's action and health gate, even when "
+                                       "the action failed (e.g. put it back); a failure fails the host.")] = None
+    hook_timeout: Annotated[float, opt(
+        "--hook-timeout", metavar="S", help="Kill a --before/--after still running after S seconds (its host fails; "
+                                            "default 60).")] = HOOK_TIMEOUT
+    gate_http: Annotated[str | None, opt(
+        "--gate-http", metavar="URL", help="Health gate: also wait until URL, as the host sees it (e.g. "
+                                           "http://127.0.0.1:8080/healthz), answers 2xx, asked through the host's SSH "
+                                           "connection.")] = None
+
+    def rolling(self, ask: Callable[[], Confirm]) -> Rolling:
+        """Every rolling option checked, before any host is contacted (UsageError, exit 5); `ask()`
+        makes --confirm's question (it refuses where there is no terminal)."""
+        gate = parse_gate_url(self.gate_http) if self.gate_http is not None else None
+        return Rolling(self.serial, self.max_fail_percentage, Hooks(self.before, self.after, self.hook_timeout),
+                       ask() if self.confirm else None, gate)
 
 
 @dataclass(frozen=True)

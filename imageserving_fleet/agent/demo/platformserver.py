@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from imageserving_fleet.agent.demo import imageserver, svgserver
-from imageserving_fleet.agent.demo.imageserver import (
+from imageserving_fleet.agent.demo.lineserver import (
     HOST,
     MAX_LINE,
     DrainingTCPServer,

@@ -20,7 +20,7 @@ import sys
 import zlib
 from collections.abc import Sequence
 
-from imageserving_fleet.agent.demo.imageserver import (
+from imageserving_fleet.agent.demo.lineserver import (
     HOST,
     LineServer,
     answer_line,

@@ -4,112 +4,66 @@ library command (fleet/commands/), renders (render.py). `run()` maps errors to e
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from collections.abc import Callable
+from functools import partial
+from typing import Annotated, NoReturn
 
 import typer
 
 from ...errors import ImageServingError, UsageError
-from ..commands import control
+from ..commands import control, live
 from ..commands import hosts as hosts_cmd
+from ..commands import logs as logs_cmd
 from ..commands import rolling as rolling_cmd
 from ..commands import status as status_cmd
-from ..commands.run import local_fleet, open_fanout
-from ..context import Command
-from ..hooks import HOOK_TIMEOUT, Hooks
+from ..commands.run import Outcome, local_fleet
+from ..context import Command, RunContext
+from ..deploy.plan import DeployOptions
+from ..fanout import FanOut
 from ..remote import check_id
 from ..render import batch_printer, err, out, print_hosts, terminal_confirm
+from ..reports.options import MergeOptions, ReportOptions
 from ..results import EXIT_BAD_OPTIONS, EXIT_BEFORE_HOSTS, EXIT_INTERRUPTED
-from ..rolling import OnBatch, Rolling
+from ..rolling import OnBatch, Rolling, RollingOptions
 from .app import ARGV, SETTINGS, _context, _run, _show, app, recorded_show, say_error
-
-
-def _batches(ctx: typer.Context) -> OnBatch:
-    return batch_printer(err, ctx.obj.quiet or ctx.obj.as_json)
+from .globals import with_options
 
 
 def _id(component: str | None) -> str | None:
     return check_id(component) if component else None
 
 
-IdArg = Annotated[str | None, typer.Argument(help="ps, is or svg (default: all)")]
-SerialOpt = Annotated[str | None, typer.Option(
-    "--serial", metavar="N|N%|LIST", help="Batches of N hosts (or N% of them), or a list such as 1,10%,50% (the last "
-                                          "size repeats); the next batch starts when this one is all RUNNING.")]
-MaxFailOpt = Annotated[float, typer.Option(
-    "--max-fail-percentage", metavar="P", help="Stop when more than P% of a batch fails (default 0: any failure).")]
-ConfirmOpt = Annotated[bool, typer.Option(
-    "--confirm", help="Ask on the terminal before each batch after the first (a canary); refused without a TTY.")]
-BeforeOpt = Annotated[str | None, typer.Option(
-    "--before", metavar="CMD", help="Run CMD on the controller (/bin/sh -c) before each host's action, with "
-                                    "IMAGESERVING_HOST, IMAGESERVING_ADDRESS, IMAGESERVING_BATCH set (e.g. drain it); "
-                                    "a failure leaves the host untouched and failed.")]
-AfterOpt = Annotated[str | None, typer.Option(
-    "--after", metavar="CMD", help="Run CMD on the controller after each host's action and health gate, even when "
-                                   "the action failed (e.g. put it back); a failure fails the host.")]
-HookTimeoutOpt = Annotated[float, typer.Option(
-    "--hook-timeout", metavar="S", help="Kill a --before/--after still running after S seconds (its host fails; "
-                                        "default 60).")]
-GateOpt = Annotated[str | None, typer.Option(
-    "--gate-http", metavar="URL", help="Health gate: also wait until URL, as the host sees it (e.g. "
-                                       "http://127.0.0.1:8080/healthz), answers 2xx, asked through the host's SSH "
-                                       "connection.")]
-
-
-def _rolling(serial: str | None, max_fail_percentage: float, confirm: bool, before: str | None, after: str | None,
-             hook_timeout: float, gate_http: str | None) -> Rolling:
-    """Every rolling option, checked before any host is contacted (exit 5)."""
-    from ..httpgate import parse_gate_url
-
-    gate = parse_gate_url(gate_http) if gate_http is not None else None
-    return Rolling(serial, max_fail_percentage, Hooks(before, after, hook_timeout),
-                   terminal_confirm(err) if confirm else None, gate)
+def _roll(ctx: typer.Context, command: Command, how: Rolling, call: Callable[[RunContext, FanOut, OnBatch], Outcome],
+          component: str | None = None) -> NoReturn:
+    """A rolling command: its batches named on stderr; no progress bar when --confirm asks on the terminal."""
+    on_batch = batch_printer(err, ctx.obj.quiet or ctx.obj.as_json)
+    _show(ctx, command, lambda c, f: call(c, f, on_batch), component, bar=how.confirm is None)
 
 
 @app.command()
-def status(ctx: typer.Context, component: IdArg = None,
-           watch: Annotated[bool, typer.Option("--watch", help="A full-screen live view; q or Ctrl-C leaves.")] = False,
-           interval: Annotated[float | None, typer.Option(
-               "--interval", metavar="S", help="With --watch: seconds between refreshes (default 2).")] = None) -> None:
+@with_options(live.WatchOptions, "opts")
+def status(ctx: typer.Context, opts: live.WatchOptions, component: Annotated[str | None, typer.Argument(
+        help="ps, is or svg (default: all)")] = None) -> None:
     """State, uptime and memory of every component on every host; --watch keeps it on the screen."""
-    cid = _id(component)
-    if not watch:
-        if interval is not None:
-            raise UsageError("--interval goes with --watch")
+    cid, every = _id(component), opts.every(ctx.obj.as_json)
+    if every is None:
         _show(ctx, Command.STATUS, lambda c, f: status_cmd.status(c, f, cid))
-    from ..commands.live import watch as watch_fleet
-    from ..commands.live import watch_interval
-
-    every, run_ctx = watch_interval(interval, ctx.obj.as_json), _context(ctx, Command.WATCH)
-    with open_fanout(run_ctx) as fanout:  # closes every kept connection on the way out
-        raise typer.Exit(watch_fleet(run_ctx, fanout, [cid] if cid else [], every))
+    run_ctx = _context(ctx, Command.WATCH)
+    raise typer.Exit(_run(ctx, run_ctx, lambda fanout: live.watch(run_ctx, fanout, [cid] if cid else [], every), bar=False))
 
 
 @app.command()
-def exporter(ctx: typer.Context,
-             listen: Annotated[str, typer.Option("--listen", metavar="ADDR",
-                                                 help="HOST:PORT, [V6]:PORT or :PORT to serve /metrics, the live "
-                                                      "page (/) and /healthz on.")] = "127.0.0.1:9464",
-             interval: Annotated[float, typer.Option("--interval", metavar="S",
-                                                     help="Seconds between polls of every host.")] = 15.0,
-             notify: Annotated[str | None, typer.Option(
-                 "--notify", metavar="URL", help="POST a JSON document (Slack-compatible \"text\") for each change "
-                                                 "logged: a host's result, a component's state.")] = None,
-             notify_interval: Annotated[str, typer.Option(
-                 "--notify-interval", metavar="D", help="Flap damping: at most one notification per host and "
-                                                        "subject per D (e.g. 30s, 5m); the next says how many were "
-                                                        "held back.")] = "5m",
-             ) -> None:
+@with_options(live.ExporterOptions, "opts")
+def exporter(ctx: typer.Context, opts: live.ExporterOptions) -> None:
     """A Prometheus exporter and a live page: every host's status polled every --interval (a scrape never waits).
 
     SIGHUP re-reads the inventory (a bad one is logged and the hosts polled stay as they were).
     """
-    from ..commands import live
-
-    notifying = live.notify_options(notify, notify_interval)  # before any host, before the port
+    notifying = live.notify_options(opts.notify, opts.notify_interval)  # before any host, before the port
     run_ctx = _context(ctx, Command.EXPORTER)
-    sock, every = live.listen(listen, interval)  # before any host
-    with sock, open_fanout(run_ctx) as fanout:
-        raise typer.Exit(live.exporter(run_ctx, fanout, sock, every, notifying))
+    sock, every = live.listen(opts.listen, opts.interval)  # before any host
+    with sock:
+        raise typer.Exit(_run(ctx, run_ctx, lambda f: live.exporter(run_ctx, f, sock, every, notifying), bar=False))
 
 
 @app.command()
@@ -120,7 +74,7 @@ def start(ctx: typer.Context, component: Annotated[str | None, typer.Argument(
     Example: imageserving-fleet -l 'is0*' start is
     """
     cid = _id(component)
-    _show(ctx, Command.START, lambda c, f: control.start(c, f, cid), words=" ".join(["start", *([cid] if cid else [])]))
+    _show(ctx, Command.START, lambda c, f: control.start(c, f, cid), cid)
 
 
 @app.command()
@@ -131,15 +85,14 @@ def stop(ctx: typer.Context, component: Annotated[str | None, typer.Argument(
     Example: imageserving-fleet -l 'is0*' stop is   (maintenance; `start is` ends it)
     """
     cid = _id(component)
-    _show(ctx, Command.STOP, lambda c, f: control.stop(c, f, cid), words=" ".join(["stop", *([cid] if cid else [])]))
+    _show(ctx, Command.STOP, lambda c, f: control.stop(c, f, cid), cid)
 
 
 @app.command()
-def restart(ctx: typer.Context, component: Annotated[str | None, typer.Argument(
-                help="ps, is or svg (default: all); supervisor: a new supervisor from the installed agent takes over, "
-                     "no component restarts")] = None, serial: SerialOpt = None,
-            max_fail_percentage: MaxFailOpt = 0.0, confirm: ConfirmOpt = False, before: BeforeOpt = None,
-            after: AfterOpt = None, hook_timeout: HookTimeoutOpt = HOOK_TIMEOUT, gate_http: GateOpt = None) -> None:
+@with_options(RollingOptions, "opts")
+def restart(ctx: typer.Context, opts: RollingOptions, component: Annotated[str | None, typer.Argument(
+        help="ps, is or svg (default: all); supervisor: a new supervisor from the installed agent takes over, "
+             "no component restarts")] = None) -> None:
     """Restart one component or everything; rolling with --serial (the next batch waits for this one's health).
 
     `restart supervisor`: a new Server Supervisor on each host, no component restarted (the agent's handover).
@@ -147,50 +100,33 @@ def restart(ctx: typer.Context, component: Annotated[str | None, typer.Argument(
     Example: imageserving-fleet restart --serial 1,25% --confirm --before 'lb drain "$IMAGESERVING_HOST"'
     --after 'lb undrain "$IMAGESERVING_HOST"'
     """
-    cid = _id(component)
-    how = _rolling(serial, max_fail_percentage, confirm, before, after, hook_timeout, gate_http)
-    _show(ctx, Command.RESTART, lambda c, f: rolling_cmd.restart(c, f, cid, how, _batches(ctx)),
-          words=" ".join(["restart", *([cid] if cid else [])]), bar=how.confirm is None)
+    cid, how = _id(component), opts.rolling(partial(terminal_confirm, err))
+    _roll(ctx, Command.RESTART, how, lambda c, f, on_batch: rolling_cmd.restart(c, f, cid, how, on_batch), cid)
 
 
 @app.command()
-def reload(ctx: typer.Context, serial: SerialOpt = None, max_fail_percentage: MaxFailOpt = 0.0,
-           confirm: ConfirmOpt = False, before: BeforeOpt = None, after: AfterOpt = None,
-           hook_timeout: HookTimeoutOpt = HOOK_TIMEOUT, gate_http: GateOpt = None) -> None:
+@with_options(RollingOptions, "opts")
+def reload(ctx: typer.Context, opts: RollingOptions) -> None:
     """Make every host's supervisor re-read its configuration and apply only what changed.
 
     Example: imageserving-fleet reload --serial 25%
     """
-    how = _rolling(serial, max_fail_percentage, confirm, before, after, hook_timeout, gate_http)
-    _show(ctx, Command.RELOAD, lambda c, f: rolling_cmd.reload(c, f, how, _batches(ctx)), bar=how.confirm is None)
+    how = opts.rolling(partial(terminal_confirm, err))
+    _roll(ctx, Command.RELOAD, how, lambda c, f, on_batch: rolling_cmd.reload(c, f, how, on_batch))
 
 
 @app.command()
-def logs(ctx: typer.Context,
-         name: Annotated[str, typer.Argument(metavar="ID[:NAME]",
-                                             help="ps, is, svg or supervisor; ID:NAME a file of the component's "
-                                                  "`logs:` key (e.g. is:access)")] = "supervisor",
-         lines: Annotated[int, typer.Option("-n", "--lines", help="How many last lines per host.")] = 20,
-         grep: Annotated[str | None, typer.Option("--grep", metavar="RE",
-                                                  help="Only lines matching this regular expression (Python's), "
-                                                       "filtered on the host.")] = None,
-         since: Annotated[str | None, typer.Option("--since", metavar="D",
-                                                   help="Only lines of the last D (90s, 10m, 2h, 1d), filtered on "
-                                                        "the host.")] = None,
-         group: Annotated[bool, typer.Option("--group", help="Each distinct output once, under the hosts that "
-                                                             "gave it (is[01-03,07]), as clush -b does.")] = False,
-         raw: Annotated[bool, typer.Option(
-             "--raw", help="Print the lines as the hosts sent them (default: control characters shown escaped, "
-                           "\\x1b, as journalctl does).")] = False,
-         ) -> None:
+@with_options(logs_cmd.LogsOptions, "opts")
+def logs(ctx: typer.Context, opts: logs_cmd.LogsOptions, name: Annotated[str, typer.Argument(
+        metavar="ID[:NAME]", help="ps, is, svg or supervisor; ID:NAME a file of the component's `logs:` key (e.g. "
+                                  "is:access)")] = "supervisor") -> None:
     """The last lines of a log from every host, each prefixed by its host (hosts in inventory order).
 
     Example: imageserving-fleet -l 'is0*' logs is:access --grep ' 5[0-9][0-9] ' --since 10m --group
     """
-    from ..commands import logs as logs_cmd
-
-    r = logs_cmd.request(name, lines, grep, since)  # exit 5 before any host
-    _show(ctx, Command.LOGS, lambda c, f: logs_cmd.logs(c, f, r.name, r.lines, r.grep, r.since), raw=raw, group=group)
+    r = logs_cmd.request(name, opts.lines, opts.grep, opts.since)  # exit 5 before any host
+    _show(ctx, Command.LOGS, lambda c, f: logs_cmd.logs(c, f, r.name, r.lines, r.grep, r.since), raw=opts.raw,
+          group=opts.group)
 
 
 @app.command()
@@ -200,17 +136,8 @@ def ping(ctx: typer.Context) -> None:
 
 
 @app.command()
-def deploy(ctx: typer.Context,
-           systemd: Annotated[bool, typer.Option(
-               "--systemd", help="Also install and enable the imageserving systemd unit (needs root: -b).")] = False,
-           force: Annotated[bool, typer.Option(
-               "--force", help="Reinstall even where the same build already runs.")] = False,
-           wheel: Annotated[str | None, typer.Option(
-               "--wheel", metavar="PATH", help="Deploy this imageserving-fleet wheel (e.g. a release build) "
-                                               "instead of building one from this installation.")] = None,
-           no_activate: Annotated[bool, typer.Option(
-               "--no-activate", help="Do not end with `restart supervisor` on hosts that got a new build (their "
-                                     "supervisor keeps the old code until restarted).")] = False) -> None:
+@with_options(DeployOptions, "opts")
+def deploy(ctx: typer.Context, opts: DeployOptions) -> None:
     """Install or upgrade the agent on every host: wheels over SFTP (else piped), a new venv, no package index there.
 
     Hosts that got a new build end with `imageserving restart supervisor`: the new code runs at once,
@@ -219,7 +146,7 @@ def deploy(ctx: typer.Context,
     from ..commands import deploy as deploy_cmd
 
     run_ctx = _context(ctx, Command.DEPLOY)  # a bad inventory or an empty --limit match: before the wheel build
-    job = deploy_cmd.plan(run_ctx, wheel, force=force, systemd=systemd, activate=not no_activate)
+    job = deploy_cmd.plan(run_ctx, opts.wheel, force=opts.force, systemd=opts.systemd, activate=not opts.no_activate)
     fleet = local_fleet(run_ctx)  # deploy's steps need the in-process fan-out's sessions
     recorded_show(ctx, run_ctx, lambda: _run(ctx, run_ctx, lambda _: deploy_cmd.deploy(run_ctx, fleet, job), fleet))
 
@@ -238,20 +165,17 @@ app.add_typer(config_app, name="config")
 
 
 @config_app.command("push")
-def config_push(ctx: typer.Context,
-                path: Annotated[str, typer.Argument(metavar="FILE", help="The agent configuration (YAML).")],
-                serial: SerialOpt = None, max_fail_percentage: MaxFailOpt = 0.0, confirm: ConfirmOpt = False,
-                before: BeforeOpt = None, after: AfterOpt = None, hook_timeout: HookTimeoutOpt = HOOK_TIMEOUT,
-                gate_http: GateOpt = None) -> None:
+@with_options(RollingOptions, "opts")
+def config_push(ctx: typer.Context, opts: RollingOptions,
+                path: Annotated[str, typer.Argument(metavar="FILE", help="The agent configuration (YAML).")]) -> None:
     """Validate FILE on each host with its own agent, install it (previous kept as .prev), reload.
 
     A host that refuses it keeps its old file and is failed with the agent's message.
     Example: imageserving-fleet config push agent.yaml --serial 3
     """
-    how = _rolling(serial, max_fail_percentage, confirm, before, after, hook_timeout, gate_http)
+    how = opts.rolling(partial(terminal_confirm, err))
     data = rolling_cmd.read_config_file(path)
-    _show(ctx, Command.CONFIG_PUSH, lambda c, f: rolling_cmd.config_push(c, f, data, how, _batches(ctx)),
-          bar=how.confirm is None)
+    _roll(ctx, Command.CONFIG_PUSH, how, lambda c, f, on_batch: rolling_cmd.config_push(c, f, data, how, on_batch))
 
 
 persist_app = typer.Typer(add_completion=False, rich_markup_mode=None, no_args_is_help=True,
@@ -269,7 +193,33 @@ def persist_stop() -> None:
     print(f"stopped the connection holder (pid {pid})" if pid else "no connection holder was running")
 
 
-from . import report as _report  # noqa: E402,F401  (adds `report` and `report merge` to app)
+report_app = typer.Typer(add_completion=False, rich_markup_mode=None, context_settings=SETTINGS)
+app.add_typer(report_app, name="report")
+
+
+@report_app.callback(invoke_without_command=True)
+@with_options(ReportOptions, "opts")
+def report(ctx: typer.Context, opts: ReportOptions) -> None:
+    """A status run written as an HTML page, JSON, CSV or Markdown, for cron; `report merge` joins slices."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from ..commands import report as report_cmd
+
+    request = report_cmd.request_of(opts, ctx.obj.quiet, ctx.obj.as_json)
+    run_ctx = report_cmd.sliced(_context(ctx, Command.REPORT), request)
+    raise typer.Exit(_run(ctx, run_ctx, lambda fanout: report_cmd.run_report(run_ctx, fanout, request)))
+
+
+@report_app.command("merge")
+@with_options(MergeOptions, "opts")
+def report_merge(ctx: typer.Context, opts: MergeOptions,
+                 reports: Annotated[list[str], typer.Argument(metavar="REPORT.json",
+                                                              help="JSON reports (e.g. one per --slice).")]) -> None:
+    """Join JSON slice reports into one report."""
+    from ..commands import report as report_cmd
+
+    request = report_cmd.request_of(opts, ctx.obj.quiet, ctx.obj.as_json)
+    raise typer.Exit(report_cmd.run_merge(reports, request))
 
 
 def run(args: list[str]) -> None:

@@ -6,10 +6,44 @@ import os
 import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Annotated
 
 from ...errors import UsageError
 from ..context import RunContext
 from ..fanout import FanOut
+from ..options import opt
+
+
+@dataclass(frozen=True)
+class WatchOptions:
+    """`status`'s options for its live view, as written (the CLI builds its options from them)."""
+
+    watch: Annotated[bool, opt("--watch", help="A full-screen live view; q or Ctrl-C leaves.")] = False
+    interval: Annotated[float | None, opt(
+        "--interval", metavar="S", help="With --watch: seconds between refreshes (default 2).")] = None
+
+    def every(self, as_json: bool) -> float | None:
+        """None without --watch (and then no --interval: UsageError); else watch_interval()."""
+        if not self.watch:
+            if self.interval is not None:
+                raise UsageError("--interval goes with --watch")
+            return None
+        return watch_interval(self.interval, as_json)
+
+
+@dataclass(frozen=True)
+class ExporterOptions:
+    """`exporter`'s options as written (the CLI builds its options from them)."""
+
+    listen: Annotated[str, opt("--listen", metavar="ADDR", help="HOST:PORT, [V6]:PORT or :PORT to serve /metrics, "
+                                                                "the live page (/) and /healthz on.")] = "127.0.0.1:9464"
+    interval: Annotated[float, opt("--interval", metavar="S", help="Seconds between polls of every host.")] = 15.0
+    notify: Annotated[str | None, opt(
+        "--notify", metavar="URL", help="POST a JSON document (Slack-compatible \"text\") for each change logged: a "
+                                        "host's result, a component's state.")] = None
+    notify_interval: Annotated[str, opt(
+        "--notify-interval", metavar="D", help="Flap damping: at most one notification per host and subject per D "
+                                               "(e.g. 30s, 5m); the next says how many were held back.")] = "5m"
 
 
 def watch_interval(interval: float | None, as_json: bool) -> float:

@@ -7,6 +7,7 @@ history, the rendering and the atomic write; the exit code is the hosts' (SPEC Â
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -24,13 +25,13 @@ from ..fanout import FanOut
 from ..jobs import STATUS
 from ..reports.formats import FORMATS, render
 from ..reports.model import DEFAULT_TITLE, Report, ReportInputError, build_report, from_document, merge, quiet_summary
+from ..reports.options import DEFAULT_WINDOW, MergeOptions, ReportOptions
 from ..reports.slices import Slice, parse_slice, select_slice
 from ..reports.trends import trend
 from ..requirements import require
 from ..results import EXIT_BEFORE_HOSTS, EXIT_INTERRUPTED
 from .run import execute
 
-DEFAULT_WINDOW = 24        # runs the sparklines and restart counts cover (2 hours at */5)
 EXTENSIONS = {".html": "html", ".htm": "html", ".json": "json", ".csv": "csv", ".md": "md", ".markdown": "md",
               ".prom": "prometheus", ".om": "openmetrics"}
 
@@ -71,6 +72,11 @@ def make_request(*, fmt: str | None, output: str | None, history: str | None = N
     return ReportRequest(fmt=chosen, output=output, history=history, keep_days=keep_days,
                          slice=parse_slice(slice_text) if slice_text else None, window=window,
                          title=title or DEFAULT_TITLE, quiet=quiet)
+
+
+def request_of(options: ReportOptions | MergeOptions, quiet: bool, as_json: bool) -> ReportRequest:
+    """The options as written (reports/options.py) checked, with the global --quiet and --json."""
+    return make_request(**dataclasses.asdict(options), quiet=quiet, as_json=as_json)
 
 
 def _now() -> tuple[float, str]:

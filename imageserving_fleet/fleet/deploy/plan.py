@@ -18,8 +18,10 @@ import posixpath
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Annotated
 
 from ...errors import ImageServingError
+from ..options import opt
 from .facts import HostFacts
 
 VERSION_DIR_RE = re.compile(r"^[0-9][A-Za-z0-9.+!_-]*-[0-9a-f]{12}(\.[0-9]+)?$")
@@ -45,6 +47,21 @@ class WheelSet:
     build_id: str
     wheels: dict[str, str]  # name -> sha256, the installer's included
     requires_python: str | None = None
+
+
+@dataclass(frozen=True)
+class DeployOptions:
+    """`deploy`'s options as written, each declared once (the CLI builds its options from them)."""
+
+    systemd: Annotated[bool, opt(
+        "--systemd", help="Also install and enable the imageserving systemd unit (needs root: -b).")] = False
+    force: Annotated[bool, opt("--force", help="Reinstall even where the same build already runs.")] = False
+    wheel: Annotated[str | None, opt(
+        "--wheel", metavar="PATH", help="Deploy this imageserving-fleet wheel (e.g. a release build) instead of "
+                                        "building one from this installation.")] = None
+    no_activate: Annotated[bool, opt(
+        "--no-activate", help="Do not end with `restart supervisor` on hosts that got a new build (their supervisor "
+                              "keeps the old code until restarted).")] = False
 
 
 @dataclass(frozen=True)
