@@ -158,6 +158,14 @@ def make_target(name: str, vars: Mapping[str, Any], options: FleetOptions,
                 src[f"ssh {option}"] = source
             from_args.setdefault(option, []).extend(values)
 
+    # ansible_host_key_checking (ansible-core's per-host form of host_key_checking): false is what
+    # `-o StrictHostKeyChecking=no` says (the policy `warn`), true `yes` (`reject`); a host's own
+    # ssh arguments saying it explicitly win, and --host-key-policy on the command line beats both.
+    if "ansible_host_key_checking" in vars and "stricthostkeychecking" not in from_args:
+        checking = var.flag("ansible_host_key_checking", default=True)
+        from_args["stricthostkeychecking"] = ["yes" if checking else "no"]
+        src["ssh stricthostkeychecking"] = inv("ansible_host_key_checking")
+
     # ansible-core lists each option's variables oldest name last and the last one set wins,
     # so the legacy ansible_ssh_host/_port/_user beat ansible_host/_port/_user (plugins/connection/ssh.py).
     hostname = _last(var, ("ansible_host", "ansible_ssh_host"), var.text, src, "address", inv)

@@ -193,3 +193,25 @@ def test_a_host_s_strict_host_key_checking_no_gives_way_only_to_the_command_line
         error, _ = unreachable(lambda: connector.connect(target, soon()))
         assert error.reason == "unknown host key"
     assert not (tmp_path / "empty_known_hosts").exists()
+
+
+@pytest.mark.parametrize(("variables", "policy"), [
+    ({"ansible_host_key_checking": False}, "warn"),
+    ({"ansible_host_key_checking": "no"}, "warn"),
+    ({"ansible_host_key_checking": True}, "reject"),
+    # the host's own ssh arguments say it explicitly: they win over the variable
+    ({"ansible_host_key_checking": False, "ansible_ssh_common_args": "-o StrictHostKeyChecking=yes"}, "reject"),
+    ({}, None),
+])
+def test_ansible_host_key_checking_is_the_host_s_strict_host_key_checking(
+        variables: dict[str, object], policy: str | None) -> None:
+    """ansible-core's per-host `ansible_host_key_checking` is honoured as that host's
+    StrictHostKeyChecking (and so gives way to --host-key-policy on the command line, as above)."""
+    from imageserving_fleet.fleet.ssh.settings import STRICT_TO_POLICY
+    from imageserving_fleet.fleet.target import make_target
+
+    target = make_target("h1", {"ansible_host": "127.0.0.1", **variables}, FleetOptions())
+    strict = dict(target.ssh_args).get("stricthostkeychecking")
+    assert (STRICT_TO_POLICY[strict[0].lower()] if strict else None) == policy
+    if "ansible_host_key_checking" in variables and "ansible_ssh_common_args" not in variables:
+        assert dict(target.sources)["ssh stricthostkeychecking"].startswith("inventory ansible_host_key_checking")
