@@ -194,7 +194,8 @@ def start(home: Home, config: AgentConfig | None, ids: list[str] | None = None) 
     held = [c["id"] for c in (before.status or {}).get("components", []) if c.get("held")]
     if was_running and before.code == OK and not held:  # a whole start also ends every hold
         return Outcome(OK, "already running", before.status)
-    out = _wait_reply(home, {"cmd": "start", "ids": ids or []})
+    # after_launch: the supervisor we launched started everything itself; its answer is that start's
+    out = _wait_reply(home, {"cmd": "start", "ids": ids or [], "after_launch": not was_running})
     if out.code == OK:
         names = ", ".join(c["id"] for c in (out.status or {}).get("components", []))
         out.message = f"started: {names}" if was_running else f"Server Supervisor started; {names} RUNNING"

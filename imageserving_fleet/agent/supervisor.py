@@ -82,6 +82,9 @@ class Supervisor(Executor):
         self.mem_strikes: dict[str, int] = {}
         self.next_memory = 0.0
         self.operations: list[tuple[AnyOp, Client | None]] = []
+        # The first start's reply when it ended before the launching client asked for it (a loaded
+        # host): that client's `start` is answered with it instead of starting everything again.
+        self.launch_reply: dict[str, Any] | None = None
         self.reloads: list[tuple[AgentConfig, Client]] = []   # queued behind the reload in flight
         self.started = time.monotonic()
         self.exit_after: bool = False
@@ -284,6 +287,8 @@ class Supervisor(Executor):
             if client is not None:
                 reply["result"] = self.status_doc(None)
                 self.server.answer(client, reply)
+            elif op.kind == "start" and not isinstance(op, Reload):
+                self.launch_reply = reply  # the autostart, answered to no one yet
         if self.reloads and not any(isinstance(o, Reload) for o, _ in self.operations):
             config, client = self.reloads.pop(0)
             client.waiting = False

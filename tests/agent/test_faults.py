@@ -371,3 +371,23 @@ def test_silent_and_flooding_control_clients(agent: Agent) -> None:
     assert sup.memory_info().rss - rss_before < 8 * 2**20
     assert agent.comp("is")["state"] == "RUNNING"
     assert sup.is_running()
+
+
+def test_a_start_that_asks_after_the_launched_supervisor_gave_up_gets_that_outcome(agent: Agent) -> None:
+    """`imageserving start` launches the supervisor (which starts everything) and then asks it to
+    start. On a loaded host the first start can be over, FATAL, before the question arrives: the
+    answer is that outcome, not a second start that clears FATAL and runs the backoff again."""
+    from imageserving_fleet.agent import client, control
+    from imageserving_fleet.agent.config import load_config
+    from imageserving_fleet.home import Home
+
+    path = agent.write(config(component("is", ["/bin/true"], restart="always", start_retries=3, start_delay="1s",
+                                        backoff={"initial": "100ms", "max": "400ms", "reset_after": "60s"})))
+    home = Home(str(agent.home.resolve()))
+    home.prepare()
+    control._launch(home, load_config(str(path)))  # the launch alone, as a slow client leaves it
+    wait_for(lambda: agent.comp("is")["state"] == "FATAL")
+    reply = client.request(home, {"cmd": "start", "ids": [], "after_launch": True}, timeout=30)
+    assert reply["status"] == "error" and "is" in reply.get("failed", []), reply
+    assert agent.comp("is")["state"] == "FATAL"
+    assert agent.log().count("is STARTING -> BACKOFF") == 2  # the one start's failures, no more

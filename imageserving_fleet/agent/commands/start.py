@@ -20,6 +20,12 @@ def handle(sup: Supervisor, req: dict[str, Any], ids: list[str], client: Client)
             # reset a BACKOFF component's retries and skip its backoff.
             client.op, sup.operations[i] = op, (op, client)
             return None
+    if not ids and req.get("after_launch") and sup.launch_reply is not None:
+        # That first start already ended (FATAL included): its outcome is this start's answer.
+        # Starting again would clear a FATAL and restart the backoff the operator just saw run out.
+        reply, sup.launch_reply = sup.launch_reply, None
+        sup.server.answer(client, {**reply, "result": sup.status_doc(None)})
+        return None
     groups = [[c for c in g if not ids or c in ids] for g in sup.cfg.priorities()]
     sup.begin(Operation("start", [g for g in groups if g], time.monotonic()), client)
     return None
