@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 SSHD = "/usr/sbin/sshd"
 SFTP_SERVER = "/usr/lib/openssh/sftp-server"  # Debian's openssh-sftp-server, which openssh-server pulls in
@@ -249,6 +250,21 @@ class SshServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+S = TypeVar("S", bound=SshServer)
+
+
+@contextmanager
+def running(servers: dict[str, S]) -> Iterator[dict[str, S]]:
+    """Starts every server of a module's set and stops them all on the way out, whatever failed."""
+    try:
+        for server in servers.values():
+            server.start()
+        yield servers
+    finally:
+        for server in servers.values():
+            server.stop()
 
 
 @contextmanager

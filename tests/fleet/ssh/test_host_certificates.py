@@ -24,7 +24,7 @@ from imageserving_fleet.fleet.ssh.certificates import (
 )
 from imageserving_fleet.fleet.ssh.known_hosts import KnownHosts, KnownKey
 from imageserving_fleet.fleet.target import FleetOptions
-from tests.sshd import SSH_KEYGEN, SshServer, keygen, sshd_available
+from tests.sshd import SSH_KEYGEN, SshServer, keygen, running, sshd_available
 
 from .helpers import soon, target_for, unreachable
 
@@ -161,14 +161,8 @@ class CertServer(SshServer):
 def servers(keys: Keys) -> Iterator[dict[str, CertServer]]:
     if not sshd_available():
         pytest.skip("/usr/sbin/sshd is not installed")
-    made = {"good": CertServer(keys.ca), "expired": CertServer(keys.ca, "20200101:20200102")}
-    try:
-        for server in made.values():
-            server.start()
+    with running({"good": CertServer(keys.ca), "expired": CertServer(keys.ca, "20200101:20200102")}) as made:
         yield made
-    finally:
-        for server in made.values():
-            server.stop()
 
 
 def options_for(server: SshServer, tmp_path: Path, known_hosts: str) -> FleetOptions:

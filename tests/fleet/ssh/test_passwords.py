@@ -17,7 +17,7 @@ from imageserving_fleet.fleet.ssh import Connector
 from imageserving_fleet.fleet.ssh.settings import Secret
 from imageserving_fleet.fleet.target import FleetOptions, make_target
 from tests.fleet.test_become import PREFIX, remove_stale_test_users
-from tests.sshd import SshServer, keygen, sshd_available
+from tests.sshd import SshServer, keygen, running, sshd_available
 
 from .helpers import soon, unreachable
 
@@ -57,14 +57,9 @@ def account() -> Iterator[tuple[str, str]]:
 
 @pytest.fixture(scope="module")
 def servers(account: tuple[str, str]) -> Iterator[dict[str, PasswordServer]]:
-    made = {"password": PasswordServer(kbd_interactive=False), "keyboard-interactive": PasswordServer(kbd_interactive=True)}
-    try:
-        for server in made.values():
-            server.start()
+    with running({"password": PasswordServer(kbd_interactive=False),
+                  "keyboard-interactive": PasswordServer(kbd_interactive=True)}) as made:
         yield made
-    finally:
-        for server in made.values():
-            server.stop()
 
 
 @pytest.fixture
