@@ -12,6 +12,14 @@ from typing import Any
 from ..componentstate import State
 from ..schema import AgentStatus, ComponentStatus, SchemaError, parse_status
 from ..verdict import Result
+from .exitcodes import (  # noqa: F401 - re-exported: results.EXIT_* is where callers read them
+    EXIT_BAD_OPTIONS,
+    EXIT_BEFORE_HOSTS,
+    EXIT_HOST_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_UNREACHABLE,
+)
 from .remote import AGENT_MISSING_EXIT as AGENT_MISSING
 
 
@@ -120,10 +128,6 @@ def summarize(results: Iterable[HostResult]) -> Summary:
         counts[res.result.value] += 1
         n += 1
     return Summary(hosts=n, **counts)
-
-
-# SPEC §3 exit codes: Ansible's, without its overloading.
-EXIT_OK, EXIT_BEFORE_HOSTS, EXIT_HOST_FAILED, EXIT_UNREACHABLE, EXIT_BAD_OPTIONS, EXIT_INTERRUPTED = 0, 1, 2, 4, 5, 99
 
 
 def exit_code(summary: Summary) -> int:
