@@ -56,9 +56,12 @@ class SshConfigFiles:
 
     def __init__(self, path: str | None) -> None:
         self._lock = threading.Lock()
+        self._path = path  # the run's file (--ssh-config; None: the user's and the system's)
         self._texts: dict[str | None, str] = {None: config_text(path)}
         self._configs: dict[str | None, Any] = {}
         self._lookups: dict[tuple[str | None, str], dict[str, Any]] = {}
+        # Connector.settings()'s results under these files (a dict's get and set are atomic)
+        self.settings: dict[Any, Any] = {}
 
     def lookup(self, config_path: str | None, hostname: str) -> dict[str, Any]:
         """The options ssh_config gives `hostname`, keys lower-cased; `config_path` None: the run's."""
@@ -79,7 +82,8 @@ class SshConfigFiles:
         with self._lock:
             texts = dict(self._texts)
         try:
-            return all(config_text(path) == text for path, text in texts.items())
+            # the key None stands for the run's own file, not for OpenSSH's default ones
+            return all(config_text(self._path if path is None else path) == text for path, text in texts.items())
         except UsageError:
             return False
 

@@ -117,9 +117,18 @@ class Connector:
         return session
 
     def settings(self, where: Destination | HasDestination) -> SshSettings:
-        """The SSH settings the destination will use: inventory and CLI first, then ssh_config."""
-        return resolve(destination_of(where), self._config.lookup, connect_timeout=self.options.connect_timeout,
-                       local_user=self._local_user)
+        """The SSH settings the destination will use: inventory and CLI first, then ssh_config.
+
+        Worked out once per destination while the ssh_config files read the same (refresh()):
+        a holder's every request keys each host's kept connection by them."""
+        dest = destination_of(where)
+        config = self._config
+        cached = config.settings.get(dest)
+        if cached is None:
+            cached = resolve(dest, config.lookup, connect_timeout=self.options.connect_timeout,
+                             local_user=self._local_user)
+            config.settings[dest] = cached
+        return cached
 
     def ssh_config_options(self, where: Destination | HasDestination) -> dict[str, Any]:
         """What ssh_config says for this destination (keys lower-cased): for `hosts`' sources."""

@@ -111,3 +111,22 @@ def test_missing_ssh_config_or_key_is_a_usage_error(tmp_path: Path) -> None:
         Connector(FleetOptions(ssh_config=str(tmp_path / "nope")))
     with pytest.raises(UsageError, match="private-key"):
         Connector(FleetOptions(private_key=str(tmp_path / "nope")))
+
+
+def test_settings_are_worked_out_once_and_again_after_refresh_when_ssh_config_changed(tmp_path: Path) -> None:
+    """The holder's Connector lives across commands: a host's settings follow the file as it is now."""
+    config = tmp_path / "ssh_config"
+    config.write_text("Host web1\n  HostName 10.0.0.1\n  User alice\n")
+    options = FleetOptions(ssh_config=str(config))
+    connector = Connector(options)
+    target = make_target("web1", {}, options)
+    first = connector.settings(target)
+    assert (first.hostname, first.user, first.port) == ("10.0.0.1", "alice", 22)
+    assert connector.settings(target) is first  # once per destination
+    connector.refresh()
+    assert connector.settings(target) is first  # the file reads the same: the same settings
+    config.write_text("Host web1\n  HostName 10.0.0.2\n  User bob\n  Port 2222\n")
+    assert connector.settings(target) is first  # until the next refresh (a command's start)
+    connector.refresh()
+    again = connector.settings(target)
+    assert (again.hostname, again.user, again.port) == ("10.0.0.2", "bob", 2222)
