@@ -1,15 +1,25 @@
-"""Entry point of `imageserving-fleet`: let global options stand anywhere, then run the CLI."""
+"""Entry point of `imageserving-fleet`: a warm start if one is there, else let global options stand anywhere and run.
+
+Imports nothing at module level: a warm `status` (persist/thin.py) must not pay for the controller's
+imports, which the holder's starter has already made.
+"""
 
 from __future__ import annotations
 
 import sys
 
-from ..argv import hoist
-from .options import hoisted
-from .results import EXIT_BEFORE_HOSTS
-
 
 def main(argv: list[str] | None = None) -> None:
+    if argv is None:  # this process's own command line and streams: a warm start can take them
+        from .persist.thin import run as warm_run
+
+        code = warm_run(sys.argv[1:])
+        if code is not None:
+            sys.exit(code)
+    from ..argv import hoist
+    from .options import hoisted
+    from .results import EXIT_BEFORE_HOSTS
+
     with_value, flags = hoisted()  # every global option, from its one declaration (options.py)
     args = hoist(list(sys.argv[1:] if argv is None else argv), with_value, flags)
     try:  # a plain status or ping without Typer's start-up cost (quick.py); anything else: the CLI

@@ -36,11 +36,26 @@ from .context import Command
 from .results import HostResult, Result, config_digests, fleet_document, summarize
 from .rolling import Confirm, OnBatch
 
-# A pipe or cron mail has no width: give the table room rather than cutting states to "RUN…".
-out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
-# Errors unwrapped (soft_wrap): a log or cron mail must read `got 'notaport'` on one line, and a
-# terminal wraps long lines itself.
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+def _consoles() -> tuple[Console, Console]:
+    """stdout's and stderr's consoles, as the streams are now (a terminal's colours and width are read here)."""
+    # A pipe or cron mail has no width: give the table room rather than cutting states to "RUN…".
+    # Errors unwrapped (soft_wrap): a log or cron mail must read `got 'notaport'` on one line, and
+    # a terminal wraps long lines itself.
+    return (Console(highlight=False, width=None if sys.stdout.isatty() else 200),
+            Console(stderr=True, highlight=False, soft_wrap=True))
+
+
+out, err = _consoles()
+
+
+def reset_consoles() -> None:
+    """Makes out and err again for the streams as they are now (a warm command's child: persist/starter.py).
+
+    Callers that import them at call time (quick.py) get the new ones.
+    """
+    global out, err
+    out, err = _consoles()
 RESULT_STYLE = {Result.OK: "green", Result.DEGRADED: "yellow", Result.FAILED: "red",
                 Result.UNREACHABLE: "magenta", Result.SKIPPED: "dim"}
 TONE_STYLE = {"ok": "green", "busy": "yellow", "off": "dim", "bad": "red", "fatal": "bold red"}  # by componentstate.TONE

@@ -42,9 +42,25 @@ def _names(requirements: list[str]) -> set[str]:
     return out
 
 
+def _guarded(tree: ast.AST) -> set[int]:
+    """ids of the import nodes inside a `try` that catches ImportError: a fallback, not a dependency
+    (names.py's `_sha2`, the name Python 3.12 gives 3.11's `_sha256`)."""
+    ids = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Try) and any(isinstance(h.type, ast.Name) and h.type.id == "ImportError"
+                                             for h in node.handlers):
+            ids |= {id(n) for part in (node.body, *(h.body for h in node.handlers)) for stmt in part
+                    for n in ast.walk(stmt) if isinstance(n, ast.Import | ast.ImportFrom)}
+    return ids
+
+
 def _third_party_imports_of(path: Path) -> set[str]:
     found = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    tree = ast.parse(path.read_text(), str(path))
+    guarded = _guarded(tree)
+    for node in ast.walk(tree):
+        if id(node) in guarded:
+            continue
         if isinstance(node, ast.Import):
             found |= {a.name.split(".")[0] for a in node.names}
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:

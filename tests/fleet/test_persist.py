@@ -25,12 +25,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.sshd import SshServer, keygen, sshd_available
+from tests.sshd import SshServer, keygen, silent_listener, sshd_available
 
-from .fleetlab import Lab, wait_until
+from .fleetlab import Lab, Tmux, wait_until
 from .test_become import PREFIX, remove_stale_test_users
 
-HOLDER_LINE = re.compile(r"holder (\d+): listening")
+HOLDER_LINE = re.compile(r"(?:holder|starter) (\d+): listening")  # the holder and its warm-command starter
+WARM_LINE = re.compile(r"starter \d+: command \d+: exit \d+")          # a command run by a starter's child
 USED_HOLDER = "answered by the connection holder"
 
 
@@ -103,7 +104,19 @@ class Holders:
         return [pid for pid in self.pids() if _alive(pid)]
 
     def sockets(self) -> list[Path]:
-        return list(self.persist.glob("*.sock"))
+        return list(self.persist.glob("*.sock")) + list(self.persist.glob("*.start"))
+
+    def holder_pid(self) -> int:
+        [pid] = [int(m) for log in self.persist.glob("*.log")
+                 for m in re.findall(r"holder (\d+): listening", log.read_text(errors="replace"))]
+        return pid
+
+    def log(self) -> str:
+        return "".join(log.read_text(errors="replace") for log in self.persist.glob("*.log"))
+
+    def warm_commands(self) -> int:
+        """Commands run by a starter's child (a warm start), as the holders' logs count them."""
+        return sum(len(WARM_LINE.findall(log.read_text(errors="replace"))) for log in self.persist.glob("*.log"))
 
     def end(self) -> None:
         for pid in self.alive():
@@ -152,10 +165,11 @@ def test_a_warm_status_opens_no_new_connection_and_persist_stop_ends_the_holder(
     assert first.returncode == 2, first.stderr  # no supervisor runs there: failed, but reached
     assert "Server Supervisor is not running" in first.stdout
     assert USED_HOLDER in first.stderr
-    [pid] = holders.alive()
+    assert wait_until(lambda: len(holders.alive()) == 2, 60)  # the holder and its starter
     logins = vsshd.logins()
-    second = fleet(lab, env, "status")    # the light path (quick.py): the full CLI's table, to the byte
-    assert second.stdout == first.stdout and second.returncode == 2
+    second = fleet(lab, env, "status")    # a warm start (starter.py), the light path: the CLI's table, to the byte
+    assert second.stdout == first.stdout and second.returncode == 2, second.stderr
+    assert holders.warm_commands() == 1
     assert vsshd.logins() == logins       # sshd accepted no login for the second command
     # Two commands at once share it: each gets every host's own answer (a second connection for a
     # host the other is using at that moment, never the same one twice at once).
@@ -166,19 +180,20 @@ def test_a_warm_status_opens_no_new_connection_and_persist_stop_ends_the_holder(
     for proc in both:
         assert proc.returncode == 2 and [h["reason"] for h in json.loads(proc.stdout)["hosts"]] == [
             "Server Supervisor is not running"] * 2, proc.stderr
+    assert holders.warm_commands() == 3
     stop = fleet(lab, env, "persist", "stop")
-    assert stop.returncode == 0 and f"pid {pid}" in stop.stdout
-    assert wait_until(lambda: not _alive(pid), 60)
-    assert not holders.sockets()
+    assert stop.returncode == 0 and f"pid {holders.holder_pid()}" in stop.stdout
+    assert wait_until(lambda: not holders.alive(), 60)  # the starter goes with its holder
+    assert wait_until(lambda: not holders.sockets(), 60)
     assert "no connection holder" in fleet(lab, env, "persist", "stop").stdout
 
 
 def test_the_holder_leaves_after_its_idle_time_and_nothing_outlives_persist_0(
         lab: Lab, holders: Holders) -> None:
     assert fleet(lab, holders.env(1), "ping").returncode == 0
-    [pid] = holders.pids()
-    assert wait_until(lambda: not _alive(pid), 60)  # 1 s idle, polled generously
-    assert not holders.sockets()
+    assert wait_until(lambda: len(holders.pids()) == 2, 60)  # the holder and its starter
+    assert wait_until(lambda: not holders.alive(), 60)  # 1 s idle, polled generously; the starter with it
+    assert wait_until(lambda: not holders.sockets(), 60)
     off = Holders()
     try:
         assert fleet(lab, off.env(0), "ping").returncode == 0
@@ -210,6 +225,99 @@ def test_a_host_key_changed_while_kept_is_refused_on_the_next_warm_command(
         vsshd.write_known_hosts(vsshd.known_hosts_path)  # the new key, for the tests that follow
 
 
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(stat[1]) == pid and stat[0] != "Z":
+                found.append(int(entry))
+    return found
+
+
+def _ctrl_c_as_on_a_terminal() -> None:
+    """SIGINT as an interactive shell leaves it (a test runner started in the background ignores it)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def test_ctrl_c_reaches_a_warm_command_and_one_killed_is_asked_again_directly(
+        vsshd: LoggingSshServer, tmp_path: Path, holders: Holders) -> None:
+    lab = Lab(vsshd, tmp_path)
+    lab.add_host("w1")
+    env = holders.env(120)
+    assert fleet(lab, env, "ping").returncode == 0  # a holder, and its starter, for this directory
+    assert wait_until(lambda: len(holders.alive()) == 2, 60)
+    [starter] = [pid for pid in holders.alive() if pid != holders.holder_pid()]
+    full = {k: v for k, v in os.environ.items() if k != "SSH_AUTH_SOCK"}
+    full.update(env)
+
+    def warm_status() -> tuple[subprocess.Popen[str], int]:
+        proc = subprocess.Popen([sys.executable, "-m", "imageserving_fleet.fleet.main", "-i", str(lab.inventory()),
+                                 "--ssh-config", str(vsshd.ssh_config_path), "--timeout", "600", "--connect-timeout", "600",
+                                 "--json", "status"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full, cwd=lab.dir,
+                                preexec_fn=_ctrl_c_as_on_a_terminal)
+        assert wait_until(lambda: len(_children(starter)) == 1, 60)  # the command's child, waiting on the host
+        [child] = _children(starter)
+        return proc, child
+
+    with silent_listener() as port:  # a host that never says a word
+        lab.hosts = {"quiet": {**lab.hosts["w1"], "ansible_port": port}}
+        proc, child = warm_status()
+        proc.send_signal(signal.SIGINT)  # what the terminal's Ctrl-C does: to the client only
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 99, err
+        assert "interrupted" in err
+        assert wait_until(lambda: not _alive(child), 60)
+
+        proc, child = warm_status()
+        os.kill(child, signal.SIGKILL)
+    # The port is closed now: the direct run that follows is refused at once, not left waiting.
+    out, err = proc.communicate(timeout=120)
+    assert "ended without an exit status; asking directly" in err
+    assert proc.returncode == 4, err
+    [host] = json.loads(out)["hosts"]
+    assert host["host"] == "quiet" and host["result"] == "unreachable"
+
+
+def test_a_starter_that_dies_costs_cold_starts_never_an_answer(
+        vsshd: LoggingSshServer, tmp_path: Path, holders: Holders) -> None:
+    lab = Lab(vsshd, tmp_path)
+    lab.add_host("s1")
+    env = holders.env(120)
+    assert fleet(lab, env, "ping").returncode == 0
+    assert wait_until(lambda: len(holders.alive()) == 2, 60)
+    [starter] = [pid for pid in holders.alive() if pid != holders.holder_pid()]
+    os.kill(starter, signal.SIGKILL)
+    assert wait_until(lambda: f"starter {starter} ended (signal 9)" in holders.log(), 60), holders.log()
+    assert not list(holders.persist.glob("*.start"))  # no command tries it any more
+    again = fleet(lab, env, "--json", "ping")  # cold, through the holder still
+    assert again.returncode == 0, again.stderr
+    assert holders.warm_commands() == 0 and holders.alive() == [holders.holder_pid()]
+
+
+def test_a_warm_status_on_a_terminal_draws_what_a_cold_one_draws(
+        vsshd: LoggingSshServer, tmp_path: Path, holders: Holders, tmux: Tmux) -> None:
+    """The child writes to the client's own terminal: its colours and width, to the escape sequence."""
+    lab = Lab(vsshd, tmp_path)
+    lab.add_host("t1")
+    inventory = lab.inventory()
+    env = " ".join(f"{k}={v}" for k, v in holders.env(120).items())
+    screens = []
+    for n in (1, 2):  # cold (it starts the holder), then warm
+        tmux.type(f"clear; cd {lab.dir} && env {env} {sys.executable} -m imageserving_fleet.fleet.main "
+                  f"-i {inventory} --ssh-config {vsshd.ssh_config_path} status; echo DONE-$((40+{n}))")
+        done = f"DONE-{40 + n}"  # `clear` wipes the typed line: only the echo can show it
+        assert wait_until(lambda done=done: done in tmux.screen(), 120), tmux.screen()
+        screens.append(tmux.screen(escapes=True))
+    assert holders.warm_commands() == 1
+    assert "\x1b[" in screens[0]  # a terminal gets colours (a pipe would not)
+    assert screens[1].replace("DONE-42", "DONE-41") == screens[0]
+
+
 PROBE = r"""
 import socket, struct, sys, json
 s = socket.socket(socket.AF_UNIX)
@@ -231,24 +339,32 @@ def test_another_user_gets_no_answer_from_this_users_holder(lab: Lab, holders: H
     if os.geteuid() != 0 or not shutil.which("useradd") or not shutil.which("runuser"):
         pytest.skip("needs root, useradd and runuser")
     assert fleet(lab, holders.env(120), "ping").returncode == 0
-    [sock] = holders.sockets()
+    assert wait_until(lambda: len(holders.alive()) == 2, 60)  # the holder and its warm-command starter
+    [sock] = holders.persist.glob("*.sock")
+    [start] = holders.persist.glob("*.start")
     remove_stale_test_users()
     user = f"{PREFIX}{os.getpid()}-{secrets.token_hex(3)}"
     subprocess.run(["useradd", "-M", "-s", "/bin/sh", user], check=True, capture_output=True)
     try:
-        def probe() -> str:
-            return subprocess.run(["runuser", "-u", user, "--", "/usr/bin/python3", "-c", PROBE, str(sock)],
+        def probe(path: Path) -> str:
+            return subprocess.run(["runuser", "-u", user, "--", "/usr/bin/python3", "-c", PROBE, str(path)],
                                   capture_output=True, text=True, timeout=120).stdout
-        assert probe().startswith("connect: 13")  # the 0700 directory: EACCES
-        # Even with the directory and socket opened up by mistake, the holder answers only its own uid.
+        assert probe(sock).startswith("connect: 13")  # the 0700 directory: EACCES
+        assert probe(start).startswith("connect: 13")
+        # Even with the directory and sockets opened up by mistake, each answers only its own uid:
+        # the holder runs nothing, the starter forks no command with the other user's environment.
         Path(holders.dir).chmod(0o711)
         holders.persist.chmod(0o711)
         sock.chmod(0o666)
-        answer = probe().strip()
-        assert answer == "answer: b''" or answer.startswith("closed:"), answer  # never a frame
+        start.chmod(0o666)
+        for path in (sock, start):
+            answer = probe(path).strip()
+            assert answer == "answer: b''" or answer.startswith("closed:"), answer  # never a frame
         log = next(holders.persist.glob("*.log")).read_text()
         uid = int(subprocess.run(["id", "-u", user], capture_output=True, text=True).stdout)
-        assert f"refused a connection from uid {uid}" in log
+        assert f"holder {holders.holder_pid()}: refused a connection from uid {uid}" in log
+        assert re.search(rf"starter \d+: refused a connection from uid {uid}", log), log
+        assert holders.warm_commands() == 0
     finally:
         subprocess.run(["userdel", "-f", user], capture_output=True)
 

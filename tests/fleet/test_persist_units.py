@@ -187,7 +187,7 @@ def fake_holder() -> Iterator[Callable[[Callable[[socket.socket, dict[str, Any]]
     def start(behave: Callable[[socket.socket, dict[str, Any]], None]) -> Place:
         directory = tempfile.mkdtemp(prefix="isp-")
         place = Place(directory, os.path.join(directory, "h.sock"), os.path.join(directory, "h.lock"),
-                      os.path.join(directory, "h.log"))
+                      os.path.join(directory, "h.log"), os.path.join(directory, "h.start"))
         listener = socket.socket(socket.AF_UNIX)
         listener.bind(place.socket)
         listener.listen(4)

@@ -39,7 +39,7 @@ from ..results import HostResult, Result
 from ..runner import Fleet
 from ..ssh import Connector
 from ..target import FleetOptions, Target
-from . import wire
+from . import starter, wire
 from .kept import Kept
 from .place import Place
 
@@ -72,6 +72,7 @@ class HeldFleet(Fleet):
         self.kept, self.conn_key, self.ssh = kept, conn_key, connector
         self._started, self._warn, self.stop = started, warn, stop
         self._lent: dict[str, tuple[Hashable, Any]] = {}
+        self.reused = 0  # hosts served on a kept connection (the holder's log says it per request)
         self._lent_lock = threading.Lock()
 
     def key(self, target: Target) -> Hashable:
@@ -84,6 +85,8 @@ class HeldFleet(Fleet):
         session = self.kept.take(key)
         if session is not None:
             _local.reused = True
+            with self._lent_lock:
+                self.reused += 1
         else:
             session = self.connector.connect(target, deadline)
             self.kept.lend(session)
@@ -128,8 +131,10 @@ class HeldFleet(Fleet):
 class Holder:
     """The accept loop and the state shared by requests: kept sessions and one Connector per SSH option set."""
 
-    def __init__(self, listener: socket.socket, place: Place, idle: float) -> None:
+    def __init__(self, listener: socket.socket, place: Place, idle: float,
+                 started: starter.Started | None = None) -> None:
         self.listener, self.place, self.idle = listener, place, idle
+        self.starter = started  # the warm-command starter this holder forked (starter.py)
         self.kept = Kept(idle)
         self._connectors: dict[Hashable, Connector] = {}
         self._lock = threading.Lock()
@@ -148,8 +153,9 @@ class Holder:
                 if self._active == 0 and quiet_for >= self.idle:
                     break
                 wait = max(0.05, min(self.idle - quiet_for if self._active == 0 else self.idle, 5.0))
-            ready, _, _ = select.select([self.listener], [], [], wait)
-            if ready:
+            watched = [self.listener.fileno()] + ([self.starter.gone] if self.starter is not None else [])
+            ready, _, _ = select.select(watched, [], [], wait)
+            if self.listener.fileno() in ready:
                 try:
                     conn, _ = self.listener.accept()
                 except (BlockingIOError, InterruptedError):
@@ -157,6 +163,10 @@ class Holder:
                 conn.setblocking(True)
                 threading.Thread(target=self._handle, args=(conn,), name="holder-request", daemon=True).start()
             self.kept.reap()
+            if self.starter is not None and self.starter.gone in ready:
+                how = starter.ended(self.starter, self.place)
+                note(f"starter {self.starter.pid} ended ({how}): commands start cold until this holder ends")
+                self.starter = None
         note(f"idle for {self.idle:g}s after {self.served} request(s): exiting")
         self.shutdown()
 
@@ -272,27 +282,23 @@ class Holder:
                           on_result=lambda res: send({"result": wire.result_doc(res)}),
                           started=lambda name: send({"started": name}),
                           warn=lambda text: send({"warn": text}), stop=stop)
-        fleet.run(targets, job)
+        began = time.monotonic()
+        results = fleet.run(targets, job)
         send({"done": True})
+        ok = sum(1 for r in results if r.result is Result.OK)
+        note(f"{job.kind.value} on {len(targets)} host(s) in {time.monotonic() - began:.3f}s: {ok} ok, "
+             f"{fleet.reused} on kept connections")
 
 
 def serve(listener: socket.socket, place: Place, idle: float) -> None:
-    """The holder's life: named for `ps`/`top`, its fd limit raised (a connection is several fds), then serving."""
-    _name_process(b"isf-holder")
+    """The holder's life: its starter forked (before any thread), named for `ps`/`top`, its fd limit raised
+    (a connection is several fds), then serving."""
+    started = starter.start(place)
+    starter.name_process(b"isf-holder")
     from ..fdlimit import raise_fd_limit
 
     raise_fd_limit()
-    Holder(listener, place, idle).serve()
-
-
-def _name_process(name: bytes) -> None:
-    """The process's short name (what `ps -o comm` and `top` show): not the command that started it."""
-    try:
-        import ctypes
-
-        ctypes.CDLL(None).prctl(15, name, 0, 0, 0)  # PR_SET_NAME
-    except (OSError, AttributeError):
-        pass
+    Holder(listener, place, idle, started).serve()
 
 
 def main(argv: list[str]) -> None:
