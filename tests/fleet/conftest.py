@@ -19,6 +19,7 @@ if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
 from imageserving_fleet.fleet.target import FleetOptions  # noqa: E402
+from tests.fleet.fleetlab import Tmux  # noqa: E402
 from tests.sshd import SshServer, sshd_available  # noqa: E402
 
 
@@ -57,3 +58,10 @@ def ssh_config_for(sshd: SshServer, tmp_path: Path) -> Callable[..., Path]:
 def fleet_options(sshd: SshServer) -> FleetOptions:
     """Options that reach the test sshd with its user key and its known_hosts, policy reject."""
     return FleetOptions(ssh_config=str(sshd.ssh_config_path), connect_timeout=5.0)
+
+
+@pytest.fixture
+def tmux() -> Iterator[Tmux]:
+    """A terminal (tmux, 200x40) running a clean bash; skips when tmux is not installed."""
+    with Tmux.session() as t:
+        yield t

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -154,3 +157,39 @@ def wait_until(condition: Callable[[], object], seconds: float = 60.0, every: fl
             return False
         time.sleep(every)
     return True
+
+
+TMUX = shutil.which("tmux")
+
+
+class Tmux:
+    """A detached tmux session running a clean bash: a terminal a test types into and reads, as a person would."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __call__(self, *args: str) -> str:
+        return subprocess.run([str(TMUX), *args], capture_output=True, text=True, timeout=30, check=True).stdout
+
+    def screen(self, *, escapes: bool = False) -> str:
+        """What the pane shows; with escapes, its colours and attributes too (capture-pane -e)."""
+        return self("capture-pane", "-p", *(["-e"] if escapes else []), "-t", self.name)
+
+    def type(self, line: str) -> None:
+        self("send-keys", "-t", self.name, line, "Enter")
+
+    @classmethod
+    @contextmanager
+    def session(cls, width: int = 200, height: int = 40) -> Iterator[Tmux]:
+        """A new session (skips the test when tmux is not installed), killed at the end."""
+        if not TMUX:
+            pytest.skip("tmux is not installed")
+        t = cls(f"t-{os.getpid()}-{time.monotonic_ns()}")
+        env = {k: v for k, v in os.environ.items() if k not in ("SSH_AUTH_SOCK", "TMUX")}
+        subprocess.run([TMUX, "new-session", "-d", "-s", t.name, "-x", str(width), "-y", str(height), "env", "-i",
+                        f"PATH={env.get('PATH', '')}", f"HOME={env.get('HOME', '/root')}", "TERM=xterm-256color",
+                        "bash", "--norc", "--noprofile"], check=True, timeout=30, env=env)
+        try:
+            yield t
+        finally:
+            subprocess.run([TMUX, "kill-session", "-t", t.name], capture_output=True, timeout=30)

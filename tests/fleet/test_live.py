@@ -30,10 +30,10 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.fleet.fleetlab import Lab, free_port
+from tests.fleet.fleetlab import Lab, Tmux, free_port
 from tests.sshd import SshServer, closed_port, silent_listener
 
-PROMETHEUS, PROMTOOL, TMUX = "/usr/bin/prometheus", "/usr/bin/promtool", shutil.which("tmux")
+PROMETHEUS, PROMTOOL = "/usr/bin/prometheus", "/usr/bin/promtool"
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if os.access("/usr/bin/chromium", os.X_OK) else None)
 GOOD = ("h1", "h2", "h3")
 COMPONENTS = ("is", "svg", "ps")
@@ -403,32 +403,6 @@ def test_sighup_rereads_the_inventory_and_a_killed_supervisor_reaches_notify(
 def test_watch_without_a_terminal_is_a_usage_error(lab: Lab) -> None:
     proc = lab.fleet("status", "--watch")
     assert proc.returncode == 5 and "needs a terminal" in proc.stderr
-
-
-class Tmux:
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def __call__(self, *args: str) -> str:
-        return subprocess.run([str(TMUX), *args], capture_output=True, text=True, timeout=30, check=True).stdout
-
-    def screen(self) -> str:
-        return self("capture-pane", "-p", "-t", self.name)
-
-
-@pytest.fixture
-def tmux(tmp_path: Path) -> Iterator[Tmux]:
-    if not TMUX:
-        pytest.skip("tmux is not installed")
-    t = Tmux(f"watch-{os.getpid()}-{time.monotonic_ns()}")
-    env = {k: v for k, v in os.environ.items() if k not in ("SSH_AUTH_SOCK", "TMUX")}
-    subprocess.run([TMUX, "new-session", "-d", "-s", t.name, "-x", "200", "-y", "40", "env", "-i",
-                    f"PATH={env.get('PATH', '')}", f"HOME={env.get('HOME', '/root')}", "TERM=xterm-256color",
-                    "bash", "--norc", "--noprofile"], check=True, timeout=30, env=env)
-    try:
-        yield t
-    finally:
-        subprocess.run([TMUX, "kill-session", "-t", t.name], capture_output=True, timeout=30)
 
 
 def column_text(screen: str, host: str, column: str) -> str:
