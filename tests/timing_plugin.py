@@ -115,15 +115,23 @@ class TimingPlugin:
                         spawned.add(popen.pid)
 
         subprocess.Popen._execute_child = execute_child  # type: ignore[attr-defined]
-        original_fork = os.fork
+        original_fork, original_forkpty = os.fork, os.forkpty
 
         def fork() -> int:
-            pid = original_fork()
-            if pid:
-                spawned.add(pid)
+            with lock:
+                pid = original_fork()
+                if pid:
+                    spawned.add(pid)
             return pid
 
-        os.fork = fork
+        def forkpty() -> tuple[int, int]:  # pty.fork(): a test's controller on a terminal (test_become -K)
+            with lock:
+                pid, fd = original_forkpty()
+                if pid:
+                    spawned.add(pid)
+            return pid, fd
+
+        os.fork, os.forkpty = fork, forkpty
         import multiprocessing.util as mp_util  # spawn/forkserver start their processes through this
 
         original_spawnv = mp_util.spawnv_passfds

@@ -60,13 +60,13 @@ def test_start_status_restart_one_component_stop(lab: Lab) -> None:
 
 
 def test_rolling_restart_goes_batch_by_batch(lab: Lab) -> None:
-    names = ["r1", "r2", "r3", "r4"]
+    names = ["r1", "r2", "r3"]  # a batch of two, then the rest
     for name in names:
         lab.add_host(name)
     assert lab.fleet_json("start")[0] == 0
     proc = lab.fleet("restart", "--serial", "2")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "batch 1/2: r1, r2" in proc.stderr and "batch 2/2: r3, r4" in proc.stderr
+    assert "batch 1/2: r1, r2" in proc.stderr and "batch 2/2: r3" in proc.stderr
     stamp = re.compile(r"^(\S+) is STARTING -> RUNNING", re.M)
 
     def last_running(name: str) -> str:
@@ -76,7 +76,7 @@ def test_rolling_restart_goes_batch_by_batch(lab: Lab) -> None:
         return re.findall(r"^(\S+) supervisor pid \d+ exiting", lab.log(name), re.M)[-1]
 
     # The second batch was stopped only after the first batch was up again.
-    assert max(last_running("r1"), last_running("r2")) < min(stop_began("r3"), stop_began("r4"))
+    assert max(last_running("r1"), last_running("r2")) < stop_began("r3")
 
 
 def test_rolling_restart_supervisor_keeps_every_component(lab: Lab) -> None:

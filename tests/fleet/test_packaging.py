@@ -110,9 +110,17 @@ def test_agent_requirements_from_wheel_metadata(requires_dist: list[str], expect
 # ------------------------------------------------------------------ a newcomer's install
 
 
+def _pip(venv: Path) -> list[str]:
+    """This environment's pip, acting on `venv`."""
+    return [sys.executable, "-m", "pip", "--python", str(venv / "bin/python")]
+
+
 @pytest.fixture(scope="module")
 def fresh_install(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """`python3 -m venv v && v/bin/pip install .` from a copy of this tree (no build/ left in it)."""
+    """`python3 -m venv v && v/bin/pip install .` from a copy of this tree (no build/ left in it).
+
+    The venv is made without its own pip and this environment's pip installs into it (`pip
+    --python`): the same resolution of the same requirements, without ensurepip's 3.5 s of CPU."""
     work = tmp_path_factory.mktemp("newcomer")
     work.chmod(0o755)
     source = work / "src"
@@ -120,9 +128,9 @@ def fresh_install(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache",
         ".hypothesis"))
     python3 = shutil.which("python3") or sys.executable
-    subprocess.run([python3, "-m", "venv", "v"], cwd=work, check=True, capture_output=True, timeout=300)
+    subprocess.run([python3, "-m", "venv", "--without-pip", "v"], cwd=work, check=True, capture_output=True, timeout=300)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    proc = subprocess.run([str(work / "v/bin/pip"), "install", "-q", "."], cwd=source, capture_output=True, text=True,
+    proc = subprocess.run([*_pip(work / "v"), "install", "-q", "."], cwd=source, capture_output=True, text=True,
                           timeout=900, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     yield work / "v"
@@ -159,7 +167,7 @@ def test_a_plain_install_runs_the_fleet_against_ssh_hosts(fresh_install: Path, s
         assert where.startswith(str(venv))
 
         # A broken environment: paramiko removed. Said once, with the fix, before any host; exit 1.
-        subprocess.run([str(venv / "bin/pip"), "uninstall", "-q", "-y", "paramiko"], check=True, capture_output=True,
+        subprocess.run([*_pip(venv), "uninstall", "-q", "-y", "paramiko"], check=True, capture_output=True,
                        timeout=300, env=env)
         proc = run("status")
         assert proc.returncode == 1 and proc.stdout == "", (proc.stdout, proc.stderr)
