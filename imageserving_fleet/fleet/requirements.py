@@ -56,7 +56,12 @@ def require(modules: Sequence[str]) -> None:
     missing: list[tuple[str, BaseException]] = []
     for module in modules:
         try:
-            importlib.import_module(module)
+            if module == "paramiko":  # through its one loader (ssh/base.py: logging quieted, invoke deferred)
+                from .ssh.base import load_paramiko
+
+                load_paramiko()
+            else:
+                importlib.import_module(module)
         except ImportError as exc:  # ModuleNotFoundError, or a broken install of it
             missing.append((module, exc))
     if missing:

@@ -72,3 +72,26 @@ def test_settings_follow_include(tmp_path: Path) -> None:  # through the Connect
     config.write_text(f"Include {tmp_path}/conf.d/*.conf\nHost *\n    Port 22\n")
     connector = Connector(FleetOptions(ssh_config=str(config)))
     assert connector.settings(make_target("inc", {}, NO_OPTIONS)).port == 2345
+
+
+def test_paramiko_loads_without_invoke_and_match_exec_still_runs_its_command(tmp_path: Path) -> None:
+    """invoke (asyncio, unittest.mock) is imported only when a `Match exec` is evaluated: a fresh
+    interpreter, as a controller starts."""
+    import subprocess
+    import sys
+
+    marker = tmp_path / "ran"
+    config = tmp_path / "config"
+    config.write_text(f'Match exec "touch {marker}"\n    User matched\n')
+    script = f"""
+import sys
+from imageserving_fleet.fleet.ssh.base import load_paramiko
+from imageserving_fleet.fleet.ssh.config import SshConfigFiles
+load_paramiko()
+print("before", "invoke.context" in sys.modules, "asyncio" in sys.modules)
+print("user", SshConfigFiles({str(config)!r}).lookup(None, "web").get("user"))
+print("after", "invoke.context" in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == ["before False False", "user matched", "after True"], out
+    assert marker.exists()
