@@ -279,21 +279,42 @@ def tree_cpu(roots: Sequence[int]) -> float:
     return total
 
 
+def _tree_pids(pid: int) -> list[int]:
+    """pid and its descendants, walked down through /proc/PID/task/TID/children.
+
+    Only the tree is read: psutil's children(recursive=True) reads every process's stat (the 200
+    or 500 sshd sessions and supervisors of the fleet under test too), every 50 ms, on the same two
+    cores as the tool being measured.
+    """
+    out, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        out.append(current)
+        try:
+            tasks = os.listdir(f"/proc/{current}/task")
+        except OSError:
+            continue
+        for tid in tasks:
+            try:
+                with open(f"/proc/{current}/task/{tid}/children") as f:
+                    todo.extend(int(c) for c in f.read().split())
+            except OSError:
+                pass
+    return out
+
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
 def _tree_sample(pid: int) -> tuple[int, int]:
     """(RSS bytes, open fds) summed over pid and its descendants; (0, 0) once it is gone."""
-    import psutil
-
-    try:
-        root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return 0, 0
     rss = fds = 0
-    for p in procs:
+    for p in _tree_pids(pid):
         try:
-            rss += p.memory_info().rss
-            fds += p.num_fds()
-        except psutil.Error:
+            with open(f"/proc/{p}/statm") as f:
+                rss += int(f.read().split()[1]) * PAGE
+            fds += len(os.listdir(f"/proc/{p}/fd"))
+        except (OSError, ValueError, IndexError):
             pass
     return rss, fds
 
@@ -1202,9 +1223,10 @@ NOTES = """
 - **Controller figures**: wall = spawn to exit of the tool's process (interpreter start and imports
   included); CPU = user + system of the tool's process tree (`os.wait4`, which includes reaped children:
   ssh clients under xargs, Ansible's forked workers); peak RSS (largest process) = `ru_maxrss` from
-  `wait4`; tree RSS and fds = sum over the process tree, sampled every 50 ms with psutil (a short run can
-  slip between samples). sshd and the agents are the "remote" side and are not counted, but they share the
-  2 cores with the controller.
+  `wait4`; tree RSS and fds = sum over the process tree, sampled every 50 ms from /proc, reading only
+  the tree (through /proc/PID/task/TID/children; a short run can slip between samples). sshd and
+  the agents are the "remote" side and are not counted, but they share the 2 cores with the
+  controller.
 - **File descriptors**: every tool starts with `RLIMIT_NOFILE` soft {soft} (a stock default; hard {hard}).
   imageserving-fleet lifts its soft limit to the hard one at start (commands/run.py `_raise_fd_limit`).
 - **What bounds the figures**: on 2 shared cores the run is CPU-bound. Per host, sshd's fork + re-exec +
