@@ -237,9 +237,10 @@ def _listdir(path: str) -> list[str]:
 def tree_cpu(roots: Sequence[int]) -> float:
     """CPU seconds ever used by these processes and all their descendants, live or reaped.
 
-    A live process's own time from /proc/PID/schedstat (nanoseconds: utime and stime are whole
-    clock ticks, which would drop up to 10 ms per live process), plus cutime+cstime, where a reaped
-    child's time goes: so the sum moves only by work done.
+    A live process's own time from its threads' /proc/PID/task/TID/schedstat (nanoseconds: utime
+    and stime are whole clock ticks, which would drop up to 10 ms per live process), or its ticks
+    when they say more (threads that have ended are only there), plus cutime+cstime, where a
+    reaped child's time goes: so the sum moves only by work done.
     """
     tick = os.sysconf("SC_CLK_TCK")
     parent: dict[int, int] = {}
@@ -260,7 +261,9 @@ def tree_cpu(roots: Sequence[int]) -> float:
             for task in tasks:  # schedstat is per thread
                 with open(f"/proc/{task}/schedstat", "rb") as fh:
                     precise += int(fh.read().split()[0])
-            own = precise / 1e9
+            # The live threads' time, but never less than the process's ticks: those also hold its
+            # threads that have ended (a holder's per-host threads), which no schedstat still shows.
+            own = max(own, precise / 1e9)
         except (OSError, ValueError, IndexError):
             pass
         parent[int(entry)] = int(fields[1])
