@@ -8,6 +8,7 @@ blocks under `if TYPE_CHECKING:` do not, as they never run. Relative imports are
 from __future__ import annotations
 
 import ast
+import functools
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -128,7 +129,11 @@ def path_through(edges: dict[str, set[str]], component: list[str]) -> list[str]:
         seen.add(nxt)
 
 
-GRAPH = graph()
+
+@functools.cache
+def package_graph() -> dict[str, set[str]]:
+    """The package's graph, read once and only by a test that needs it (not at every worker's collection)."""
+    return graph()
 
 
 # ------------------------------------------------------------------ the parts, on small trees
@@ -165,24 +170,24 @@ def test_a_cycle_through_a_function_level_import_is_found(tmp_path: Path) -> Non
 
 # ------------------------------------------------------------------ the package
 def test_the_graph_is_read() -> None:
-    assert f"{AGENT}.client" in GRAPH[f"{AGENT}.control"]
-    assert len(GRAPH) > 100
+    assert f"{AGENT}.client" in package_graph()[f"{AGENT}.control"]
+    assert len(package_graph()) > 100
 
 
 def test_no_import_cycle() -> None:
-    found = [" -> ".join(path_through(GRAPH, c)) for c in cycles(GRAPH)]
+    found = [" -> ".join(path_through(package_graph(), c)) for c in cycles(package_graph())]
     assert not found, "import cycles:\n" + "\n".join(found)
 
 
 @pytest.mark.parametrize(("side", "other"), [(AGENT, FLEET), (FLEET, AGENT)])
 def test_neither_program_imports_the_other(side: str, other: str) -> None:
-    reach = sorted(f"{m} -> {t}" for m, targets in GRAPH.items() if m == side or m.startswith(side + ".")
+    reach = sorted(f"{m} -> {t}" for m, targets in package_graph().items() if m == side or m.startswith(side + ".")
                    for t in targets if t == other or t.startswith(other + "."))
     assert not reach, f"{side} imports {other}:\n" + "\n".join(reach)
 
 
 def test_shared_modules_import_neither_program() -> None:
     """What both programs import (errors, schema, home, protocol, metrics...) must not pull either in."""
-    shared = [m for m in GRAPH if m != PACKAGE and m.count(".") == 1 and m not in (AGENT, FLEET)]
-    reach = sorted(f"{m} -> {t}" for m in shared for t in GRAPH[m] if t.startswith((AGENT, FLEET)))
+    shared = [m for m in package_graph() if m != PACKAGE and m.count(".") == 1 and m not in (AGENT, FLEET)]
+    reach = sorted(f"{m} -> {t}" for m in shared for t in package_graph()[m] if t.startswith((AGENT, FLEET)))
     assert len(shared) >= 10 and not reach, "\n".join(reach)

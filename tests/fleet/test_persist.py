@@ -48,16 +48,7 @@ class LoggingSshServer(SshServer):
     def sessions(self) -> list[int]:
         """The pids of sshd's per-connection children (one per open SSH connection)."""
         assert self.process is not None
-        found = []
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                try:
-                    fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-                except OSError:
-                    continue
-                if int(fields[1]) == self.process.pid:
-                    found.append(int(entry))
-        return found
+        return _children(self.process.pid)
 
     def restart_with_a_new_host_key(self) -> None:
         """Ends every connection, then serves on the same port with another host key."""
@@ -226,6 +217,7 @@ def test_a_host_key_changed_while_kept_is_refused_on_the_next_warm_command(
 
 
 def _children(pid: int) -> list[int]:
+    """The live (not zombie) children of `pid`."""
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
