@@ -26,11 +26,11 @@ from ...schema import parse_status
 from ..jobs import Job, Kind
 from ..results import HostResult, Result, Via
 from ..target import FleetOptions, Target
+from .thin import peer_uid  # noqa: F401 - one home (thin.py, which must stay light); the holder and client read it here
 
 VERSION = 1
 MAX_FRAME = 64 * 2**20      # a 5,000-host request or a status document with its logs fits easily
 _HEADER = struct.Struct(">I")
-_CRED = struct.Struct("3i")   # struct ucred: pid, uid, gid
 
 
 class WireError(HolderError):
@@ -71,12 +71,6 @@ def receive(sock: socket.socket) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise WireError("frame is not a JSON object")
     return obj
-
-
-def peer_uid(sock: socket.socket) -> int:
-    """The uid of the process at the other end of a unix socket, as the kernel says (SO_PEERCRED)."""
-    _, uid, _ = _CRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _CRED.size))
-    return int(uid)
 
 
 # ------------------------------------------------------------------ settings and targets
